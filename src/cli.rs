@@ -1,0 +1,270 @@
+//! The `ia-rct` command line: `serve`, `migrate` and `token`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::auth::{TokenSpec, generate_token};
+use crate::config::{DEFAULT_BODY_LIMIT, HttpConfig};
+use crate::domain::{FylkeCode, Role};
+use crate::http::{self, AppState};
+use crate::storage::{self, NewAuditEntry, NewToken, StoreOptions, TokenInfo, redact_url};
+
+/// ia-rct: NAV's randomized trial of arbeidsformer against sickness absence.
+#[derive(Debug, Parser)]
+#[command(name = "ia-rct", version, about, long_about = None)]
+pub struct Cli {
+    /// Database URL: `sqlite://PATH` (created on first use) or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "IA_RCT_DATABASE_URL",
+        default_value = "sqlite://ia-rct.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Log format on stderr.
+    #[arg(long, env = "IA_RCT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Fault injection for crash tests only: pause this many milliseconds inside every write
+    /// transaction before it commits.
+    #[arg(
+        long,
+        env = "IA_RCT_FAULT_PAUSE_IN_WRITE_MS",
+        hide = true,
+        global = true
+    )]
+    pub fault_pause_in_write_ms: Option<u64>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (applies migrations first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create, list and revoke bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "IA_RCT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Largest JSON request body in bytes; larger ones get 413.
+    #[arg(long, env = "IA_RCT_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret once (on stdout; everything else goes to stderr).
+    Create {
+        /// direktorat, fylke or forsker.
+        #[arg(long)]
+        role: Role,
+        /// The 2-digit fylke code a fylke token is bound to (e.g. 46 for Vestland).
+        #[arg(long)]
+        fylke: Option<FylkeCode>,
+        /// A name, unique among active tokens (e.g. "NAV Vestland").
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke {
+        /// The token's id (from `token list`).
+        id: i64,
+    },
+}
+
+/// Sets up logging on stderr.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Whatever stops the command, with context for the user.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let options = StoreOptions {
+        pause_in_write: cli.fault_pause_in_write_ms.map(Duration::from_millis),
+    };
+    let url = cli.database_url.as_str();
+    let store = storage::connect(url, options)
+        .await
+        .with_context(|| format!("could not open the database at {}", redact_url(url)))?;
+    let result = match cli.command {
+        Command::Migrate => {
+            eprintln!("migrations applied to {}", redact_url(url));
+            Ok(())
+        }
+        Command::Serve(args) => serve(store.clone(), args).await,
+        Command::Token(command) => token(store.as_ref(), command).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn serve(store: std::sync::Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("could not listen on {}", args.bind))?;
+    let addr = listener.local_addr().context("listener has no address")?;
+    let config = HttpConfig {
+        bind: addr,
+        body_limit: args.body_limit,
+    };
+    tracing::info!(%addr, backend = ?store.backend(), "listening");
+    // One line on stdout that scripts (and the tests) can read the address from.
+    println!("ia-rct listening on http://{addr}");
+    std::io::stdout().flush().ok();
+    http::serve(listener, AppState::new(store, config), shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+async fn token(store: &dyn storage::Store, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { role, fylke, name } => {
+            let spec = TokenSpec::new(&name, role, fylke)
+                .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field()))?;
+            let generated = generate_token()?;
+            let new = NewToken {
+                name: spec.name,
+                role: spec.role,
+                fylke: spec.fylke,
+                hash: generated.hash,
+                created_by: cli_actor(),
+            };
+            let mut audit = NewAuditEntry::now("CLI", "token create", "ia-rct token create");
+            audit.status = 201;
+            audit.detail = Some(format!("by {}", cli_actor()));
+            let info = store.create_token(&new, &audit).await?;
+            eprintln!(
+                "Created token {} \"{}\" (role {}{}). Store the secret now; it is not shown again:",
+                info.id,
+                info.name,
+                info.role,
+                info.fylke
+                    .map(|f| format!(", fylke {f} {}", f.name()))
+                    .unwrap_or_default()
+            );
+            println!("{}", generated.secret);
+            Ok(())
+        }
+        TokenCommand::List { json } => {
+            let tokens = store.list_tokens().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                print_token_table(&tokens);
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            let mut audit = NewAuditEntry::now("CLI", "token revoke", "ia-rct token revoke");
+            audit.detail = Some(format!("by {}", cli_actor()));
+            match store.revoke_token(id, &cli_actor(), &audit).await {
+                Ok(info) => {
+                    eprintln!("Revoked token {} \"{}\".", info.id, info.name);
+                    Ok(())
+                }
+                Err(storage::StoreError::NotFound) => {
+                    bail!("no token has id {id}; `ia-rct token list` shows them")
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn print_token_table(tokens: &[TokenInfo]) {
+    println!(
+        "{:>4}  {:<30}  {:<10}  {:<5}  {:<25}  REVOKED",
+        "ID", "NAME", "ROLE", "FYLKE", "CREATED"
+    );
+    for t in tokens {
+        println!(
+            "{:>4}  {:<30}  {:<10}  {:<5}  {:<25}  {}",
+            t.id,
+            t.name,
+            t.role,
+            t.fylke.map(|f| f.as_str()).unwrap_or("-"),
+            t.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            t.revoked_at
+                .map(|r| r.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "-".to_owned())
+        );
+    }
+}

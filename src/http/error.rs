@@ -1,0 +1,274 @@
+//! One error type for the HTTP boundary and the one JSON envelope every error is sent in:
+//! `{"error": {"code": "...", "message": "...", "details": {...}}}`.
+//!
+//! Messages say what to do. Internal errors (5xx) are sent as a generic message with the request
+//! id; their cause is logged once, by [`super::middleware::log_internal_errors`], never sent.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::storage::StoreError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 401: no token, a malformed token, or a token that is unknown or revoked.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: the token's role (or fylke) does not admit this request.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such route or object.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 409: the request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than the configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415: the body is not in a format this route accepts.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 400: the body could not be parsed at all.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 422: the request parsed but a field is invalid; `details` names it.
+    #[error("{message}")]
+    Invalid {
+        /// What is wrong, in words.
+        message: String,
+        /// Machine-readable pointers (`field`, `row`, `value`, …).
+        details: Value,
+    },
+    /// 503: the database is not reachable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; the cause is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// The error inside the envelope.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code (`unauthenticated`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `bad_request`, `invalid`, `unavailable`, `internal`).
+    pub code: String,
+    /// What went wrong and what to do about it.
+    pub message: String,
+    /// Structured details: the field, row or value at fault; the request id of a 5xx.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// Marks a response that carries an internal error, so the logging middleware can log its cause
+/// with the request id.
+#[derive(Debug, Clone)]
+pub struct InternalError(pub String);
+
+/// The message of an error response, kept beside the body for the audit log's `detail`.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage(pub String);
+
+impl ApiError {
+    /// A 422 naming one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            message: message.into(),
+            details: json!({ "field": field }),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code in the envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Invalid { .. } => "invalid",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Builds an envelope response.
+pub fn envelope(status: StatusCode, code: &str, message: &str, details: Value) -> Response {
+    let body = ErrorEnvelope {
+        error: ErrorBody {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            details,
+        },
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(ErrorMessage(message.to_owned()));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+        match self {
+            ApiError::Internal(cause) => {
+                let mut response = envelope(
+                    status,
+                    code,
+                    "the service failed to handle this request; it has been logged. \
+                     Quote the request id when reporting it",
+                    json!({}),
+                );
+                response.extensions_mut().insert(InternalError(cause));
+                response
+            }
+            ApiError::Invalid { message, details } => envelope(status, code, &message, details),
+            other => envelope(status, code, &other.to_string(), json!({})),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("no such object".to_owned()),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Unavailable(_) => ApiError::Unavailable(
+                "the database is not reachable right now; try again shortly".to_owned(),
+            ),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let text = rejection.body_text();
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "send the body as JSON with the header `Content-Type: application/json`".to_owned(),
+            ),
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::BadRequest(format!("the body is not valid JSON: {text}"))
+            }
+            JsonRejection::JsonDataError(_) => ApiError::Invalid {
+                message: text,
+                details: json!({}),
+            },
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
+                format!("the body is larger than this service accepts for this route: {text}"),
+            ),
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+/// `axum::Json` whose rejections are [`ApiError`]s in the envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// `axum::extract::Query` whose rejections are 422s in the envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| ApiError::Invalid {
+                message: e.body_text(),
+                details: json!({ "in": "query" }),
+            })
+    }
+}
+
+/// `axum::extract::Path` whose rejections are 422s in the envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e: PathRejection| ApiError::Invalid {
+                message: e.body_text(),
+                details: json!({ "in": "path" }),
+            })
+    }
+}

@@ -1,0 +1,193 @@
+//! The HTTP API (axum). Handlers are thin: parse, check, call the store, answer.
+//!
+//! Every route under `/v1` is authenticated and audited ([`middleware::authenticate_and_audit`])
+//! and declares the roles it admits ([`routes::Admit::admit`]); the OpenAPI document at
+//! `/openapi.json` is generated from the same declarations.
+
+mod audit;
+pub mod error;
+mod health;
+pub mod middleware;
+pub mod routes;
+mod tokens;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::HttpConfig;
+use crate::domain::Role;
+use crate::storage::Store;
+use error::envelope;
+use middleware::REQUEST_ID_HEADER;
+use routes::Admit;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// How the service runs.
+    pub config: Arc<HttpConfig>,
+}
+
+impl AppState {
+    /// State over a store and a configuration.
+    pub fn new(store: Arc<dyn Store>, config: HttpConfig) -> Self {
+        AppState {
+            store,
+            config: Arc::new(config),
+        }
+    }
+}
+
+const DIREKTORAT: &[Role] = &[Role::Direktorat];
+const EVERY_ROLE: &[Role] = Role::ALL;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ia-rct",
+        description = "Randomized trial of NAV's arbeidsformer against sickness absence: protocols, \
+                       enrollment, randomization, NAV statistics and effect estimates. \
+                       Authenticate with `Authorization: Bearer iarct_…`; each operation lists the \
+                       roles it admits in `x-ia-rct-roles`. Errors share one envelope: \
+                       `{\"error\": {\"code\", \"message\", \"details\"}}`."
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "tokens", description = "Bearer tokens and roles"),
+        (name = "audit", description = "The append-only audit log"),
+        (name = "probes", description = "Liveness, readiness and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from `ia-rct token create` or POST /v1/tokens",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The authenticated, audited API under `/v1`.
+fn v1(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tokens::list_tokens, tokens::create_token).admit(DIREKTORAT))
+        .routes(routes!(tokens::revoke_token).admit(DIREKTORAT))
+        .routes(routes!(tokens::whoami).admit(EVERY_ROLE))
+        .routes(routes!(audit::list_audit).admit(DIREKTORAT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate_and_audit,
+        ))
+}
+
+/// The whole application with its OpenAPI document, before the cross-cutting layers.
+pub fn router_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::openapi_json))
+        .merge(v1(state))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    router_and_openapi(state).1
+}
+
+/// The application: every route, with request ids, tracing, error logging, panic catching and the
+/// body limit.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = router_and_openapi(&state);
+    let body_limit = state.config.body_limit;
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(Arc::new(doc)))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::log_internal_errors))
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), %request_id)
+        }))
+        .layer(SetRequestIdLayer::new(
+            HeaderName::from_static(REQUEST_ID_HEADER),
+            MakeRequestUuid,
+        ))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    envelope(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!(
+            "no route {} {}; GET /openapi.json lists every route",
+            req.method(),
+            req.uri().path()
+        ),
+        json!({}),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    envelope(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!(
+            "{} is not allowed on {}; GET /openapi.json lists the methods of every route",
+            req.method(),
+            req.uri().path()
+        ),
+        json!({}),
+    )
+}
+
+/// Serves the application on a bound listener until `shutdown` resolves, then stops accepting
+/// connections and finishes the requests in flight.
+///
+/// # Errors
+/// An I/O error from the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

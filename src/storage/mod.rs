@@ -1,0 +1,403 @@
+//! Persistence: one [`Store`] interface with a SQLite and a PostgreSQL implementation.
+//!
+//! The URL picks the backend: `sqlite://…` (the embedded default) or `postgres://…`. Both run the
+//! same SQL with `$n` placeholders wherever the dialects agree; each has its own migration folder
+//! (`src/storage/migrations/{sqlite,postgres}`), kept in step. Every method that changes state runs
+//! in one transaction, and writes its audit row inside that same transaction, so a state change
+//! and its audit record are committed together or not at all.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::domain::{FylkeCode, Role};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The requested row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The write conflicts with what is stored (a unique name, a state that forbids the change).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database URL is not one ia-rct can use.
+    #[error("{0}")]
+    BadUrl(String),
+    /// The database is not reachable or not usable right now.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value does not parse as its domain type (the database was edited by hand).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded SQLite (the default).
+    Sqlite,
+    /// PostgreSQL (production).
+    Postgres,
+}
+
+/// Options that apply to either backend.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Fault injection for crash and shutdown tests: sleep this long inside every write transaction,
+    /// after its first statement and before commit, logging a warning when the pause starts.
+    /// Never set in production; set from `IA_RCT_FAULT_PAUSE_IN_WRITE_MS`.
+    pub pause_in_write: Option<Duration>,
+}
+
+/// A token as stored, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// The token's id (used to revoke it).
+    pub id: i64,
+    /// A human name, unique among active tokens (e.g. "NAV Vestland").
+    pub name: String,
+    /// The token's role.
+    pub role: Role,
+    /// The fylke a `fylke` token is bound to.
+    #[schema(value_type = Option<String>, example = "46")]
+    pub fylke: Option<FylkeCode>,
+    /// When the token was created.
+    pub created_at: DateTime<Utc>,
+    /// Who created it (a token name, or `cli` for `ia-rct token create`).
+    pub created_by: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
+}
+
+impl TokenInfo {
+    /// The caller this token identifies.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            token_id: self.id,
+            name: self.name.clone(),
+            role: self.role,
+            fylke: self.fylke,
+        }
+    }
+}
+
+/// A token to create: everything but the id and timestamps.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Human name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Fylke binding (required for, and only for, the `fylke` role).
+    pub fylke: Option<FylkeCode>,
+    /// SHA-256 of the secret, hex.
+    pub hash: String,
+    /// Who creates it.
+    pub created_by: String,
+}
+
+/// The outcome recorded for an audited action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditResult {
+    /// The action was allowed and succeeded.
+    Permitted,
+    /// The caller was not authenticated or not allowed (401/403).
+    Denied,
+    /// The action was allowed but failed (bad input, conflict, server error).
+    Failed,
+}
+
+impl AuditResult {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditResult::Permitted => "permitted",
+            AuditResult::Denied => "denied",
+            AuditResult::Failed => "failed",
+        }
+    }
+
+    /// The result an HTTP status stands for.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            200..=399 => AuditResult::Permitted,
+            401 | 403 => AuditResult::Denied,
+            _ => AuditResult::Failed,
+        }
+    }
+}
+
+/// One row to append to the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    /// When (UTC, microsecond precision so both backends store the same value).
+    pub at: DateTime<Utc>,
+    /// The request id (`x-request-id`), if the action came over HTTP.
+    pub request_id: Option<String>,
+    /// The acting token, if one was presented and valid.
+    pub actor: Option<Caller>,
+    /// The HTTP method, or `CLI` for the command line.
+    pub method: String,
+    /// The route template (`/v1/tokens/{id}/revoke`) or CLI command (`token create`).
+    pub route: String,
+    /// The concrete path requested.
+    pub path: String,
+    /// The trial the action concerns, if any.
+    pub trial_id: Option<String>,
+    /// Ids of the objects read or changed.
+    pub object_ids: Vec<String>,
+    /// Permitted, denied or failed.
+    pub result: AuditResult,
+    /// The HTTP status returned (the command line records the status the same action would have had).
+    pub status: u16,
+    /// A short human note (why it was denied or failed).
+    pub detail: Option<String>,
+}
+
+impl NewAuditEntry {
+    /// An entry stamped now, with no actor, trial or objects yet.
+    pub fn now(method: &str, route: &str, path: &str) -> Self {
+        NewAuditEntry {
+            at: now(),
+            request_id: None,
+            actor: None,
+            method: method.to_owned(),
+            route: route.to_owned(),
+            path: path.to_owned(),
+            trial_id: None,
+            object_ids: Vec::new(),
+            result: AuditResult::Permitted,
+            status: 200,
+            detail: None,
+        }
+    }
+}
+
+/// One row of the audit log, as read back.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// Monotonically increasing id; never reused.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The request id, if over HTTP.
+    pub request_id: Option<String>,
+    /// The acting token's id.
+    pub actor_token_id: Option<i64>,
+    /// The acting token's name.
+    pub actor_name: Option<String>,
+    /// The acting token's role.
+    pub actor_role: Option<Role>,
+    /// The acting token's fylke.
+    #[schema(value_type = Option<String>)]
+    pub actor_fylke: Option<FylkeCode>,
+    /// HTTP method or `CLI`.
+    pub method: String,
+    /// Route template or CLI command.
+    pub route: String,
+    /// Concrete path.
+    pub path: String,
+    /// Trial concerned.
+    pub trial_id: Option<String>,
+    /// Objects read or changed.
+    pub object_ids: Vec<String>,
+    /// Permitted, denied or failed.
+    pub result: AuditResult,
+    /// HTTP status (the command line records the status it would have had: 200/201 or 4xx).
+    pub status: u16,
+    /// Why, when denied or failed.
+    pub detail: Option<String>,
+}
+
+/// Filters and a cursor for reading the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only entries with an id below this (the cursor from the previous page).
+    pub before_id: Option<i64>,
+    /// Only this actor (token name).
+    pub actor_name: Option<String>,
+    /// Only this role.
+    pub actor_role: Option<Role>,
+    /// Only this result.
+    pub result: Option<AuditResult>,
+    /// Only this route template.
+    pub route: Option<String>,
+    /// Only this trial.
+    pub trial_id: Option<String>,
+    /// Only entries at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Page size (1..=1000).
+    pub limit: u32,
+}
+
+/// The current time, truncated to microseconds (PostgreSQL's precision), so both backends agree.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// The persistence interface. One implementation per backend; handlers only see this trait.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which engine this is.
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Migrate`] if a migration fails or an applied one was changed.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Checks that the database is reachable and usable (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] with the reason.
+    async fn ready(&self) -> Result<(), StoreError>;
+
+    /// Creates a token and its audit row in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if an active token already has the name.
+    async fn create_token(
+        &self,
+        token: &NewToken,
+        audit: &NewAuditEntry,
+    ) -> Result<TokenInfo, StoreError>;
+
+    /// Lists every token, active and revoked, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// Revokes a token (it stays listed, with when and by whom) and writes the audit row.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Conflict`] if already revoked.
+    async fn revoke_token(
+        &self,
+        id: i64,
+        revoked_by: &str,
+        audit: &NewAuditEntry,
+    ) -> Result<TokenInfo, StoreError>;
+
+    /// The active (not revoked) token with this hash, if any.
+    async fn find_active_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;
+
+    /// Appends one audit row on its own (for reads and refusals, which change nothing else).
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError>;
+
+    /// Reads the audit log, newest first.
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Closes the connection pool, waiting for connections to be returned.
+    async fn close(&self);
+}
+
+/// Opens the store a database URL names and applies migrations.
+///
+/// `sqlite://path` (created on first use, WAL, foreign keys on) or `postgres://…`.
+///
+/// # Errors
+/// [`StoreError::BadUrl`] for another scheme; connection and migration errors otherwise.
+pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let store = open(url, options).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Opens the store a database URL names, without migrating.
+///
+/// # Errors
+/// As [`connect`], less migration.
+pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, options).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url, options).await?))
+    } else {
+        Err(StoreError::BadUrl(format!(
+            "unsupported database URL `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://ia:s3cret@db:5432/ia"),
+            "postgres://ia:***@db:5432/ia"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(redact_url("sqlite://ia-rct.db"), "sqlite://ia-rct.db");
+    }
+
+    #[test]
+    fn statuses_map_to_audit_results() {
+        assert_eq!(AuditResult::from_status(201), AuditResult::Permitted);
+        assert_eq!(AuditResult::from_status(401), AuditResult::Denied);
+        assert_eq!(AuditResult::from_status(403), AuditResult::Denied);
+        assert_eq!(AuditResult::from_status(422), AuditResult::Failed);
+        assert_eq!(AuditResult::from_status(500), AuditResult::Failed);
+    }
+}

@@ -1,0 +1,58 @@
+//! The PostgreSQL backend, for production.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use std::str::FromStr;
+
+use super::sql::{self, impl_store};
+use super::{
+    AuditEntry, AuditQuery, Backend, NewAuditEntry, NewToken, Store, StoreError, StoreOptions,
+    TokenInfo, redact_url,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");
+
+/// A PostgreSQL database.
+pub struct PgStore {
+    pool: PgPool,
+    options: StoreOptions,
+}
+
+impl PgStore {
+    /// Connects to the database a `postgres://` URL names.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`] for a malformed URL; [`StoreError::Unavailable`] if the server cannot
+    /// be reached.
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::BadUrl(format!("invalid PostgreSQL URL `{}`: {e}", redact_url(url)))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to PostgreSQL at `{}`: {e}",
+                    redact_url(url)
+                ))
+            })?;
+        Ok(PgStore { pool, options })
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl_store!(PgStore, Postgres, Backend::Postgres);

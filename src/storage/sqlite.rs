@@ -1,0 +1,103 @@
+//! The embedded SQLite backend: one file, WAL, foreign keys on, full fsync on commit.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+
+use super::sql::{self, impl_store};
+use super::{
+    AuditEntry, AuditQuery, Backend, NewAuditEntry, NewToken, Store, StoreError, StoreOptions,
+    TokenInfo,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");
+
+/// A SQLite database file.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    options: StoreOptions,
+    /// The database file and the identity (device, inode) it had when opened; `None` in memory.
+    file: Option<(PathBuf, FileIdentity)>,
+}
+
+type FileIdentity = (u64, u64);
+
+fn file_identity(path: &std::path::Path) -> std::io::Result<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database a `sqlite://` URL names.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`] for a malformed URL; [`StoreError::Unavailable`] if the file cannot
+    /// be opened or created.
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(format!("invalid SQLite URL `{url}`: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let path = connect.get_filename().to_path_buf();
+        let in_memory = path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open SQLite database `{url}`: {e}"))
+            })?;
+        let file = if in_memory {
+            None
+        } else {
+            let identity = file_identity(&path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot stat {}: {e}", path.display()))
+            })?;
+            Some((path, identity))
+        };
+        Ok(SqliteStore {
+            pool,
+            options,
+            file,
+        })
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Ready when the file the service opened is still the one at its path (a deleted or replaced
+    /// file would silently swallow writes) and a query answers.
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        if let Some((path, identity)) = &self.file {
+            match file_identity(path) {
+                Ok(now) if now == *identity => {}
+                Ok(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "database file {} was replaced since the service opened it",
+                        path.display()
+                    )));
+                }
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "database file {} is gone: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
