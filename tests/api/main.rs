@@ -1,1 +1,11 @@
+//! Integration tests: a real server on `127.0.0.1:0` (or a real `ia-rct` process) over a fresh
+//! database per test, on SQLite and, when `IA_RCT_TEST_POSTGRES_URL` is set, on PostgreSQL.
 
+mod helpers;
+
+mod access;
+mod audit;
+mod cli;
+mod errors;
+mod process;
+mod tokens;

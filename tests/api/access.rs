@@ -1,0 +1,192 @@
+//! Every route, called with no token, a bad token and each role: 401/403/2xx exactly as the route
+//! declares in the OpenAPI document, and every call to `/v1` leaves exactly one audit row.
+
+use ia_rct::domain::Role;
+use ia_rct::storage::AuditResult;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, make_token};
+use crate::on_both_backends;
+
+/// How to call one route successfully: the concrete path and body (built fresh per call, because
+/// some calls consume what they act on, like a token to revoke).
+async fn request_for(
+    app: &TestApp,
+    method: &Method,
+    template: &str,
+    n: usize,
+) -> (String, Option<Value>) {
+    match (method.as_str(), template) {
+        ("GET", "/healthz" | "/readyz" | "/openapi.json" | "/v1/tokens" | "/v1/whoami") => {
+            (template.to_owned(), None)
+        }
+        ("GET", "/v1/audit") => ("/v1/audit?limit=5".to_owned(), None),
+        ("POST", "/v1/tokens") => (
+            template.to_owned(),
+            Some(json!({ "name": format!("access-test {n}"), "role": "forsker" })),
+        ),
+        ("POST", "/v1/tokens/{id}/revoke") => {
+            let victim = make_token(
+                app.store.as_ref(),
+                &format!("victim {n}"),
+                Role::Forsker,
+                None,
+            )
+            .await;
+            (format!("/v1/tokens/{}/revoke", victim.info.id), None)
+        }
+        _ => panic!(
+            "no access-test case for {method} {template}: add one to tests/api/access.rs::request_for"
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Nobody,
+    BadToken,
+    Role(Role),
+}
+
+async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
+    let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+    let bad = format!("iarct_{}", "ab".repeat(32));
+
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("GET /openapi.json")
+        .json()
+        .await
+        .expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut calls = 0;
+    let mut v1_operations = 0;
+    for (template, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let method: Method = method.to_uppercase().parse().expect("method");
+            let declared = operation.get("x-ia-rct-roles");
+            if !template.starts_with("/v1/") {
+                assert!(
+                    declared.is_none(),
+                    "{method} {template} is public but declares roles"
+                );
+                let before = app.audit_count().await;
+                let (path, _) = request_for(&app, &method, template, calls).await;
+                let response = app
+                    .client
+                    .request(method.clone(), app.url(&path))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(
+                    response.status(),
+                    StatusCode::OK,
+                    "{method} {template} without a token"
+                );
+                assert_eq!(app.audit_count().await, before, "probes are not audited");
+                calls += 1;
+                continue;
+            }
+            let admitted: Vec<Role> = declared
+                .and_then(Value::as_array)
+                .unwrap_or_else(|| panic!("{method} {template} declares no roles"))
+                .iter()
+                .map(|r| r.as_str().expect("role name").parse().expect("role"))
+                .collect();
+            assert!(!admitted.is_empty(), "{method} {template} admits nobody");
+            v1_operations += 1;
+            assert!(
+                operation["security"].is_array(),
+                "{method} {template} has no security requirement"
+            );
+
+            for who in [
+                Who::Nobody,
+                Who::BadToken,
+                Who::Role(Role::Direktorat),
+                Who::Role(Role::Fylke),
+                Who::Role(Role::Forsker),
+            ] {
+                calls += 1;
+                let (path, body) = request_for(&app, &method, template, calls).await;
+                let before = app.audit_count().await;
+                let mut request = app.client.request(method.clone(), app.url(&path));
+                let secret = match who {
+                    Who::Nobody => None,
+                    Who::BadToken => Some(bad.as_str()),
+                    Who::Role(Role::Direktorat) => Some(app.direktorat.secret.as_str()),
+                    Who::Role(Role::Fylke) => Some(fylke.secret.as_str()),
+                    Who::Role(Role::Forsker) => Some(forsker.secret.as_str()),
+                };
+                if let Some(secret) = secret {
+                    request = request.bearer_auth(secret);
+                }
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let response = request.send().await.expect("send");
+                let status = response.status();
+                let expected = match who {
+                    Who::Nobody | Who::BadToken => Some(StatusCode::UNAUTHORIZED),
+                    Who::Role(role) if !admitted.contains(&role) => Some(StatusCode::FORBIDDEN),
+                    Who::Role(_) => None,
+                };
+                match expected {
+                    Some(code) => assert_eq!(status, code, "{who:?} on {method} {template}"),
+                    None => assert!(
+                        status.is_success(),
+                        "{who:?} on {method} {template}: {status}"
+                    ),
+                }
+                if status == StatusCode::UNAUTHORIZED {
+                    assert_eq!(
+                        response
+                            .headers()
+                            .get("www-authenticate")
+                            .map(|v| v.as_bytes()),
+                        Some(&b"Bearer"[..])
+                    );
+                }
+
+                assert_eq!(
+                    app.audit_count().await,
+                    before + 1,
+                    "{who:?} on {method} {template} left one audit row"
+                );
+                let row = app.last_audit().await;
+                assert_eq!(row.method, method.as_str());
+                assert_eq!(&row.route, template);
+                assert_eq!(row.path, path.split('?').next().unwrap_or_default());
+                assert_eq!(row.status, status.as_u16());
+                assert!(row.request_id.is_some(), "request id recorded");
+                let (result, actor) = match who {
+                    Who::Nobody | Who::BadToken => (AuditResult::Denied, None),
+                    Who::Role(role) if !admitted.contains(&role) => {
+                        (AuditResult::Denied, Some(role))
+                    }
+                    Who::Role(role) => (AuditResult::Permitted, Some(role)),
+                };
+                assert_eq!(row.result, result, "{who:?} on {method} {template}");
+                assert_eq!(row.actor_role, actor, "{who:?} on {method} {template}");
+                if actor == Some(Role::Fylke) {
+                    assert_eq!(row.actor_fylke.map(|f| f.as_str()), Some("46"));
+                    assert_eq!(row.actor_name.as_deref(), Some("NAV Vestland"));
+                }
+                if result == AuditResult::Denied {
+                    assert!(row.detail.is_some(), "a denial records why");
+                }
+            }
+        }
+    }
+    // The three probes plus the five /v1 operations (tokens: list, create, revoke; whoami; audit).
+    assert_eq!(v1_operations, 5, "the document lists every /v1 operation");
+    assert_eq!(calls, 3 + 5 * v1_operations);
+}
+
+on_both_backends!(every_route_admits_exactly_its_declared_roles);

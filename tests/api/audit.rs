@@ -1,0 +1,186 @@
+//! The audit log: append-only in the database itself, and readable with filters and pages.
+
+use ia_rct::domain::Role;
+use reqwest::Method;
+use serde_json::Value;
+use sqlx::Connection;
+
+use crate::helpers::{Backend, TestApp, make_token};
+use crate::on_both_backends;
+
+/// Statements that would change or remove audit rows; each must be refused by the database.
+const TAMPERING: &[&str] = &[
+    "UPDATE audit_log SET result = 'permitted'",
+    "UPDATE audit_log SET detail = 'edited' WHERE id = 1",
+    "DELETE FROM audit_log",
+    "DELETE FROM audit_log WHERE id = 1",
+];
+
+async fn audit_rows_cannot_be_changed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // A few rows of each kind.
+    app.client
+        .get(app.url("/v1/whoami"))
+        .send()
+        .await
+        .expect("denied call");
+    app.as_direktorat(Method::GET, "/v1/whoami")
+        .send()
+        .await
+        .expect("permitted call");
+    let before = app
+        .store
+        .query_audit(&ia_rct::storage::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("read");
+    assert!(before.len() >= 3);
+
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
+                .await
+                .expect("connect");
+            for statement in TAMPERING {
+                let error = sqlx::query(statement)
+                    .execute(&mut conn)
+                    .await
+                    .expect_err(statement);
+                assert!(
+                    error.to_string().contains("append-only"),
+                    "{statement}: {error}"
+                );
+            }
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url)
+                .await
+                .expect("connect");
+            for statement in TAMPERING.iter().chain(&["TRUNCATE audit_log"]) {
+                let error = sqlx::query(statement)
+                    .execute(&mut conn)
+                    .await
+                    .expect_err(statement);
+                assert!(
+                    error.to_string().contains("append-only"),
+                    "{statement}: {error}"
+                );
+            }
+        }
+    }
+
+    let after = app
+        .store
+        .query_audit(&ia_rct::storage::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("read");
+    assert_eq!(before, after, "no audit row changed");
+}
+
+async fn audit_log_is_filtered_and_paginated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
+    for _ in 0..7 {
+        app.client
+            .get(app.url("/v1/whoami"))
+            .bearer_auth(&fylke.secret)
+            .send()
+            .await
+            .expect("call");
+    }
+    for _ in 0..2 {
+        app.client
+            .get(app.url("/v1/tokens"))
+            .bearer_auth(&fylke.secret)
+            .send()
+            .await
+            .expect("call");
+    }
+
+    // Pages of 3 over the fylke's 9 calls, newest first, with no overlap.
+    let mut seen = Vec::new();
+    let mut next = None::<i64>;
+    loop {
+        let mut path = "/v1/audit?actor=NAV%20Vestland&limit=3".to_owned();
+        if let Some(before) = next {
+            path.push_str(&format!("&before={before}"));
+        }
+        let page: Value = app
+            .as_direktorat(Method::GET, &path)
+            .send()
+            .await
+            .expect("page")
+            .json()
+            .await
+            .expect("json");
+        let entries = page["entries"].as_array().expect("entries");
+        seen.extend(entries.iter().map(|e| e["id"].as_i64().expect("id")));
+        match page["next_before"].as_i64() {
+            Some(before) => next = Some(before),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 9);
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeats: {seen:?}"
+    );
+
+    let denied: Value = app
+        .as_direktorat(Method::GET, "/v1/audit?actor=NAV%20Vestland&result=denied")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let denied = denied["entries"].as_array().expect("entries");
+    assert_eq!(denied.len(), 2, "the two refused GET /v1/tokens calls");
+    assert!(
+        denied
+            .iter()
+            .all(|e| e["route"] == "/v1/tokens" && e["status"] == 403 && e["actor_fylke"] == "46")
+    );
+
+    let by_route: Value = app
+        .as_direktorat(Method::GET, "/v1/audit?route=/v1/whoami&role=fylke")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(by_route["entries"].as_array().expect("entries").len(), 7);
+
+    let future: Value = app
+        .as_direktorat(Method::GET, "/v1/audit?from=2999-01-01T00:00:00Z")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(future["entries"].as_array().expect("entries").len(), 0);
+    let past: Value = app
+        .as_direktorat(
+            Method::GET,
+            "/v1/audit?to=2999-01-01T00:00:00Z&from=2000-01-01T00:00:00Z&limit=1000",
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(past["entries"].as_array().expect("entries").len() >= 9);
+}
+
+on_both_backends!(
+    audit_rows_cannot_be_changed,
+    audit_log_is_filtered_and_paginated
+);

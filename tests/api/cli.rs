@@ -1,0 +1,183 @@
+//! The command line: `ia-rct token create/list/revoke` and `ia-rct migrate`.
+
+use std::process::Command;
+
+use ia_rct::auth::hash_token;
+use sqlx::{Connection, Row};
+
+use crate::helpers::{BIN, Backend, TestDb};
+use crate::on_both_backends;
+
+fn ia_rct(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["--database-url", url])
+        .args(args)
+        .env_remove("IA_RCT_DATABASE_URL")
+        .output()
+        .expect("run ia-rct")
+}
+
+async fn stored_token_columns(db: &TestDb) -> Vec<Vec<String>> {
+    const SQL: &str = "SELECT CAST(id AS TEXT), name, role, COALESCE(fylke, ''), token_sha256, \
+                       CAST(created_at AS TEXT), created_by FROM api_tokens ORDER BY id";
+    match db.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url)
+                .await
+                .expect("connect");
+            let rows = sqlx::query(SQL).fetch_all(&mut conn).await.expect("select");
+            rows.iter()
+                .map(|r| (0..7).map(|i| r.get::<String, _>(i)).collect())
+                .collect()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+            let rows = sqlx::query(SQL).fetch_all(&mut conn).await.expect("select");
+            rows.iter()
+                .map(|r| (0..7).map(|i| r.get::<String, _>(i)).collect())
+                .collect()
+        }
+    }
+}
+
+async fn token_create_prints_the_secret_once_and_stores_only_its_hash(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let out = ia_rct(
+        &db.url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "fylke",
+            "--fylke",
+            "46",
+            "--name",
+            "NAV Vestland",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout is the secret alone: {stdout:?}");
+    let secret = lines[0];
+    assert!(ia_rct::auth::looks_like_token(secret), "{secret}");
+    assert!(
+        stderr.contains("NAV Vestland") && stderr.contains("not shown again"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(secret));
+
+    let rows = stored_token_columns(&db).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        &row[1..4],
+        &[
+            "NAV Vestland".to_owned(),
+            "fylke".to_owned(),
+            "46".to_owned()
+        ]
+    );
+    assert_eq!(row[4], hash_token(secret), "the hash is stored");
+    for column in row {
+        assert!(
+            !column.contains(&secret[6..]),
+            "the secret is not stored: {column}"
+        );
+    }
+
+    let list = ia_rct(&db.url, &["token", "list"]);
+    let listed = String::from_utf8(list.stdout).expect("utf8");
+    assert!(
+        listed.contains("NAV Vestland")
+            && !listed.contains(&secret[6..])
+            && !listed.contains(&row[4])
+    );
+
+    // Bad input is refused with the field named, and nothing is written.
+    for args in [
+        &["token", "create", "--role", "fylke", "--name", "Uten fylke"][..],
+        &[
+            "token",
+            "create",
+            "--role",
+            "fylke",
+            "--fylke",
+            "54",
+            "--name",
+            "Troms og Finnmark",
+        ][..],
+        &[
+            "token", "create", "--role", "forsker", "--fylke", "46", "--name", "Forsker",
+        ][..],
+        &["token", "create", "--role", "admin", "--name", "Admin"][..],
+    ] {
+        let out = ia_rct(&db.url, args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("fylke") || stderr.contains("role"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(stored_token_columns(&db).await.len(), 1);
+
+    let revoke = ia_rct(&db.url, &["token", "revoke", &row[0]]);
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    let again = ia_rct(&db.url, &["token", "revoke", &row[0]]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already revoked"));
+
+    let store = db.store().await;
+    let audit = store
+        .query_audit(&ia_rct::storage::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let routes: Vec<&str> = audit.iter().map(|e| e.route.as_str()).collect();
+    assert_eq!(
+        routes,
+        ["token revoke", "token create"],
+        "each CLI state change is audited"
+    );
+}
+
+async fn migrate_is_idempotent(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    for _ in 0..2 {
+        let out = ia_rct(&db.url, &["migrate"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+on_both_backends!(
+    token_create_prints_the_secret_once_and_stores_only_its_hash,
+    migrate_is_idempotent
+);
+
+#[test]
+fn an_unsupported_database_url_is_refused_with_a_clear_message() {
+    let out = ia_rct("mysql://root@localhost/x", &["migrate"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("use sqlite://PATH or postgres://"),
+        "{stderr}"
+    );
+}

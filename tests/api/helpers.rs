@@ -1,0 +1,377 @@
+//! Test harness: a real server on `127.0.0.1:0` over a fresh database per test, on SQLite always and
+//! on PostgreSQL when `IA_RCT_TEST_POSTGRES_URL` is set.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ia_rct::auth::{TokenSpec, generate_token};
+use ia_rct::config::HttpConfig;
+use ia_rct::domain::{FylkeCode, Role};
+use ia_rct::http::{AppState, app};
+use ia_rct::storage::{self, NewAuditEntry, NewToken, Store, StoreOptions, TokenInfo};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+/// The environment variable that points the tests at a PostgreSQL server (an admin URL; each test
+/// creates and drops its own database there).
+pub const POSTGRES_ENV: &str = "IA_RCT_TEST_POSTGRES_URL";
+
+/// Which engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `test` once on SQLite and once on PostgreSQL, as `<test>::sqlite` and `<test>::postgres`.
+/// The PostgreSQL variant prints that it was skipped when `IA_RCT_TEST_POSTGRES_URL` is unset, and
+/// fails (never skips) when it is set but the server cannot be used.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test($crate::helpers::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::helpers::postgres_admin_url().is_some() {
+                        super::$test($crate::helpers::Backend::Postgres).await;
+                    } else {
+                        eprintln!(
+                            "skipped {}::postgres: {} is not set",
+                            stringify!($test),
+                            $crate::helpers::POSTGRES_ENV
+                        );
+                    }
+                }
+            }
+        )+
+    };
+}
+
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())
+}
+
+/// `url` with its database name replaced by `name` (query string kept).
+fn with_database(url: &str, name: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    format!("{}/{}{}", &base[..host_end], name, query)
+}
+
+/// A fresh, empty database for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    /// SQLite: the folder holding the file. Kept until the test ends.
+    pub dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: the admin URL and the database name, to drop it afterwards.
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("ia-rct.db").display());
+                TestDb {
+                    backend,
+                    url,
+                    dir: Some(dir),
+                    pg: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url().expect("IA_RCT_TEST_POSTGRES_URL");
+                let name = format!("ia_rct_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{POSTGRES_ENV} is set but PostgreSQL is not reachable there: {e}")
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                conn.close().await.ok();
+                TestDb {
+                    backend,
+                    url: with_database(&admin, &name),
+                    dir: None,
+                    pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// Opens a store on this database and migrates it.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        storage::connect(&self.url, StoreOptions::default())
+            .await
+            .expect("open test store")
+    }
+
+    /// Drops the PostgreSQL database now (used to make the database "go away").
+    pub async fn drop_postgres_database(&self) {
+        if let Some((admin, name)) = &self.pg {
+            drop_pg(admin, name).await;
+        }
+    }
+}
+
+async fn drop_pg(admin: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+        conn.close().await.ok();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs inside the test's runtime; use a runtime of our own on another thread.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(drop_pg(&admin, &name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A token created for a test, with its secret.
+pub struct TestToken {
+    pub secret: String,
+    pub info: TokenInfo,
+}
+
+/// Creates a token directly in the store (as `ia-rct token create` does).
+pub async fn make_token(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    fylke: Option<&str>,
+) -> TestToken {
+    let fylke: Option<FylkeCode> = fylke.map(|f| f.parse().expect("fylke code"));
+    let spec = TokenSpec::new(name, role, fylke).expect("valid token spec");
+    let generated = generate_token().expect("entropy");
+    let new = NewToken {
+        name: spec.name,
+        role: spec.role,
+        fylke: spec.fylke,
+        hash: generated.hash,
+        created_by: "test".into(),
+    };
+    let audit = NewAuditEntry::now("TEST", "make_token", "helpers::make_token");
+    let info = store
+        .create_token(&new, &audit)
+        .await
+        .expect("create token");
+    TestToken {
+        secret: generated.secret,
+        info,
+    }
+}
+
+/// A running service on `127.0.0.1:0`, in this process.
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub direktorat: TestToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, HttpConfig::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, mut config: HttpConfig) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        config.bind = addr;
+        let router = app(AppState::new(store.clone(), config));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("server");
+        });
+        let direktorat = make_token(
+            store.as_ref(),
+            "Direktoratet (test)",
+            Role::Direktorat,
+            None,
+        )
+        .await;
+        TestApp {
+            base: format!("http://{addr}"),
+            store,
+            client: reqwest::Client::new(),
+            db,
+            direktorat,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request as the test's direktorat token.
+    pub fn as_direktorat(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.direktorat.secret)
+    }
+
+    /// The number of audit rows.
+    pub async fn audit_count(&self) -> usize {
+        self.store
+            .query_audit(&storage::AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("query audit")
+            .len()
+    }
+
+    /// The newest audit row.
+    pub async fn last_audit(&self) -> storage::AuditEntry {
+        self.store
+            .query_audit(&storage::AuditQuery {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("query audit")
+            .into_iter()
+            .next()
+            .expect("an audit row")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Asserts the error envelope: status, code, and a non-empty message; returns the envelope.
+#[track_caller]
+pub fn assert_envelope(status: reqwest::StatusCode, body: &Value, expected: u16, code: &str) {
+    assert_eq!(status.as_u16(), expected, "status; body: {body}");
+    let error = body
+        .get("error")
+        .unwrap_or_else(|| panic!("no `error` in {body}"));
+    assert_eq!(error["code"], code, "code in {body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    assert!(
+        error.get("details").is_some_and(Value::is_object),
+        "details in {body}"
+    );
+}
+
+/// The `ia-rct` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_ia-rct");
+
+/// A child `ia-rct serve` process, with its output lines forwarded to channels.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+    pub stderr: mpsc::UnboundedReceiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `ia-rct serve --bind 127.0.0.1:0` on `url` with extra environment, and waits for
+    /// its listening line.
+    pub async fn start(url: &str, env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args(["--database-url", url, "serve", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn ia-rct serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (err_tx, err_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[ia-rct] {line}");
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), out.next_line())
+            .await
+            .expect("ia-rct serve did not start within 60 s")
+            .expect("read stdout")
+            .expect("ia-rct serve exited before listening");
+        let base = line
+            .strip_prefix("ia-rct listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+        ServerProcess {
+            child,
+            base,
+            stderr: err_rx,
+        }
+    }
+
+    /// Waits until a stderr line contains `needle`.
+    pub async fn wait_for_log(&mut self, needle: &str) {
+        let wait = async {
+            while let Some(line) = self.stderr.recv().await {
+                if line.contains(needle) {
+                    return;
+                }
+            }
+            panic!("ia-rct exited without logging `{needle}`");
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line with `{needle}` within 30 s"));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("child still running")
+    }
+}
