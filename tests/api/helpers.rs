@@ -44,7 +44,10 @@ macro_rules! on_both_backends {
                     if $crate::helpers::postgres_admin_url().is_some() {
                         super::$test($crate::helpers::Backend::Postgres).await;
                     } else {
-                        eprintln!(
+                        // Written past the test harness's output capture, so it always shows.
+                        use std::io::Write as _;
+                        let _ = writeln!(
+                            std::io::stderr(),
                             "skipped {}::postgres: {} is not set",
                             stringify!($test),
                             $crate::helpers::POSTGRES_ENV
