@@ -7,5 +7,6 @@ mod access;
 mod audit;
 mod cli;
 mod errors;
+mod openapi;
 mod process;
 mod tokens;
