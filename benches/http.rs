@@ -36,7 +36,7 @@ async fn start(url: Option<String>) -> Running {
         .expect("open store");
     let token = generate_token().expect("entropy");
     let name = format!("bench {}", &token.hash[..12]);
-    store
+    let _token = store
         .create_token(
             &NewToken {
                 name,
@@ -48,7 +48,8 @@ async fn start(url: Option<String>) -> Running {
             &NewAuditEntry::now("BENCH", "bench", "bench"),
         )
         .await
-        .expect("token");
+        .expect("token")
+        .value;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -4,14 +4,19 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use std::sync::Arc;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::auth::{TokenSpec, generate_token};
-use crate::config::{DEFAULT_BODY_LIMIT, HttpConfig};
+use crate::config::{DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_GRACE_SECS, HttpConfig};
 use crate::domain::{FylkeCode, Role};
 use crate::http::{self, AppState};
-use crate::storage::{self, NewAuditEntry, NewToken, StoreOptions, TokenInfo, redact_url};
+use crate::storage::{
+    self, AuditResult, NewAuditEntry, NewToken, StoreOptions, TokenInfo, redact_url,
+};
+use tokio::sync::Notify;
 
 /// ia-rct: NAV's randomized trial of arbeidsformer against sickness absence.
 #[derive(Debug, Parser)]
@@ -75,6 +80,9 @@ pub struct ServeArgs {
     /// Largest JSON request body in bytes; larger ones get 413.
     #[arg(long, env = "IA_RCT_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// After SIGTERM/SIGINT, how many seconds to let requests in flight finish before exiting.
+    #[arg(long, env = "IA_RCT_SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// `token` subcommands.
@@ -143,22 +151,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(store: std::sync::Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(store: Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("could not listen on {}", args.bind))?;
     let addr = listener.local_addr().context("listener has no address")?;
     let config = HttpConfig {
-        bind: addr,
         body_limit: args.body_limit,
     };
     tracing::info!(%addr, backend = ?store.backend(), "listening");
     // One line on stdout that scripts (and the tests) can read the address from.
     println!("ia-rct listening on http://{addr}");
     std::io::stdout().flush().ok();
-    http::serve(listener, AppState::new(store, config), shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+
+    let stopping = Arc::new(Notify::new());
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.notify_one();
+        }
+    };
+    let server = http::serve(listener, AppState::new(store, config), signal);
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    tokio::select! {
+        result = server => result.context("the HTTP server failed")?,
+        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period; exiting");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -189,9 +210,39 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing requests in flight");
 }
 
-fn cli_actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+/// Who acts on the command line: `cli:<login>`, recorded as the actor in the audit log.
+fn cli_operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
     format!("cli:{user}")
+}
+
+/// An audit entry for a command-line action by [`cli_operator`].
+fn cli_audit(command: &str, status: u16) -> NewAuditEntry {
+    let mut entry = NewAuditEntry::now("CLI", command, &format!("ia-rct {command}"));
+    entry.operator = Some(cli_operator());
+    entry.status = status;
+    entry
+}
+
+/// Records a refused command-line write (the write itself rolled back) and returns its error.
+async fn record_cli_failure(
+    store: &dyn storage::Store,
+    mut entry: NewAuditEntry,
+    error: storage::StoreError,
+) -> anyhow::Error {
+    entry.result = AuditResult::Failed;
+    entry.status = match error {
+        storage::StoreError::NotFound => 404,
+        storage::StoreError::Conflict(_) => 409,
+        _ => 500,
+    };
+    entry.detail = Some(error.to_string());
+    if let Err(audit_error) = store.append_audit(&entry).await {
+        tracing::error!(error = %audit_error, "could not audit a failed command");
+    }
+    error.into()
 }
 
 async fn token(store: &dyn storage::Store, command: TokenCommand) -> anyhow::Result<()> {
@@ -205,12 +256,13 @@ async fn token(store: &dyn storage::Store, command: TokenCommand) -> anyhow::Res
                 role: spec.role,
                 fylke: spec.fylke,
                 hash: generated.hash,
-                created_by: cli_actor(),
+                created_by: cli_operator(),
             };
-            let mut audit = NewAuditEntry::now("CLI", "token create", "ia-rct token create");
-            audit.status = 201;
-            audit.detail = Some(format!("by {}", cli_actor()));
-            let info = store.create_token(&new, &audit).await?;
+            let audit = cli_audit("token create", 201);
+            let info = match store.create_token(&new, &audit).await {
+                Ok(created) => created.value,
+                Err(e) => return Err(record_cli_failure(store, audit, e).await),
+            };
             eprintln!(
                 "Created token {} \"{}\" (role {}{}). Store the secret now; it is not shown again:",
                 info.id,
@@ -233,17 +285,21 @@ async fn token(store: &dyn storage::Store, command: TokenCommand) -> anyhow::Res
             Ok(())
         }
         TokenCommand::Revoke { id } => {
-            let mut audit = NewAuditEntry::now("CLI", "token revoke", "ia-rct token revoke");
-            audit.detail = Some(format!("by {}", cli_actor()));
-            match store.revoke_token(id, &cli_actor(), &audit).await {
-                Ok(info) => {
-                    eprintln!("Revoked token {} \"{}\".", info.id, info.name);
+            let audit = cli_audit("token revoke", 200);
+            match store.revoke_token(id, &cli_operator(), &audit).await {
+                Ok(revoked) => {
+                    eprintln!(
+                        "Revoked token {} \"{}\".",
+                        revoked.value.id, revoked.value.name
+                    );
                     Ok(())
                 }
                 Err(storage::StoreError::NotFound) => {
-                    bail!("no token has id {id}; `ia-rct token list` shows them")
+                    let error = storage::StoreError::NotFound;
+                    record_cli_failure(store, audit, error).await;
+                    anyhow::bail!("no token has id {id}; `ia-rct token list` shows them")
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(record_cli_failure(store, audit, e).await),
             }
         }
     }

@@ -1,16 +1,14 @@
 //! Runtime configuration of the HTTP service.
 
-use std::net::SocketAddr;
-
-/// Default limit on request bodies that are read whole (JSON requests): 16 MiB. Bulk uploads
-/// stream and are limited separately.
+/// Default limit on request bodies that are read whole (JSON requests): 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// How the HTTP service runs.
+/// How long a graceful shutdown waits for requests in flight before the process exits anyway.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// How the HTTP application behaves.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// Address to listen on.
-    pub bind: SocketAddr,
     /// Largest request body read whole, in bytes; larger requests get 413.
     pub body_limit: usize,
 }
@@ -18,7 +16,6 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: DEFAULT_BODY_LIMIT,
         }
     }

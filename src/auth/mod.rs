@@ -13,13 +13,22 @@ use crate::domain::{FylkeCode, Role};
 /// The prefix every token carries, so a leaked token is recognisable in logs and secret scanners.
 pub const TOKEN_PREFIX: &str = "iarct_";
 
-/// A freshly generated token: the secret (to print once) and its hash (to store).
-#[derive(Debug)]
+/// A freshly generated token: the secret (to print once) and its hash (to store). Its `Debug`
+/// shows the hash only, so the secret cannot end up in a log by accident.
 pub struct GeneratedToken {
     /// The bearer secret, `iarct_` + 64 hex digits.
     pub secret: String,
     /// `sha256(secret)` as lowercase hex: what the database stores.
     pub hash: String,
+}
+
+impl std::fmt::Debug for GeneratedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedToken")
+            .field("secret", &"<redacted>")
+            .field("hash", &self.hash)
+            .finish()
+    }
 }
 
 /// The operating system's random source failed; no token can be made safely.

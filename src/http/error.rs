@@ -4,7 +4,8 @@
 //! Messages say what to do. Internal errors (5xx) are sent as a generic message with the request
 //! id; their cause is logged once, by [`super::middleware::log_internal_errors`], never sent.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -51,9 +52,14 @@ pub enum ApiError {
         /// Machine-readable pointers (`field`, `row`, `value`, …).
         details: Value,
     },
-    /// 503: the database is not reachable.
-    #[error("{0}")]
-    Unavailable(String),
+    /// 503: the database is not reachable. The cause is logged, not sent.
+    #[error("{message}")]
+    Unavailable {
+        /// What the client is told.
+        message: String,
+        /// What actually failed (logged with the request id).
+        cause: String,
+    },
     /// 500: a bug or an unexpected failure; the cause is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,14 +86,24 @@ pub struct ErrorBody {
     pub details: Value,
 }
 
-/// Marks a response that carries an internal error, so the logging middleware can log its cause
-/// with the request id.
+/// The cause of a 5xx, kept on the response (never in its body) so the logging middleware can log
+/// it once, with the request id.
 #[derive(Debug, Clone)]
 pub struct InternalError(pub String);
 
-/// The message of an error response, kept beside the body for the audit log's `detail`.
+/// The code and message of an error response, kept beside the body for the audit log's `detail`
+/// and for adding the request id to 5xx envelopes.
 #[derive(Debug, Clone)]
-pub struct ErrorMessage(pub String);
+pub struct ErrorInfo {
+    /// The envelope's code.
+    pub code: String,
+    /// The envelope's message.
+    pub message: String,
+}
+
+/// The message every 500 carries.
+pub const INTERNAL_MESSAGE: &str = "the service failed to handle this request; it has been logged. \
+                                    Quote the request id when reporting it";
 
 impl ApiError {
     /// A 422 naming one field.
@@ -110,7 +126,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,7 +143,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Invalid { .. } => "invalid",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -143,9 +159,10 @@ pub fn envelope(status: StatusCode, code: &str, message: &str, details: Value) -
         },
     };
     let mut response = (status, axum::Json(body)).into_response();
-    response
-        .extensions_mut()
-        .insert(ErrorMessage(message.to_owned()));
+    response.extensions_mut().insert(ErrorInfo {
+        code: code.to_owned(),
+        message: message.to_owned(),
+    });
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             axum::http::header::WWW_AUTHENTICATE,
@@ -161,13 +178,12 @@ impl IntoResponse for ApiError {
         let code = self.code();
         match self {
             ApiError::Internal(cause) => {
-                let mut response = envelope(
-                    status,
-                    code,
-                    "the service failed to handle this request; it has been logged. \
-                     Quote the request id when reporting it",
-                    json!({}),
-                );
+                let mut response = envelope(status, code, INTERNAL_MESSAGE, json!({}));
+                response.extensions_mut().insert(InternalError(cause));
+                response
+            }
+            ApiError::Unavailable { message, cause } => {
+                let mut response = envelope(status, code, &message, json!({}));
                 response.extensions_mut().insert(InternalError(cause));
                 response
             }
@@ -182,37 +198,18 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("no such object".to_owned()),
             StoreError::Conflict(message) => ApiError::Conflict(message),
-            StoreError::Unavailable(_) => ApiError::Unavailable(
-                "the database is not reachable right now; try again shortly".to_owned(),
-            ),
+            StoreError::Unavailable(cause) => ApiError::Unavailable {
+                message: "the database is not reachable right now; try again shortly".to_owned(),
+                cause,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        let text = rejection.body_text();
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-                "send the body as JSON with the header `Content-Type: application/json`".to_owned(),
-            ),
-            JsonRejection::JsonSyntaxError(_) => {
-                ApiError::BadRequest(format!("the body is not valid JSON: {text}"))
-            }
-            JsonRejection::JsonDataError(_) => ApiError::Invalid {
-                message: text,
-                details: json!({}),
-            },
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
-                format!("the body is larger than this service accepts for this route: {text}"),
-            ),
-            other => ApiError::BadRequest(other.body_text()),
-        }
-    }
-}
-
-/// `axum::Json` whose rejections are [`ApiError`]s in the envelope.
+/// `axum::Json` with rejections in the envelope: 415 without a JSON content type, 413 over the body
+/// limit, 400 for malformed JSON, and 422 naming the field (`details.field`, a path such as
+/// `arms[2].ratio`) when a value has the wrong type or is missing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -224,9 +221,59 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with the header `Content-Type: application/json`".to_owned(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(format!(
+                    "the body is larger than this service accepts ({})",
+                    e.body_text()
+                ))
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() {
+                if field == "." {
+                    ApiError::Invalid {
+                        message: inner.to_string(),
+                        details: json!({}),
+                    }
+                } else {
+                    ApiError::Invalid {
+                        message: format!("{field}: {inner}"),
+                        details: json!({ "field": field }),
+                    }
+                }
+            } else {
+                ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
+            }
+        })?;
+        deserializer
+            .end()
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
         Ok(ApiJson(value))
     }
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
 }
 
 /// `axum::extract::Query` whose rejections are 422s in the envelope.

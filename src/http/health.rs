@@ -59,9 +59,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {} s", READY_TIMEOUT.as_secs()),
     };
-    tracing::warn!(%reason, "not ready");
-    ApiError::Unavailable("the database is not reachable; see the service log".into())
-        .into_response()
+    ApiError::Unavailable {
+        message: "the database is not reachable; the service log has the cause".into(),
+        cause: reason,
+    }
+    .into_response()
 }
 
 /// This document: OpenAPI 3 for every route, with the roles each admits (`x-ia-rct-roles`).

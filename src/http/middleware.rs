@@ -1,21 +1,60 @@
-//! Request-scoped middleware: authentication, per-route role checks, the audit log, and logging of
-//! internal errors with the request id.
+//! Request-scoped middleware: request ids, authentication, per-route role checks, the audit log,
+//! and logging of server errors with the request id.
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Json, middleware::Next};
+use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
-use super::error::{ApiError, ErrorMessage, InternalError, envelope};
+use super::error::{ApiError, ErrorInfo, INTERNAL_MESSAGE, InternalError, envelope};
 use crate::auth::{Caller, hash_token, looks_like_token};
 use crate::domain::Role;
-use crate::storage::{AuditResult, NewAuditEntry};
+use crate::storage::{AuditResult, Audited, NewAuditEntry};
 
-/// The header carrying the request id (set by the service if the client sent none).
+/// The header carrying the request id (set by the service if the client sent none or a bad one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The request id of a request or response, if it has one.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Whether a client-supplied request id may be kept: 1-64 characters of `[A-Za-z0-9_.:-]`, so it
+/// cannot forge log lines or bloat audit rows.
+fn acceptable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
+/// Drops a client-supplied request id that is not [acceptable](acceptable_request_id), so that
+/// the request-id layer replaces it with a fresh one.
+pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    if req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .is_some_and(|v| !acceptable_request_id(v))
+    {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(req).await
+}
+
+/// The route template a request matched (`/v1/tokens/{id}/revoke`), or its path when none did.
+fn route_of(req: &Request) -> String {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned())
+}
 
 /// What the audit log records about a request, available to handlers as an extractor.
 #[derive(Debug, Clone)]
@@ -24,7 +63,7 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
     /// HTTP method.
     pub method: String,
-    /// The route template (`/v1/tokens/{id}/revoke`), or the path when no route matched.
+    /// The route template, or the path when no route matched.
     pub route: String,
     /// The concrete path.
     pub path: String,
@@ -32,15 +71,11 @@ pub struct RequestMeta {
 
 impl RequestMeta {
     fn of(req: &Request) -> Self {
-        let path = req.uri().path().to_owned();
         RequestMeta {
             request_id: request_id(req.headers()),
             method: req.method().to_string(),
-            route: req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or_else(|| path.clone(), |m| m.as_str().to_owned()),
-            path,
+            route: route_of(req),
+            path: req.uri().path().to_owned(),
         }
     }
 
@@ -51,13 +86,6 @@ impl RequestMeta {
         entry.actor = caller.cloned();
         entry
     }
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
@@ -84,53 +112,55 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Put on a response by a handler that wrote the request's audit row inside its own transaction
-/// (every state change does), so the middleware does not write a second one.
+/// On a response whose audit row was committed with the write. Private: only [`AuditedJson`]
+/// puts it there, from an [`Audited`] that only the storage layer can make.
 #[derive(Debug, Clone, Copy)]
-pub struct AuditWritten;
+struct AuditWritten;
 
-/// Put on a response by a handler to add the trial and object ids to the audit row the middleware
-/// writes (reads of firm-level data name what they returned).
-#[derive(Debug, Clone, Default)]
-pub struct AuditDetails {
-    /// The trial concerned.
-    pub trial_id: Option<String>,
-    /// The objects read.
-    pub object_ids: Vec<String>,
+/// A JSON response for a write whose audit row was committed in the write's own transaction; the
+/// audit middleware then writes no second row.
+pub struct AuditedJson<T>(pub StatusCode, pub Audited<T>);
+
+impl<T: Serialize> IntoResponse for AuditedJson<T> {
+    fn into_response(self) -> Response {
+        let AuditedJson(status, audited) = self;
+        let mut response = (status, Json(audited.value)).into_response();
+        response.extensions_mut().insert(AuditWritten);
+        response
+    }
 }
 
 /// Authenticates every request to `/v1` and writes its audit row.
 ///
 /// A missing, malformed, unknown or revoked token is refused with 401 and audited as denied. For
 /// an authenticated request the row is written after the handler ran, with the result its status
-/// stands for, unless the handler wrote it in its own transaction ([`AuditWritten`]). If the row
-/// cannot be written, a successful response is withheld: nothing is read unaudited.
+/// stands for, unless the handler's write committed its own row ([`AuditedJson`]). If the row
+/// cannot be written, a successful response is withheld: nothing is read unaudited. Responses
+/// under `/v1` are never cached (`Cache-Control: no-store`): they carry secrets and firm data.
 pub async fn authenticate_and_audit(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let meta = RequestMeta::of(&req);
-    let caller = match authenticate(&state, req.headers()).await {
-        Ok(caller) => caller,
-        Err(err) => {
-            let entry = meta.audit_entry(None);
-            return record(&state, entry, err.into_response()).await;
+    let mut response = match authenticate(&state, req.headers()).await {
+        Err(err) => record(&state, meta.audit_entry(None), err.into_response()).await,
+        Ok(caller) => {
+            let entry = meta.audit_entry(Some(&caller));
+            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(meta);
+            let response = next.run(req).await;
+            if response.extensions().get::<AuditWritten>().is_some() {
+                response
+            } else {
+                record(&state, entry, response).await
+            }
         }
     };
-    let entry = meta.audit_entry(Some(&caller));
-    req.extensions_mut().insert(caller);
-    req.extensions_mut().insert(meta);
-    let mut response = next.run(req).await;
-    if response.extensions().get::<AuditWritten>().is_some() {
-        return response;
-    }
-    let mut entry = entry;
-    if let Some(details) = response.extensions_mut().remove::<AuditDetails>() {
-        entry.trial_id = details.trial_id;
-        entry.object_ids = details.object_ids;
-    }
-    record(&state, entry, response).await
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn record(state: &AppState, mut entry: NewAuditEntry, response: Response) -> Response {
@@ -139,13 +169,13 @@ async fn record(state: &AppState, mut entry: NewAuditEntry, response: Response) 
     entry.result = AuditResult::from_status(status);
     entry.detail = response
         .extensions()
-        .get::<ErrorMessage>()
-        .map(|m| m.0.clone());
+        .get::<ErrorInfo>()
+        .map(|info| info.message.clone());
     match state.store.append_audit(&entry).await {
         Ok(_) => response,
         Err(e) if response.status().is_success() => ApiError::from(e).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, route = %entry.route, "could not write audit row for a refused or failed request");
+            tracing::error!(error = %e, route = %entry.route, status, "could not write the audit row of a refused or failed request");
             response
         }
     }
@@ -188,55 +218,57 @@ pub async fn require_role(roles: &'static [Role], req: Request, next: Next) -> R
         return next.run(req).await;
     }
     let allowed: Vec<&str> = roles.iter().map(Role::as_str).collect();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     ApiError::Forbidden(format!(
         "role {} may not call {} {}; it is open to: {}",
         caller.role,
         req.method(),
-        route,
+        route_of(&req),
         allowed.join(", ")
     ))
     .into_response()
 }
 
-/// Logs the cause of every internal error once, with the request id, and puts the request id into
-/// the envelope's details so a user can quote it. The cause never reaches the client.
-pub async fn log_internal_errors(req: Request, next: Next) -> Response {
+/// Logs every server error (5xx) once, with the request id and its cause, and puts the request id
+/// into the envelope's details so a user can quote it. The cause never reaches the client.
+pub async fn log_server_errors(req: Request, next: Next) -> Response {
     let request_id = request_id(req.headers()).unwrap_or_default();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    let Some(InternalError(cause)) = response.extensions().get::<InternalError>().cloned() else {
+    if !response.status().is_server_error() {
         return response;
-    };
-    tracing::error!(%request_id, %method, %path, %cause, "internal error");
+    }
     let status = response.status();
-    let (parts, _) = response.into_parts();
-    let mut rebuilt = envelope(
-        status,
-        "internal",
-        "the service failed to handle this request; it has been logged. \
-         Quote the request id when reporting it",
-        json!({ "request_id": request_id }),
+    let cause = response
+        .extensions()
+        .get::<InternalError>()
+        .map_or("(no cause recorded)", |c| c.0.as_str());
+    tracing::error!(%request_id, %method, %path, status = status.as_u16(), %cause, "server error");
+    let (code, message) = response.extensions().get::<ErrorInfo>().map_or_else(
+        || ("internal".to_owned(), INTERNAL_MESSAGE.to_owned()),
+        |info| (info.code.clone(), info.message.clone()),
     );
+    let (parts, _) = response.into_parts();
+    let mut rebuilt = envelope(status, &code, &message, json!({ "request_id": request_id }));
     for (name, value) in &parts.headers {
         if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
             rebuilt.headers_mut().insert(name, value.clone());
         }
     }
+    let info = rebuilt.extensions_mut().remove::<ErrorInfo>();
     *rebuilt.extensions_mut() = parts.extensions;
+    if let Some(info) = info {
+        rebuilt.extensions_mut().insert(info);
+    }
     rebuilt
 }
 
-/// Turns a panic in a handler into a 500 envelope (the panic itself is logged by the hook).
+/// Turns a panic in a handler into a 500 envelope (the panic message is logged by the hook).
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let mut response = envelope(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
-        "the service failed to handle this request",
+        INTERNAL_MESSAGE,
         json!({}),
     );
     response

@@ -22,7 +22,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -102,6 +103,8 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke_token).admit(DIREKTORAT))
         .routes(routes!(tokens::whoami).admit(EVERY_ROLE))
         .routes(routes!(audit::list_audit).admit(DIREKTORAT))
+        // A panic inside a handler becomes a 500 here, inside the audit layer, so it is audited.
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate_and_audit,
@@ -118,11 +121,6 @@ pub fn router_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .split_for_parts()
 }
 
-/// The OpenAPI document, as served at `/openapi.json`.
-pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    router_and_openapi(state).1
-}
-
 /// The application: every route, with request ids, tracing, error logging, panic catching and the
 /// body limit.
 pub fn app(state: AppState) -> Router {
@@ -134,20 +132,21 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::Extension(Arc::new(doc)))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn(middleware::log_internal_errors))
+        .layer(axum::middleware::from_fn(middleware::log_server_errors))
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req
-                .headers()
-                .get(REQUEST_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), %request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = middleware::request_id(req.headers()).unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), %request_id)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .layer(SetRequestIdLayer::new(
             HeaderName::from_static(REQUEST_ID_HEADER),
             MakeRequestUuid,
         ))
+        .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
         .with_state(state)
 }
 

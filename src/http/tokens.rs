@@ -1,6 +1,5 @@
 //! `/v1/tokens`: create, list and revoke bearer tokens (direktorat only).
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
-use super::middleware::{AuditWritten, RequestMeta};
+use super::middleware::{AuditedJson, RequestMeta};
 use crate::auth::{Caller, TokenSpec, generate_token};
 use crate::domain::FylkeCode;
 use crate::storage::{NewToken, TokenInfo};
@@ -59,7 +58,7 @@ pub async fn create_token(
     caller: Caller,
     meta: RequestMeta,
     ApiJson(request): ApiJson<CreateTokenRequest>,
-) -> Result<(StatusCode, Extension<AuditWritten>, Json<CreatedToken>), ApiError> {
+) -> Result<AuditedJson<CreatedToken>, ApiError> {
     let fylke = request
         .fylke
         .as_deref()
@@ -78,12 +77,12 @@ pub async fn create_token(
     };
     let mut audit = meta.audit_entry(Some(&caller));
     audit.status = StatusCode::CREATED.as_u16();
-    let info = state.store.create_token(&new, &audit).await?;
-    Ok((
+    let created = state.store.create_token(&new, &audit).await?;
+    let secret = generated.secret;
+    Ok(AuditedJson(
         StatusCode::CREATED,
-        Extension(AuditWritten),
-        Json(CreatedToken {
-            token: generated.secret,
+        created.map(|info| CreatedToken {
+            token: secret,
             info,
         }),
     ))
@@ -114,7 +113,7 @@ pub async fn revoke_token(
     caller: Caller,
     meta: RequestMeta,
     ApiPath(id): ApiPath<i64>,
-) -> Result<(Extension<AuditWritten>, Json<TokenInfo>), ApiError> {
+) -> Result<AuditedJson<TokenInfo>, ApiError> {
     let audit = meta.audit_entry(Some(&caller));
     let info = state
         .store
@@ -126,7 +125,7 @@ pub async fn revoke_token(
             }
             other => other.into(),
         })?;
-    Ok((Extension(AuditWritten), Json(info)))
+    Ok(AuditedJson(StatusCode::OK, info))
 }
 
 /// The caller's own identity: token name, role and fylke.

@@ -54,7 +54,18 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            // SQLITE_BUSY (5) / SQLITE_LOCKED (6) after the busy timeout; PostgreSQL's classes 08
+            // (connection exception) and 57P (operator intervention: shutdown, database dropped).
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|c| {
+                    c == "5" || c == "6" || c.starts_with("08") || c.starts_with("57P")
+                }) =>
+            {
                 StoreError::Unavailable(e.to_string())
             }
             other => StoreError::Database(other),
@@ -95,7 +106,7 @@ pub struct TokenInfo {
     pub fylke: Option<FylkeCode>,
     /// When the token was created.
     pub created_at: DateTime<Utc>,
-    /// Who created it (a token name, or `cli` for `ia-rct token create`).
+    /// Who created it (a token name, or `cli:<user>` for `ia-rct token create`).
     pub created_by: String,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
@@ -128,6 +139,36 @@ pub struct NewToken {
     pub hash: String,
     /// Who creates it.
     pub created_by: String,
+}
+
+/// The result of a write that recorded its own audit row in the same transaction.
+///
+/// Only the storage layer can make one, so holding one proves the audit row was committed with the
+/// change; the HTTP layer relies on that to skip writing a second row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audited<T> {
+    /// What the write returned.
+    pub value: T,
+    audit_id: i64,
+}
+
+impl<T> Audited<T> {
+    fn new(value: T, audit_id: i64) -> Self {
+        Audited { value, audit_id }
+    }
+
+    /// The id of the audit row committed with the write.
+    pub fn audit_id(&self) -> i64 {
+        self.audit_id
+    }
+
+    /// Transforms the value, keeping the proof of audit.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Audited<U> {
+        Audited {
+            value: f(self.value),
+            audit_id: self.audit_id,
+        }
+    }
 }
 
 /// The outcome recorded for an audited action.
@@ -171,6 +212,8 @@ pub struct NewAuditEntry {
     pub request_id: Option<String>,
     /// The acting token, if one was presented and valid.
     pub actor: Option<Caller>,
+    /// The acting person when there is no token: `cli:<user>` for the command line.
+    pub operator: Option<String>,
     /// The HTTP method, or `CLI` for the command line.
     pub method: String,
     /// The route template (`/v1/tokens/{id}/revoke`) or CLI command (`token create`).
@@ -196,6 +239,7 @@ impl NewAuditEntry {
             at: now(),
             request_id: None,
             actor: None,
+            operator: None,
             method: method.to_owned(),
             route: route.to_owned(),
             path: path.to_owned(),
@@ -219,7 +263,7 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
     /// The acting token's id.
     pub actor_token_id: Option<i64>,
-    /// The acting token's name.
+    /// The acting token's name (or `cli:<user>` for the command line).
     pub actor_name: Option<String>,
     /// The acting token's role.
     pub actor_role: Option<Role>,
@@ -298,7 +342,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token: &NewToken,
         audit: &NewAuditEntry,
-    ) -> Result<TokenInfo, StoreError>;
+    ) -> Result<Audited<TokenInfo>, StoreError>;
 
     /// Lists every token, active and revoked, oldest first.
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
@@ -312,7 +356,7 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         revoked_by: &str,
         audit: &NewAuditEntry,
-    ) -> Result<TokenInfo, StoreError>;
+    ) -> Result<Audited<TokenInfo>, StoreError>;
 
     /// The active (not revoked) token with this hash, if any.
     async fn find_active_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;
@@ -356,8 +400,30 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, St
     }
 }
 
-/// A URL with any password replaced by `***`, for messages and logs.
+/// A URL with any password (in the user info or a `password=` parameter) replaced by `***`, for
+/// messages and logs.
 pub fn redact_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = redact_userinfo(url);
+    match query {
+        None => base,
+        Some(query) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -390,6 +456,10 @@ mod tests {
             "postgres://postgres@127.0.0.1/x"
         );
         assert_eq!(redact_url("sqlite://ia-rct.db"), "sqlite://ia-rct.db");
+        assert_eq!(
+            redact_url("postgres://db/ia?user=ia&password=s3cret&sslmode=require"),
+            "postgres://db/ia?user=ia&password=***&sslmode=require"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::str::FromStr;
 
 use super::sql::{self, impl_store};
 use super::{
-    AuditEntry, AuditQuery, Backend, NewAuditEntry, NewToken, Store, StoreError, StoreOptions,
-    TokenInfo, redact_url,
+    AuditEntry, AuditQuery, Audited, Backend, NewAuditEntry, NewToken, Store, StoreError,
+    StoreOptions, TokenInfo, redact_url,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");

@@ -159,7 +159,8 @@ pub(super) fn token_insert_error(e: sqlx::Error, name: &str) -> StoreError {
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr) => {
         impl $store {
-            /// Fault injection for crash tests (see [`StoreOptions::pause_in_write`]).
+            /// Fault injection for crash tests (see [`StoreOptions::pause_in_write`]): called after
+            /// a write's last statement, audit row included, just before commit.
             async fn fault_pause(&self) {
                 if let Some(pause) = self.options.pause_in_write {
                     tracing::warn!(
@@ -182,7 +183,7 @@ macro_rules! impl_store {
                     .bind(entry.at)
                     .bind(entry.request_id.as_deref())
                     .bind(actor.map(|a| a.token_id))
-                    .bind(actor.map(|a| a.name.as_str()))
+                    .bind(actor.map(|a| a.name.as_str()).or(entry.operator.as_deref()))
                     .bind(actor.map(|a| a.role.as_str()))
                     .bind(actor.and_then(|a| a.fylke).map(|f| f.as_str()))
                     .bind(entry.method.as_str())
@@ -217,7 +218,7 @@ macro_rules! impl_store {
                 &self,
                 token: &NewToken,
                 audit: &NewAuditEntry,
-            ) -> Result<TokenInfo, StoreError> {
+            ) -> Result<Audited<TokenInfo>, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let row: sql::TokenRow = sqlx::query_as(sql::INSERT_TOKEN)
                     .bind(token.name.as_str())
@@ -230,12 +231,12 @@ macro_rules! impl_store {
                     .await
                     .map_err(|e| sql::token_insert_error(e, &token.name))?;
                 let info = TokenInfo::try_from(row)?;
-                self.fault_pause().await;
                 let mut audit = audit.clone();
                 audit.object_ids.push(format!("token:{}", info.id));
-                Self::insert_audit(&mut *tx, &audit).await?;
+                let audit_id = Self::insert_audit(&mut *tx, &audit).await?;
+                self.fault_pause().await;
                 tx.commit().await?;
-                Ok(info)
+                Ok(Audited::new(info, audit_id))
             }
 
             async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
@@ -250,7 +251,7 @@ macro_rules! impl_store {
                 id: i64,
                 revoked_by: &str,
                 audit: &NewAuditEntry,
-            ) -> Result<TokenInfo, StoreError> {
+            ) -> Result<Audited<TokenInfo>, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let revoked: Option<sql::TokenRow> = sqlx::query_as(sql::REVOKE_TOKEN)
                     .bind(audit.at)
@@ -276,12 +277,12 @@ macro_rules! impl_store {
                     };
                 };
                 let info = TokenInfo::try_from(row)?;
-                self.fault_pause().await;
                 let mut audit = audit.clone();
                 audit.object_ids.push(format!("token:{id}"));
-                Self::insert_audit(&mut *tx, &audit).await?;
+                let audit_id = Self::insert_audit(&mut *tx, &audit).await?;
+                self.fault_pause().await;
                 tx.commit().await?;
-                Ok(info)
+                Ok(Audited::new(info, audit_id))
             }
 
             async fn find_active_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {

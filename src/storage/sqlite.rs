@@ -9,8 +9,8 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::{self, impl_store};
 use super::{
-    AuditEntry, AuditQuery, Backend, NewAuditEntry, NewToken, Store, StoreError, StoreOptions,
-    TokenInfo,
+    AuditEntry, AuditQuery, Audited, Backend, NewAuditEntry, NewToken, Store, StoreError,
+    StoreOptions, TokenInfo,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");
@@ -47,8 +47,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let path = connect.get_filename().to_path_buf();
         let in_memory = path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:");
+        // An in-memory database exists per connection: one connection, or every connection would
+        // see its own empty database.
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(if in_memory { 1 } else { 8 })
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(connect)
             .await

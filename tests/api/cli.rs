@@ -100,29 +100,42 @@ async fn token_create_prints_the_secret_once_and_stores_only_its_hash(backend: B
     );
 
     // Bad input is refused with the field named, and nothing is written.
-    for args in [
-        &["token", "create", "--role", "fylke", "--name", "Uten fylke"][..],
-        &[
-            "token",
-            "create",
-            "--role",
-            "fylke",
-            "--fylke",
-            "54",
-            "--name",
-            "Troms og Finnmark",
-        ][..],
-        &[
-            "token", "create", "--role", "forsker", "--fylke", "46", "--name", "Forsker",
-        ][..],
-        &["token", "create", "--role", "admin", "--name", "Admin"][..],
-    ] {
-        let out = ia_rct(&db.url, args);
+    let refused: [(&[&str], &str); 5] = [
+        (
+            &["--role", "fylke", "--name", "Uten fylke"],
+            "--fylke: a fylke token must be bound to a fylke",
+        ),
+        (
+            &[
+                "--role",
+                "fylke",
+                "--fylke",
+                "54",
+                "--name",
+                "Troms og Finnmark",
+            ],
+            "`54` is not a fylke code",
+        ),
+        (
+            &["--role", "forsker", "--fylke", "46", "--name", "Forsker"],
+            "--fylke: only fylke tokens are bound to a fylke",
+        ),
+        (
+            &["--role", "admin", "--name", "Admin"],
+            "`admin` is not a role",
+        ),
+        (
+            &["--role", "forsker", "--name", "NAV Vestland"],
+            "an active token named `NAV Vestland` already exists",
+        ),
+    ];
+    for (args, expected) in refused {
+        let out = ia_rct(&db.url, &[&["token", "create"][..], args].concat());
         assert!(!out.status.success(), "{args:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("fylke") || stderr.contains("role"),
-            "{args:?}: {stderr}"
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in {stderr}"
         );
         assert!(out.stdout.is_empty());
     }
@@ -146,12 +159,25 @@ async fn token_create_prints_the_secret_once_and_stores_only_its_hash(backend: B
         })
         .await
         .expect("audit");
-    let routes: Vec<&str> = audit.iter().map(|e| e.route.as_str()).collect();
+    let rows: Vec<(&str, &str, u16)> = audit
+        .iter()
+        .map(|e| (e.route.as_str(), e.result.as_str(), e.status))
+        .collect();
     assert_eq!(
-        routes,
-        ["token revoke", "token create"],
-        "each CLI state change is audited"
+        rows,
+        [
+            ("token revoke", "failed", 409),
+            ("token revoke", "permitted", 200),
+            ("token create", "failed", 409),
+            ("token create", "permitted", 201),
+        ],
+        "each CLI write is audited, refused ones too"
     );
+    assert!(audit.iter().all(|e| {
+        e.actor_name
+            .as_deref()
+            .is_some_and(|a| a.starts_with("cli:"))
+    }));
 }
 
 async fn migrate_is_idempotent(backend: Backend) {

@@ -18,10 +18,7 @@ async fn send(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) 
 }
 
 async fn errors_share_one_envelope(backend: Backend) {
-    let config = HttpConfig {
-        body_limit: 1024,
-        ..HttpConfig::default()
-    };
+    let config = HttpConfig { body_limit: 1024 };
     let app = TestApp::spawn_with(backend, config).await;
 
     let (status, body) = send(app.client.get(app.url("/no/such/route"))).await;
@@ -80,7 +77,8 @@ async fn errors_share_one_envelope(backend: Backend) {
     assert_eq!(row.status, 422);
     assert!(row.detail.is_some());
 
-    // Every response carries a request id, and a client's own id is kept.
+    // Every response carries a request id; a client's own id is kept if it is short and plain,
+    // and replaced otherwise (it goes into logs and the audit log).
     let response = app
         .client
         .get(app.url("/healthz"))
@@ -89,6 +87,26 @@ async fn errors_share_one_envelope(backend: Backend) {
         .await
         .expect("send");
     assert_eq!(response.headers()["x-request-id"], "my-trace-1");
+    for forged in ["a".repeat(65), "x y".to_owned(), "a\"b".to_owned()] {
+        let response = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", &forged)
+            .send()
+            .await
+            .expect("send");
+        let id = response.headers()["x-request-id"].to_str().expect("ascii");
+        assert_ne!(id, forged);
+        assert_eq!(id.len(), 36, "a fresh UUID: {id}");
+    }
+
+    // Nothing under /v1 is cached: it carries secrets and firm data.
+    let response = app
+        .as_direktorat(Method::GET, "/v1/whoami")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.headers()["cache-control"], "no-store");
 }
 
 on_both_backends!(errors_share_one_envelope);

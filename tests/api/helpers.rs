@@ -19,12 +19,7 @@ use tokio::sync::mpsc;
 /// creates and drops its own database there).
 pub const POSTGRES_ENV: &str = "IA_RCT_TEST_POSTGRES_URL";
 
-/// Which engine a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use ia_rct::storage::Backend;
 
 /// Runs `test` once on SQLite and once on PostgreSQL, as `<test>::sqlite` and `<test>::postgres`.
 /// The PostgreSQL variant prints that it was skipped when `IA_RCT_TEST_POSTGRES_URL` is unset, and
@@ -190,7 +185,8 @@ pub async fn make_token(
     let info = store
         .create_token(&new, &audit)
         .await
-        .expect("create token");
+        .expect("create token")
+        .value;
     TestToken {
         secret: generated.secret,
         info,
@@ -212,14 +208,13 @@ impl TestApp {
         Self::spawn_with(backend, HttpConfig::default()).await
     }
 
-    pub async fn spawn_with(backend: Backend, mut config: HttpConfig) -> TestApp {
+    pub async fn spawn_with(backend: Backend, config: HttpConfig) -> TestApp {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        config.bind = addr;
         let router = app(AppState::new(store.clone(), config));
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("server");
@@ -252,16 +247,19 @@ impl TestApp {
             .bearer_auth(&self.direktorat.secret)
     }
 
-    /// The number of audit rows.
+    /// The number of audit rows (tests stay well under the 1000 one query returns).
     pub async fn audit_count(&self) -> usize {
-        self.store
+        let n = self
+            .store
             .query_audit(&storage::AuditQuery {
                 limit: 1000,
                 ..Default::default()
             })
             .await
             .expect("query audit")
-            .len()
+            .len();
+        assert!(n < 1000, "audit_count only counts up to 1000 rows");
+        n
     }
 
     /// The newest audit row.

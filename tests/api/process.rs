@@ -41,8 +41,16 @@ async fn readyz_turns_503_when_the_database_goes_away(backend: Backend) {
             .await
             .expect("readyz");
         let status = response.status();
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .expect("id")
+            .to_owned();
         let body: Value = response.json().await.expect("envelope");
         assert_envelope(status, &body, 503, "unavailable");
+        assert_eq!(
+            body["error"]["details"]["request_id"], request_id,
+            "a 5xx names its request id"
+        );
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(
             !message.contains("ia-rct.db") && !message.contains("ia_rct_test"),

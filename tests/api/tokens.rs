@@ -179,10 +179,14 @@ async fn token_requests_are_validated_field_by_field(backend: Backend) {
         assert_envelope(status, &envelope, 422, "invalid");
         assert_eq!(envelope["error"]["details"]["field"], field, "{body}");
     }
-    for body in [
-        json!({ "name": "x", "role": "admin" }),
-        json!({ "name": "x", "role": "forsker", "colour": "blue" }),
-        json!({ "role": "forsker" }),
+    for (body, field) in [
+        (json!({ "name": "x", "role": "admin" }), Some("role")),
+        (json!({ "name": 7, "role": "forsker" }), Some("name")),
+        (
+            json!({ "name": "x", "role": "forsker", "colour": "blue" }),
+            None,
+        ),
+        (json!({ "role": "forsker" }), None),
     ] {
         let response = app
             .as_direktorat(Method::POST, "/v1/tokens")
@@ -191,11 +195,17 @@ async fn token_requests_are_validated_field_by_field(backend: Backend) {
             .await
             .expect("send");
         let status = response.status();
-        assert_envelope(
-            status,
-            &response.json().await.expect("json"),
-            422,
-            "invalid",
+        let envelope: Value = response.json().await.expect("json");
+        assert_envelope(status, &envelope, 422, "invalid");
+        if let Some(field) = field {
+            assert_eq!(envelope["error"]["details"]["field"], field, "{body}");
+        }
+        let message = envelope["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            ["admin", "name", "colour", "role"]
+                .iter()
+                .any(|w| message.contains(w)),
+            "the message names the problem: {message}"
         );
     }
     // Nothing was created by any of them.

@@ -4,7 +4,7 @@
 -- A token is stored only as the SHA-256 of its secret. Revoking sets revoked_at; rows are never deleted,
 -- so the audit log can always name who held a token.
 CREATE TABLE api_tokens (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids are never reused, as on PostgreSQL
     name         TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     role         TEXT    NOT NULL CHECK (role IN ('direktorat', 'fylke', 'forsker')),
     fylke        TEXT    CHECK (fylke IS NULL OR (length(fylke) = 2 AND fylke GLOB '[0-9][0-9]')),
