@@ -154,11 +154,39 @@ pub(super) fn token_insert_error(e: sqlx::Error, name: &str) -> StoreError {
     }
 }
 
+/// The migrations recorded as applied: `(version, checksum)`.
+pub(super) const APPLIED_MIGRATIONS: &str =
+    "SELECT version, checksum FROM _sqlx_migrations WHERE success";
+
 /// Implements [`super::Store`] for a backend store type that has a `pool: sqlx::Pool<$db>` field,
-/// an `options: StoreOptions` field, and inherent `run_migrations` and `check_ready` methods.
+/// an `options: StoreOptions` field and an inherent `check_ready` method, in a module with a
+/// `MIGRATOR` static.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr) => {
         impl $store {
+            /// Applies pending migrations. When every migration is already applied with its
+            /// checksum, nothing is written, so the service can run as a database role that may
+            /// read and write rows but not create tables (see the README).
+            async fn run_migrations(&self) -> Result<(), StoreError> {
+                let applied: Result<Vec<(i64, Vec<u8>)>, sqlx::Error> =
+                    sqlx::query_as(sql::APPLIED_MIGRATIONS)
+                        .fetch_all(&self.pool)
+                        .await;
+                let pending = match applied {
+                    Ok(applied) => MIGRATOR.iter().any(|m| {
+                        !applied.iter().any(|(version, checksum)| {
+                            *version == m.version && **checksum == *m.checksum
+                        })
+                    }),
+                    // No migrations table yet: a new database.
+                    Err(_) => true,
+                };
+                if pending {
+                    MIGRATOR.run(&self.pool).await?;
+                }
+                Ok(())
+            }
+
             /// Fault injection for crash tests (see [`StoreOptions::pause_in_write`]): called after
             /// a write's last statement, audit row included, just before commit.
             async fn fault_pause(&self) {

@@ -72,11 +72,6 @@ impl SqliteStore {
         })
     }
 
-    async fn run_migrations(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
-
     /// Ready when the file the service opened is still the one at its path (a deleted or replaced
     /// file would silently swallow writes) and a query answers.
     async fn check_ready(&self) -> Result<(), StoreError> {
