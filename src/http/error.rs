@@ -1,8 +1,8 @@
 //! One error type for the HTTP boundary and the one JSON envelope every error is sent in:
 //! `{"error": {"code": "...", "message": "...", "details": {...}}}`.
 //!
-//! Messages say what to do. Internal errors (5xx) are sent as a generic message with the request
-//! id; their cause is logged once, by [`super::middleware::log_internal_errors`], never sent.
+//! Messages say what to do. Server errors (5xx) are sent with a safe message and the request
+//! id; their cause is logged once, by [`super::middleware::log_server_errors`], never sent.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};

@@ -36,7 +36,7 @@ fn acceptable_request_id(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
-/// Drops a client-supplied request id that is not [acceptable](acceptable_request_id), so that
+/// Drops a client-supplied request id that is not 1-64 characters of `[A-Za-z0-9_.:-]`, so that
 /// the request-id layer replaces it with a fresh one.
 pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     if req
