@@ -1,0 +1,381 @@
+//! DVH CSV, streamed: the header line is read first (to choose `,` or `;` and map the columns), then the
+//! csv crate reads one record at a time. A record may not pull more than [`MAX_ROW_BYTES`] from the
+//! input, so an unclosed quote or a file without line breaks cannot grow memory without bound.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, BufRead, BufReader, Read};
+
+use crate::register::RowError;
+
+use super::fields::{Cell, Field, Kind, RawRow, Shape};
+use super::json::Json;
+use super::{MAX_ROW_BYTES, error};
+
+/// What a header column is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Known(Field),
+    /// No name (Excel's trailing separator): ignored while its cells are blank.
+    Unnamed,
+}
+
+/// What the csv reader reads through: fails once more than [`MAX_ROW_BYTES`] were pulled since the
+/// last [`Capped::reset`], and notes where the line breaks are. The csv crate skips blank lines without
+/// counting them, and a record's `position()` is where the previous one ended (before the skipped
+/// lines), so rows are counted here.
+struct Capped<R> {
+    inner: R,
+    pulled: usize,
+    /// Bytes handed out so far.
+    offset: u64,
+    /// Whether the current line has a byte other than `\r`.
+    line_has_content: bool,
+    /// Line breaks handed out and not yet counted: their offset, and whether they end a blank line.
+    newlines: VecDeque<(u64, bool)>,
+    /// Line breaks counted so far.
+    lines: usize,
+}
+
+impl<R> Capped<R> {
+    fn new(inner: R) -> Capped<R> {
+        Capped {
+            inner,
+            pulled: 0,
+            offset: 0,
+            line_has_content: false,
+            newlines: VecDeque::new(),
+            lines: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.pulled = 0;
+    }
+
+    /// The 1-based line of a record whose `position().byte()` is `start`: the lines before `start`,
+    /// then the blank lines the csv crate skipped.
+    fn line_at(&mut self, start: u64) -> usize {
+        while let Some(&(offset, blank)) = self.newlines.front() {
+            // `<=`: after `\r\n` the csv crate may place `start` on the `\n` itself.
+            if offset <= start || blank {
+                self.newlines.pop_front();
+                self.lines += 1;
+            } else {
+                break;
+            }
+        }
+        self.lines + 1
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pulled > MAX_ROW_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "more than {} MiB without a complete row (an unclosed quote, or not a CSV file?)",
+                    MAX_ROW_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+        let n = self.inner.read(buf)?;
+        for (i, &b) in buf.get(..n).unwrap_or_default().iter().enumerate() {
+            match b {
+                b'\n' => {
+                    self.newlines
+                        .push_back((self.offset + i as u64, !self.line_has_content));
+                    self.line_has_content = false;
+                }
+                b'\r' => {}
+                _ => self.line_has_content = true,
+            }
+        }
+        self.pulled += n;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// The data rows of a DVH CSV upload.
+pub(super) struct CsvRows<R: Read> {
+    kind: Kind,
+    state: State<R>,
+    /// Header problems, yielded before anything else; then the stream ends.
+    header_errors: Vec<RowError>,
+    last_row: usize,
+}
+
+enum State<R: Read> {
+    /// The header is not read yet.
+    Start(BufReader<R>),
+    Reading {
+        reader: Box<csv::Reader<Capped<BufReader<R>>>>,
+        columns: Vec<Column>,
+        names: Vec<String>,
+        record: csv::ByteRecord,
+    },
+    Done,
+}
+
+impl<R: Read> CsvRows<R> {
+    pub(super) fn new(input: R, kind: Kind) -> CsvRows<R> {
+        CsvRows {
+            kind,
+            state: State::Start(BufReader::new(input)),
+            header_errors: Vec::new(),
+            last_row: 0,
+        }
+    }
+
+    /// Reads and checks the header; on success the state becomes `Reading`.
+    fn start(&mut self, mut input: BufReader<R>) {
+        let (line, too_long) = match header_line(&mut input) {
+            Ok(read) => read,
+            Err(e) => {
+                self.header_errors.push(error(
+                    0,
+                    "",
+                    "",
+                    format!("the upload could not be read: {e}"),
+                ));
+                return;
+            }
+        };
+        if too_long {
+            self.header_errors.push(error(
+                0,
+                "",
+                "",
+                format!(
+                    "the first line is longer than {} MiB; this is not a CSV file with a header row",
+                    MAX_ROW_BYTES / (1024 * 1024)
+                ),
+            ));
+            return;
+        }
+        let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            self.header_errors.push(error(
+                0,
+                "",
+                "",
+                "the upload is empty; expected a header row (orgnr, arstall, kvartal, …) and one row per virksomhet and quarter",
+            ));
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            self.header_errors.push(error(
+                0,
+                "",
+                "",
+                "the header row is not UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
+            ));
+            return;
+        };
+        let delimiter = delimiter(text);
+        let names: Vec<String> = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes())
+            .records()
+            .next()
+            .and_then(Result::ok)
+            .map(|record| record.iter().map(|f| f.trim().to_owned()).collect())
+            .unwrap_or_default();
+        let columns = self.columns(&names);
+        if !self.header_errors.is_empty() {
+            return;
+        }
+        let reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(Capped::new(input));
+        self.state = State::Reading {
+            reader: Box::new(reader),
+            columns,
+            names,
+            record: csv::ByteRecord::new(),
+        };
+    }
+
+    /// Maps header names to fields, recording unknown, repeated and missing columns.
+    fn columns(&mut self, names: &[String]) -> Vec<Column> {
+        let kind = self.kind;
+        let mut columns = Vec::with_capacity(names.len());
+        let mut seen: BTreeMap<Field, &str> = BTreeMap::new();
+        for name in names {
+            if name.is_empty() {
+                columns.push(Column::Unnamed);
+                continue;
+            }
+            match Field::from_name(kind, Shape::Csv, name) {
+                Some(field) => {
+                    if let Some(first) = seen.get(&field) {
+                        let reason = if first.eq_ignore_ascii_case(name) {
+                            format!("column `{name}` appears twice; keep one")
+                        } else {
+                            format!("columns `{first}` and `{name}` are the same field; keep one")
+                        };
+                        self.header_errors.push(error(0, name, name, reason));
+                    } else {
+                        seen.insert(field, name);
+                    }
+                    columns.push(Column::Known(field));
+                }
+                None => {
+                    let reason = format!(
+                        "unknown column `{name}`{}; {} (column names ignore case)",
+                        Field::hint(kind, Shape::Csv, name),
+                        Field::expected(kind, Shape::Csv)
+                    );
+                    self.header_errors.push(error(0, name, name, reason));
+                    columns.push(Column::Unnamed);
+                }
+            }
+        }
+        for field in Field::required(kind) {
+            if !seen.contains_key(field) {
+                let name = field.canonical(Shape::Csv);
+                self.header_errors.push(error(
+                    0,
+                    &name,
+                    "",
+                    format!("missing column `{name}`; it is required"),
+                ));
+            }
+        }
+        columns
+    }
+}
+
+/// The first line, up to [`MAX_ROW_BYTES`]; `true` if it was longer.
+fn header_line<B: BufRead>(input: &mut B) -> io::Result<(Vec<u8>, bool)> {
+    let mut line = Vec::new();
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((line, false));
+        }
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let taken = newline.unwrap_or(chunk.len());
+        if line.len() + taken > MAX_ROW_BYTES {
+            return Ok((line, true));
+        }
+        line.extend_from_slice(chunk.get(..taken).unwrap_or_default());
+        input.consume(taken + usize::from(newline.is_some()));
+        if newline.is_some() {
+            return Ok((line, false));
+        }
+    }
+}
+
+/// `;` if the header has more semicolons than commas outside quotes, else `,`.
+fn delimiter(header: &str) -> u8 {
+    let (mut commas, mut semicolons, mut quoted) = (0usize, 0usize, false);
+    for c in header.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => commas += 1,
+            ';' if !quoted => semicolons += 1,
+            _ => {}
+        }
+    }
+    if semicolons > commas { b';' } else { b',' }
+}
+
+impl<R: Read> Iterator for CsvRows<R> {
+    type Item = Result<RawRow, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let State::Start(_) = self.state
+            && let State::Start(input) = std::mem::replace(&mut self.state, State::Done)
+        {
+            self.start(input);
+            self.header_errors.reverse(); // popped from the back, in header order
+        }
+        if let Some(e) = self.header_errors.pop() {
+            return Some(Err(e));
+        }
+        let State::Reading {
+            reader,
+            columns,
+            names,
+            record,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        loop {
+            reader.get_mut().reset();
+            match reader.read_byte_record(record) {
+                Ok(false) => {
+                    self.state = State::Done;
+                    return None;
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    let row = self.last_row + 1;
+                    self.state = State::Done;
+                    let reason = match e.kind() {
+                        csv::ErrorKind::Io(io) => format!("the upload could not be read: {io}"),
+                        _ => format!("the CSV could not be read: {e}"),
+                    };
+                    return Some(Err(error(row, "", "", reason)));
+                }
+            }
+            // Lines are counted from the line after the header (row 1); blank lines count.
+            let row = match record.position() {
+                Some(position) => reader.get_mut().line_at(position.byte()),
+                None => self.last_row + 1,
+            };
+            self.last_row = row;
+            if record.iter().all(|f| f.trim_ascii().is_empty()) {
+                continue; // `;;;` lines, as spreadsheets write them
+            }
+            if record.len() != columns.len() {
+                return Some(Err(error(
+                    row,
+                    "",
+                    "",
+                    format!(
+                        "this row has {} fields but the header has {}; check the separator and quoting",
+                        record.len(),
+                        columns.len()
+                    ),
+                )));
+            }
+            let mut raw = RawRow::new(row, Shape::Csv);
+            for ((bytes, column), name) in record.iter().zip(columns.iter()).zip(names.iter()) {
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    raw.errors.push(error(
+                        row,
+                        name,
+                        &String::from_utf8_lossy(bytes),
+                        "not UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
+                    ));
+                    continue;
+                };
+                match column {
+                    Column::Known(field) => raw.insert(
+                        *field,
+                        Cell {
+                            name: name.clone(),
+                            value: Json::String(text.to_owned()),
+                        },
+                    ),
+                    Column::Unnamed if !text.trim().is_empty() => raw.errors.push(error(
+                        row,
+                        "",
+                        text,
+                        "a value in a column without a name in the header; name the column or remove the value",
+                    )),
+                    Column::Unnamed => {}
+                }
+            }
+            return Some(Ok(raw));
+        }
+    }
+}
