@@ -8,4 +8,12 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod protocol;
+pub mod randomization;
+/// The firm register (enrollment): CSV, JSON and Brønnøysund underenhet uploads read into firms.
+pub mod register;
+/// Synthetic registers for tests, benches, rehearsals and the demo.
+pub mod simulate;
+/// NAV's firm-level sickness statistics and metadata (DVH CSV, virksomhet.json), streamed row by row.
+pub mod statistics;
 pub mod storage;

@@ -9,4 +9,5 @@ mod cli;
 mod errors;
 mod openapi;
 mod process;
+mod randomization;
 mod tokens;

@@ -1,4 +1,7 @@
-//! The `ia-rct` command line: `serve`, `migrate` and `token`.
+//! The `ia-rct` command line: `serve`, `migrate`, `token`, and the offline `protocol`, `assign` and
+//! `verify`.
+
+mod offline;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -69,6 +72,13 @@ pub enum Command {
     /// Create, list and revoke bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Validate a protocol; print its canonical JSON or hash.
+    #[command(subcommand)]
+    Protocol(offline::ProtocolCommand),
+    /// Randomize a firm register offline, exactly as the service does (no database).
+    Assign(offline::AssignArgs),
+    /// Recompute an assignment from its inputs and list every difference (no database).
+    Verify(offline::VerifyArgs),
 }
 
 /// Options of `serve`.
@@ -132,6 +142,12 @@ pub fn init_tracing(format: LogFormat) {
 /// # Errors
 /// Whatever stops the command, with context for the user.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Protocol(command) => return offline::protocol(command),
+        Command::Assign(args) => return offline::assign(args),
+        Command::Verify(args) => return offline::verify(args),
+        _ => {}
+    }
     let options = StoreOptions {
         pause_in_write: cli.fault_pause_in_write_ms.map(Duration::from_millis),
     };
@@ -146,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(args) => serve(store.clone(), args).await,
         Command::Token(command) => token(store.as_ref(), command).await,
+        Command::Protocol(_) | Command::Assign(_) | Command::Verify(_) => Ok(()),
     };
     store.close().await;
     result

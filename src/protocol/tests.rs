@@ -1,0 +1,162 @@
+use super::*;
+use crate::domain::{Naeringskode, Orgnr};
+use crate::register::{BaselineDagsverk, Firm};
+
+const NALS: &str = include_str!("../../protocols/nals-arbeidsformer.toml");
+const VILLIGE: &str = include_str!("../../protocols/nals-villige-b.toml");
+
+fn nals() -> Protocol {
+    Protocol::from_toml(NALS).expect("nals-arbeidsformer.toml is valid")
+}
+
+#[test]
+fn the_shipped_protocols_are_valid() {
+    let p = nals();
+    assert_eq!(p.design, Design::A);
+    assert_eq!(p.arms.len(), 4);
+    assert_eq!(p.control_arm().map(|a| a.id.as_str()), Some("kontroll"));
+    assert_eq!(p.unit.level, UnitLevel::OverordnetEnhet);
+    assert_eq!(p.follow_up.pre_quarters, 8);
+    assert_eq!(p.follow_up.post_quarters, 12);
+    assert!(p.seed_matches(1, "nals-arbeidsformer-demo-wave-1"));
+    assert!(p.seed_matches(2, "nals-arbeidsformer-demo-wave-2"));
+    assert!(!p.seed_matches(1, "nals-arbeidsformer-demo-wave-2"));
+    assert!(!p.seed_matches(3, "anything"));
+    let b = Protocol::from_toml(VILLIGE).expect("nals-villige-b.toml is valid");
+    assert_eq!(b.design, Design::B);
+    assert!(b.eligibility.require_villig);
+}
+
+#[test]
+fn the_hash_is_the_same_from_toml_and_from_its_canonical_json() {
+    let p = nals();
+    let again = Protocol::from_json(&p.canonical_json()).expect("canonical JSON parses");
+    assert_eq!(p, again);
+    assert_eq!(p.content_hash(), again.content_hash());
+    assert_eq!(p.content_hash().len(), 64);
+    // Any change is a different protocol.
+    let mut changed = p.clone();
+    changed.strata.min_size += 1;
+    assert_ne!(p.content_hash(), changed.content_hash());
+}
+
+#[test]
+fn canonical_json_has_sorted_keys_and_no_whitespace() {
+    let json = nals().canonical_json();
+    assert!(json.starts_with("{\"analysis\":{"), "{}", &json[..40]);
+    // Re-serializing the parsed value compactly (serde_json sorts keys) changes nothing.
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(value.to_string(), json);
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_refused_with_their_place() {
+    let typo = NALS.replace("min_size = 8", "minsize = 8");
+    let err = Protocol::from_toml(&typo).expect_err("typo");
+    assert!(err.to_string().contains("minsize"), "{err}");
+
+    let bad_quarter = NALS.replace("from = \"2024K1\"", "from = \"2024K5\"");
+    assert!(Protocol::from_toml(&bad_quarter).is_err());
+
+    let two_controls = NALS.replace("id = \"digital\"", "id = \"digital\"\ncontrol = true");
+    match Protocol::from_toml(&two_controls) {
+        Err(ProtocolError::Invalid(problems)) => {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == "arms" && p.message.contains("exactly one"))
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    let b_without_villig = VILLIGE.replace("require_villig = true", "require_villig = false");
+    match Protocol::from_toml(&b_without_villig) {
+        Err(ProtocolError::Invalid(problems)) => {
+            assert_eq!(problems[0].field, "eligibility.require_villig");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    let late_baseline = NALS.replace("to = \"2024K4\"", "to = \"2025K1\"");
+    match Protocol::from_toml(&late_baseline) {
+        Err(ProtocolError::Invalid(problems)) => assert_eq!(problems[0].field, "baseline.to"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    let bad_seed = NALS.replace("33df759c", "33DF759C");
+    match Protocol::from_toml(&bad_seed) {
+        Err(ProtocolError::Invalid(problems)) => assert_eq!(problems[0].field, "seed.sha256[0]"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+fn firm(employees: u32, naering: &str) -> Firm {
+    Firm {
+        orgnr: Orgnr::from_prefix(97_476_067).expect("orgnr"),
+        navn: None,
+        fylke: "46".parse().expect("fylke"),
+        kommunenummer: None,
+        naeringskode: naering.parse::<Naeringskode>().expect("kode"),
+        sektor: crate::domain::Sektor::Privat,
+        antall_ansatte: employees,
+        overordnet_enhet: None,
+        villig: None,
+        baseline: None::<BaselineDagsverk>,
+        covariates: Default::default(),
+    }
+}
+
+#[test]
+fn eligibility_follows_the_reports_rule_and_says_why() {
+    let p = nals();
+    let baseline = |tapte: f64, mulige: f64| BaselineFacts {
+        tapte,
+        mulige,
+        quarters: 4,
+    };
+    // 30 employees at 13 %: the first set.
+    assert!(evaluate(&p, &firm(30, "87.101"), Some(&baseline(130.0, 1000.0))).is_empty());
+    // 15 employees but 600 lost workdays a year: the second set.
+    assert!(evaluate(&p, &firm(15, "87.101"), Some(&baseline(600.0, 3000.0))).is_empty());
+    // 30 employees at 10 % and 100 lost days: neither.
+    let why = evaluate(&p, &firm(30, "87.101"), Some(&baseline(100.0, 1000.0)));
+    assert_eq!(why.len(), 1);
+    assert_eq!(why[0].code, "any_of");
+    assert!(why[0].message.contains("below 12"), "{}", why[0].message);
+    // No statistics: excluded, and the reason says so.
+    let why = evaluate(&p, &firm(30, "87.101"), None);
+    assert!(
+        why[0].message.contains("no baseline statistics"),
+        "{}",
+        why[0].message
+    );
+
+    let b = Protocol::from_toml(VILLIGE).expect("valid");
+    let unwilling = evaluate(&b, &firm(80, "87.101"), None);
+    assert_eq!(
+        unwilling.iter().map(|e| e.code).collect::<Vec<_>>(),
+        vec!["ikke_villig"]
+    );
+    let mut willing = firm(80, "87.101");
+    willing.villig = Some(true);
+    assert!(evaluate(&b, &willing, None).is_empty());
+}
+
+#[test]
+fn baseline_facts_annualize_over_the_quarters_present() {
+    let b = BaselineFacts {
+        tapte: 300.0,
+        mulige: 3000.0,
+        quarters: 3,
+    };
+    assert_eq!(b.percent(), Some(10.0));
+    assert_eq!(b.lost_per_year(), Some(400.0));
+    let none = BaselineFacts {
+        tapte: 0.0,
+        mulige: 0.0,
+        quarters: 0,
+    };
+    assert_eq!(none.percent(), None);
+    assert_eq!(none.lost_per_year(), None);
+}
