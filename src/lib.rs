@@ -4,6 +4,8 @@
 //! The library holds everything; the `ia-rct` binary is a thin command line over it.
 
 pub mod auth;
+/// Baseline balance by arm (standardized differences, Hotelling T²), CONSORT counts, small-cell masking.
+pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod domain;

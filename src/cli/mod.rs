@@ -13,7 +13,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::auth::{TokenSpec, generate_token};
-use crate::config::{DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_GRACE_SECS, HttpConfig};
+use crate::config::{
+    DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_GRACE_SECS, DEFAULT_UPLOAD_LIMIT, HttpConfig,
+};
 use crate::domain::{FylkeCode, Role};
 use crate::http::{self, AppState};
 use crate::storage::{
@@ -90,6 +92,9 @@ pub struct ServeArgs {
     /// Largest JSON request body in bytes; larger ones get 413.
     #[arg(long, env = "IA_RCT_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// Largest file upload (a firm register) in bytes; larger ones get 413.
+    #[arg(long, env = "IA_RCT_UPLOAD_LIMIT", default_value_t = DEFAULT_UPLOAD_LIMIT)]
+    pub upload_limit: usize,
     /// After SIGTERM/SIGINT, how many seconds to let requests in flight finish before exiting.
     #[arg(long, env = "IA_RCT_SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
@@ -175,6 +180,7 @@ async fn serve(store: Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Resul
     let addr = listener.local_addr().context("listener has no address")?;
     let config = HttpConfig {
         body_limit: args.body_limit,
+        upload_limit: args.upload_limit,
     };
     tracing::info!(%addr, backend = ?store.backend(), "listening");
     // One line on stdout that scripts (and the tests) can read the address from.

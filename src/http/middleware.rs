@@ -130,6 +130,16 @@ impl<T: Serialize> IntoResponse for AuditedJson<T> {
     }
 }
 
+/// Put on a response by a handler that read firm-level data, so the audit row the middleware
+/// writes names the trial and the firms read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditDetails {
+    /// The trial concerned.
+    pub trial_id: Option<String>,
+    /// The objects read (e.g. `orgnr:974760673`).
+    pub object_ids: Vec<String>,
+}
+
 /// Authenticates every request to `/v1` and writes its audit row.
 ///
 /// A missing, malformed, unknown or revoked token is refused with 401 and audited as denied. For
@@ -149,10 +159,15 @@ pub async fn authenticate_and_audit(
             let entry = meta.audit_entry(Some(&caller));
             req.extensions_mut().insert(caller);
             req.extensions_mut().insert(meta);
-            let response = next.run(req).await;
+            let mut response = next.run(req).await;
             if response.extensions().get::<AuditWritten>().is_some() {
                 response
             } else {
+                let mut entry = entry;
+                if let Some(details) = response.extensions_mut().remove::<AuditDetails>() {
+                    entry.trial_id = details.trial_id;
+                    entry.object_ids = details.object_ids;
+                }
                 record(&state, entry, response).await
             }
         }

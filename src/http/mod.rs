@@ -10,6 +10,7 @@ mod health;
 pub mod middleware;
 pub mod routes;
 mod tokens;
+mod trials;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::config::HttpConfig;
@@ -57,6 +58,9 @@ impl AppState {
 
 const DIREKTORAT: &[Role] = &[Role::Direktorat];
 const EVERY_ROLE: &[Role] = Role::ALL;
+/// Firm-level data: the directorate, and a fylke for its own firms; never researchers.
+const FIRM_LEVEL: &[Role] = &[Role::Direktorat, Role::Fylke];
+const FYLKE: &[Role] = &[Role::Fylke];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -72,6 +76,9 @@ const EVERY_ROLE: &[Role] = Role::ALL;
     tags(
         (name = "tokens", description = "Bearer tokens and roles"),
         (name = "audit", description = "The append-only audit log"),
+        (name = "trials", description = "Trial protocols, versions and the lifecycle"),
+        (name = "enrollment", description = "Enrolling firms and their eligibility"),
+        (name = "randomization", description = "Draws, assignments delivered to each fylke, acknowledgements"),
         (name = "probes", description = "Liveness, readiness and this document"),
     )
 )]
@@ -103,6 +110,22 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke_token).admit(DIREKTORAT))
         .routes(routes!(tokens::whoami).admit(EVERY_ROLE))
         .routes(routes!(audit::list_audit).admit(DIREKTORAT))
+        .routes(routes!(trials::list_trials).admit(EVERY_ROLE))
+        .routes(routes!(trials::create_trial).admit(DIREKTORAT))
+        .routes(routes!(trials::get_trial).admit(EVERY_ROLE))
+        .routes(routes!(trials::save_protocol).admit(DIREKTORAT))
+        .routes(routes!(trials::list_versions).admit(EVERY_ROLE))
+        .routes(routes!(trials::transition_trial).admit(DIREKTORAT))
+        .routes(
+            routes!(trials::enroll)
+                .admit(DIREKTORAT)
+                .layer(DefaultBodyLimit::max(state.config.upload_limit)),
+        )
+        .routes(routes!(trials::list_enrollment).admit(FIRM_LEVEL))
+        .routes(routes!(trials::randomize_wave).admit(DIREKTORAT))
+        .routes(routes!(trials::list_assignments).admit(FIRM_LEVEL))
+        .routes(routes!(trials::acknowledge).admit(FYLKE))
+        .routes(routes!(trials::list_acknowledgements).admit(FIRM_LEVEL))
         // A panic inside a handler becomes a 500 here, inside the audit layer, so it is audited.
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(

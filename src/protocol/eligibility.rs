@@ -32,18 +32,21 @@ impl BaselineFacts {
 }
 
 /// One reason a firm is not eligible.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Exclusion {
     /// A stable code: `fylke`, `sektor`, `bransje`, `naeringskode`, `ikke_villig`,
     /// `min_employees`, `min_baseline_percent`, `min_lost_workdays_per_year`, `no_baseline`,
     /// `any_of`.
-    pub code: &'static str,
+    pub code: String,
     /// The reason in words.
     pub message: String,
 }
 
-fn exclusion(code: &'static str, message: String) -> Exclusion {
-    Exclusion { code, message }
+fn exclusion(code: &str, message: String) -> Exclusion {
+    Exclusion {
+        code: code.to_owned(),
+        message,
+    }
 }
 
 /// Which thresholds in a set fail, as exclusions.

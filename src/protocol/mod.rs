@@ -6,7 +6,9 @@
 //! identity is [`Protocol::content_hash`]: the SHA-256 of its canonical JSON, which an outside script
 //! can recompute (`protocols/RANDOMIZATION.md`).
 
+mod diff;
 mod eligibility;
+mod lifecycle;
 
 use std::collections::BTreeSet;
 
@@ -15,7 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{Bransje, FylkeCode, NaeringStandard, Quarter, Sektor};
 
+pub use diff::{Change, diff};
 pub use eligibility::{BaselineFacts, Exclusion, evaluate};
+pub use lifecycle::TrialState;
 
 /// A trial protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

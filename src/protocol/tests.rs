@@ -135,7 +135,10 @@ fn eligibility_follows_the_reports_rule_and_says_why() {
     let b = Protocol::from_toml(VILLIGE).expect("valid");
     let unwilling = evaluate(&b, &firm(80, "87.101"), None);
     assert_eq!(
-        unwilling.iter().map(|e| e.code).collect::<Vec<_>>(),
+        unwilling
+            .iter()
+            .map(|e| e.code.as_str())
+            .collect::<Vec<_>>(),
         vec!["ikke_villig"]
     );
     let mut willing = firm(80, "87.101");

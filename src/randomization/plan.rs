@@ -49,47 +49,74 @@ pub struct Screening {
     pub excluded: Vec<Excluded>,
 }
 
-/// Screens `firms` against `protocol`. A firm's baseline is its NAV statistics over the baseline
-/// window where `stats` has them, else the dagsverk given in the register (taken to cover the
-/// whole window).
+/// One firm's screening: its baseline, cluster, bransje and verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The baseline used: NAV statistics over the window, else the register's dagsverk.
+    pub baseline: Option<BaselineFacts>,
+    /// The cluster it is randomized with, if the protocol clusters it.
+    pub klynge: Option<Orgnr>,
+    /// Its bransje in the protocol's standard.
+    pub bransje: Bransje,
+    /// Why it is not eligible (empty: eligible).
+    pub exclusions: Vec<Exclusion>,
+}
+
+/// Screens one firm. Its baseline is its NAV statistics over the baseline window where `stats`
+/// has them, else the dagsverk given in the register (taken to cover the whole window).
+pub fn verdict(
+    protocol: &Protocol,
+    firm: &Firm,
+    stats: &BTreeMap<Orgnr, BaselineFacts>,
+) -> Verdict {
+    let window_quarters =
+        u32::try_from(protocol.baseline.to - protocol.baseline.from + 1).unwrap_or(0);
+    let baseline = stats.get(&firm.orgnr).copied().or_else(|| {
+        firm.baseline.map(|b| BaselineFacts {
+            tapte: b.tapte,
+            mulige: b.mulige,
+            quarters: window_quarters,
+        })
+    });
+    let clustered = protocol.unit.level == UnitLevel::OverordnetEnhet
+        && (protocol.unit.cluster_sektorer.is_empty()
+            || protocol.unit.cluster_sektorer.contains(&firm.sektor));
+    Verdict {
+        exclusions: evaluate(protocol, firm, baseline.as_ref()),
+        baseline,
+        klynge: firm.overordnet_enhet.filter(|_| clustered),
+        bransje: Bransje::of(&firm.naeringskode, protocol.naering_standard),
+    }
+}
+
+/// Screens `firms` against `protocol` ([`verdict`] for each).
 pub fn screen(
     protocol: &Protocol,
     firms: &[Firm],
     stats: &BTreeMap<Orgnr, BaselineFacts>,
 ) -> Screening {
-    let window_quarters =
-        u32::try_from(protocol.baseline.to - protocol.baseline.from + 1).unwrap_or(0);
     let mut sorted: Vec<&Firm> = firms.iter().collect();
     sorted.sort_by_key(|f| f.orgnr);
     let mut eligible = Vec::new();
     let mut excluded = Vec::new();
     for firm in sorted {
-        let baseline = stats.get(&firm.orgnr).copied().or_else(|| {
-            firm.baseline.map(|b| BaselineFacts {
-                tapte: b.tapte,
-                mulige: b.mulige,
-                quarters: window_quarters,
-            })
-        });
-        let reasons = evaluate(protocol, firm, baseline.as_ref());
-        if !reasons.is_empty() {
+        let v = verdict(protocol, firm, stats);
+        if !v.exclusions.is_empty() {
             excluded.push(Excluded {
                 orgnr: firm.orgnr,
-                reasons,
+                reasons: v.exclusions,
             });
             continue;
         }
-        let clustered = protocol.unit.level == UnitLevel::OverordnetEnhet
-            && (protocol.unit.cluster_sektorer.is_empty()
-                || protocol.unit.cluster_sektorer.contains(&firm.sektor));
         eligible.push(UnitRow {
             orgnr: firm.orgnr,
-            klynge: firm.overordnet_enhet.filter(|_| clustered),
+            klynge: v.klynge,
             fylke: firm.fylke,
-            bransje: Bransje::of(&firm.naeringskode, protocol.naering_standard),
+            bransje: v.bransje,
             sektor: firm.sektor,
             antall_ansatte: firm.antall_ansatte,
-            dagsverk: baseline
+            dagsverk: v
+                .baseline
                 .filter(|b| b.mulige > 0.0)
                 .map(|b| (b.tapte, b.mulige)),
         });

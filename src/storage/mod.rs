@@ -9,6 +9,7 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod trials;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +19,15 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::domain::{FylkeCode, Role};
+use crate::domain::{FylkeCode, Orgnr, Role};
+use crate::protocol::{Protocol, TrialState};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use trials::{
+    Acknowledgement, AssignmentRecord, DrawRecord, EnrollmentRecord, NewDraw, NewEnrollment,
+    ProtocolVersionInfo, TrialInfo, UploadReceipt,
+};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -316,9 +322,120 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// Trials: protocols and their versions, the lifecycle, enrollment, draws, assignments and
+/// acknowledgements. Every write locks the trial row first, checks the lifecycle inside the same
+/// transaction, and commits its audit row with the change.
+#[async_trait]
+pub trait TrialStore: Send + Sync {
+    /// Creates a trial in `draft` with its first protocol version.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if a trial with the protocol's id exists.
+    async fn create_trial(
+        &self,
+        protocol: &Protocol,
+        by: &str,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<TrialInfo>, StoreError>;
+
+    /// Every trial.
+    async fn list_trials(&self) -> Result<Vec<TrialInfo>, StoreError>;
+
+    /// One trial.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    async fn get_trial(&self, id: &str) -> Result<TrialInfo, StoreError>;
+
+    /// Stores a changed protocol: replaced in place while `draft`; a new version (current + 1)
+    /// while `registered`; refused afterwards.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], or [`StoreError::Conflict`] naming the rule broken.
+    async fn save_protocol(
+        &self,
+        protocol: &Protocol,
+        by: &str,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<TrialInfo>, StoreError>;
+
+    /// Every version of a trial's protocol, oldest first.
+    async fn protocol_versions(&self, id: &str) -> Result<Vec<ProtocolVersionInfo>, StoreError>;
+
+    /// Moves a trial to another state if its lifecycle allows it.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] with the allowed next steps.
+    async fn transition_trial(
+        &self,
+        id: &str,
+        to: TrialState,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<TrialInfo>, StoreError>;
+
+    /// Stores an enrollment upload for the open wave, all or nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the trial is not enrolling, the wave is not the open one, or a
+    /// firm is already enrolled.
+    async fn enroll(
+        &self,
+        id: &str,
+        upload: &NewEnrollment,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<UploadReceipt>, StoreError>;
+
+    /// Enrolled firms, optionally of one fylke and one wave, sorted by orgnr.
+    async fn enrollments(
+        &self,
+        id: &str,
+        fylke: Option<FylkeCode>,
+        wave: Option<u32>,
+    ) -> Result<Vec<EnrollmentRecord>, StoreError>;
+
+    /// Stores a wave's draw and assignments and moves the trial to `randomized`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the trial, its protocol or the wave's enrollment changed.
+    async fn record_draw(
+        &self,
+        id: &str,
+        draw: &NewDraw,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<DrawRecord>, StoreError>;
+
+    /// The trial's draws, by wave.
+    async fn draws(&self, id: &str) -> Result<Vec<DrawRecord>, StoreError>;
+
+    /// Assignments sorted by orgnr, optionally of one fylke, after a cursor, at most `limit`.
+    async fn assignments(
+        &self,
+        id: &str,
+        fylke: Option<FylkeCode>,
+        after: Option<Orgnr>,
+        limit: u32,
+    ) -> Result<Vec<AssignmentRecord>, StoreError>;
+
+    /// Records that a fylke received its firms' assignments of a wave.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the wave has no firms in the fylke or it was acknowledged.
+    async fn acknowledge(
+        &self,
+        id: &str,
+        wave: u32,
+        fylke: FylkeCode,
+        by: &str,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<Acknowledgement>, StoreError>;
+
+    /// Every acknowledgement of a trial.
+    async fn acknowledgements(&self, id: &str) -> Result<Vec<Acknowledgement>, StoreError>;
+}
+
 /// The persistence interface. One implementation per backend; handlers only see this trait.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TrialStore + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
 

@@ -2,14 +2,19 @@
 
 use std::time::Duration;
 
+use crate::domain::{FylkeCode, Orgnr};
+use crate::protocol::{Protocol, TrialState};
+
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 
 use super::sql::{self, impl_store};
+use super::trials::{self, impl_trial_store};
 use super::{
-    AuditEntry, AuditQuery, Audited, Backend, NewAuditEntry, NewToken, Store, StoreError,
-    StoreOptions, TokenInfo, redact_url,
+    Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
+    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, Store,
+    StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore, UploadReceipt, redact_url,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");
@@ -51,3 +56,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore, Postgres, Backend::Postgres);
+impl_trial_store!(PgStore, Postgres);

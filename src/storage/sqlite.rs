@@ -4,13 +4,18 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::domain::{FylkeCode, Orgnr};
+use crate::protocol::{Protocol, TrialState};
+
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::{self, impl_store};
+use super::trials::{self, impl_trial_store};
 use super::{
-    AuditEntry, AuditQuery, Audited, Backend, NewAuditEntry, NewToken, Store, StoreError,
-    StoreOptions, TokenInfo,
+    Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
+    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, Store,
+    StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore, UploadReceipt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");
@@ -98,3 +103,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
+impl_trial_store!(SqliteStore, Sqlite);

@@ -6,40 +6,14 @@ use ia_rct::storage::AuditResult;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, make_token};
+use crate::helpers::{Backend, TEST_SEED, TestApp, make_token, test_protocol, test_register};
 use crate::on_both_backends;
 
-/// How to call one route successfully: the concrete path and body (built fresh per call, because
-/// some calls consume what they act on, like a token to revoke).
-async fn request_for(
-    app: &TestApp,
-    method: &Method,
-    template: &str,
-    n: usize,
-) -> (String, Option<Value>) {
-    match (method.as_str(), template) {
-        ("GET", "/healthz" | "/readyz" | "/openapi.json" | "/v1/tokens" | "/v1/whoami") => {
-            (template.to_owned(), None)
-        }
-        ("GET", "/v1/audit") => ("/v1/audit?limit=5".to_owned(), None),
-        ("POST", "/v1/tokens") => (
-            template.to_owned(),
-            Some(json!({ "name": format!("access-test {n}"), "role": "forsker" })),
-        ),
-        ("POST", "/v1/tokens/{id}/revoke") => {
-            let victim = make_token(
-                app.store.as_ref(),
-                &format!("victim {n}"),
-                Role::Forsker,
-                None,
-            )
-            .await;
-            (format!("/v1/tokens/{}/revoke", victim.info.id), None)
-        }
-        _ => panic!(
-            "no access-test case for {method} {template}: add one to tests/api/access.rs::request_for"
-        ),
-    }
+/// A request body.
+enum Body {
+    None,
+    Json(Value),
+    Csv(String),
 }
 
 /// Every operation the service has. The test fails if `/openapi.json` lists more or fewer, so a new
@@ -53,7 +27,101 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/v1/tokens/{id}/revoke"),
     ("GET", "/v1/whoami"),
     ("GET", "/v1/audit"),
+    ("GET", "/v1/trials"),
+    ("POST", "/v1/trials"),
+    ("GET", "/v1/trials/{id}"),
+    ("PUT", "/v1/trials/{id}/protocol"),
+    ("GET", "/v1/trials/{id}/versions"),
+    ("POST", "/v1/trials/{id}/transitions"),
+    ("POST", "/v1/trials/{id}/enrollment"),
+    ("GET", "/v1/trials/{id}/enrollment"),
+    ("POST", "/v1/trials/{id}/randomize"),
+    ("GET", "/v1/trials/{id}/assignments"),
+    ("POST", "/v1/trials/{id}/acknowledgements"),
+    ("GET", "/v1/trials/{id}/acknowledgements"),
 ];
+
+/// The trial the read-only cases use: randomized, with firms enrolled.
+const SHARED: &str = "access-shared";
+
+/// How to call one route successfully: the concrete path and body, built fresh per call because
+/// some calls consume what they act on (a token to revoke, a draft to register, a wave to draw).
+async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -> (String, Body) {
+    let fresh = |prefix: &str| format!("access-{prefix}-{n}");
+    let shared = |suffix: &str| format!("/v1/trials/{SHARED}{suffix}");
+    match (method.as_str(), template) {
+        (
+            "GET",
+            "/healthz" | "/readyz" | "/openapi.json" | "/v1/tokens" | "/v1/whoami" | "/v1/trials",
+        ) => (template.to_owned(), Body::None),
+        ("GET", "/v1/audit") => ("/v1/audit?limit=5".to_owned(), Body::None),
+        ("POST", "/v1/tokens") => (
+            template.to_owned(),
+            Body::Json(json!({ "name": format!("access-test {n}"), "role": "forsker" })),
+        ),
+        ("POST", "/v1/tokens/{id}/revoke") => {
+            let victim = make_token(
+                app.store.as_ref(),
+                &format!("victim {n}"),
+                Role::Forsker,
+                None,
+            )
+            .await;
+            (format!("/v1/tokens/{}/revoke", victim.info.id), Body::None)
+        }
+        ("POST", "/v1/trials") => (
+            template.to_owned(),
+            Body::Json(test_protocol(&fresh("new"))),
+        ),
+        ("GET", "/v1/trials/{id}") => (shared(""), Body::None),
+        ("GET", "/v1/trials/{id}/versions") => (shared("/versions"), Body::None),
+        ("GET", "/v1/trials/{id}/enrollment") => (shared("/enrollment"), Body::None),
+        ("GET", "/v1/trials/{id}/assignments") => (shared("/assignments?limit=50"), Body::None),
+        ("GET", "/v1/trials/{id}/acknowledgements") => (shared("/acknowledgements"), Body::None),
+        ("PUT", "/v1/trials/{id}/protocol") => {
+            let id = fresh("put");
+            app.trial_in_state(&id, "draft", 0).await;
+            let mut protocol = test_protocol(&id);
+            protocol["title"] = Value::from("A better title");
+            (format!("/v1/trials/{id}/protocol"), Body::Json(protocol))
+        }
+        ("POST", "/v1/trials/{id}/transitions") => {
+            let id = fresh("step");
+            app.trial_in_state(&id, "draft", 0).await;
+            (
+                format!("/v1/trials/{id}/transitions"),
+                Body::Json(json!({ "to": "registered" })),
+            )
+        }
+        ("POST", "/v1/trials/{id}/enrollment") => {
+            let id = fresh("enroll");
+            app.trial_in_state(&id, "enrolling", 0).await;
+            (
+                format!("/v1/trials/{id}/enrollment"),
+                Body::Csv(test_register(40, 3)),
+            )
+        }
+        ("POST", "/v1/trials/{id}/randomize") => {
+            let id = fresh("draw");
+            app.trial_in_state(&id, "enrolling", 60).await;
+            (
+                format!("/v1/trials/{id}/randomize"),
+                Body::Json(json!({ "seed": TEST_SEED })),
+            )
+        }
+        ("POST", "/v1/trials/{id}/acknowledgements") => {
+            let id = fresh("ack");
+            app.trial_in_state(&id, "randomized", 200).await;
+            (
+                format!("/v1/trials/{id}/acknowledgements"),
+                Body::Json(json!({ "wave": 1 })),
+            )
+        }
+        _ => panic!(
+            "no access-test case for {method} {template}: add one to tests/api/access.rs::request_for"
+        ),
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 enum Who {
@@ -67,6 +135,7 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
     let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+    app.trial_in_state(SHARED, "randomized", 200).await;
     let bad = format!("iarct_{}", "ab".repeat(32));
 
     let doc: Value = app
@@ -163,8 +232,12 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
                 if let Some(secret) = secret {
                     request = request.bearer_auth(secret);
                 }
-                if let Some(body) = body {
-                    request = request.json(&body);
+                match body {
+                    Body::None => {}
+                    Body::Json(body) => request = request.json(&body),
+                    Body::Csv(csv) => {
+                        request = request.header("content-type", "text/csv").body(csv)
+                    }
                 }
                 let response = request.send().await.expect("send");
                 let status = response.status();

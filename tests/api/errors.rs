@@ -18,7 +18,10 @@ async fn send(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) 
 }
 
 async fn errors_share_one_envelope(backend: Backend) {
-    let config = HttpConfig { body_limit: 1024 };
+    let config = HttpConfig {
+        body_limit: 1024,
+        ..HttpConfig::default()
+    };
     let app = TestApp::spawn_with(backend, config).await;
 
     let (status, body) = send(app.client.get(app.url("/no/such/route"))).await;

@@ -376,3 +376,103 @@ impl ServerProcess {
         self.child.id().expect("child still running")
     }
 }
+
+/// The seed every test protocol commits to for wave 1 (and `test-seed-2` for wave 2).
+pub const TEST_SEED: &str = "test-seed";
+
+/// `protocols/nals-arbeidsformer.toml` as JSON, with its id replaced and its seed commitments set
+/// to `TEST_SEED` and `test-seed-2`.
+pub fn test_protocol(id: &str) -> Value {
+    use sha2::Digest;
+    let text = std::fs::read_to_string("protocols/nals-arbeidsformer.toml").expect("protocol");
+    let protocol = ia_rct::protocol::Protocol::from_toml(&text).expect("valid");
+    let mut value = serde_json::to_value(&protocol).expect("json");
+    value["id"] = Value::from(id);
+    value["seed"]["sha256"] = serde_json::json!([
+        hex::encode(sha2::Sha256::digest(TEST_SEED.as_bytes())),
+        hex::encode(sha2::Sha256::digest(b"test-seed-2")),
+    ]);
+    value
+}
+
+/// A synthetic register of `n` firms as CSV.
+pub fn test_register(n: usize, seed: u64) -> String {
+    ia_rct::simulate::register_csv(&ia_rct::simulate::register(n, seed))
+}
+
+impl TestApp {
+    /// Sends a request as the direktorat and asserts its status.
+    pub async fn direktorat_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        expected: u16,
+    ) -> Value {
+        let mut request = self.as_direktorat(method.clone(), path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, expected, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Creates a trial from [`test_protocol`] and moves it to `state` (`draft`, `registered`,
+    /// `enrolling`, or `randomized` with `firms` enrolled and drawn).
+    pub async fn trial_in_state(&self, id: &str, state: &str, firms: usize) -> Value {
+        use reqwest::Method;
+        let mut trial = self
+            .direktorat_call(Method::POST, "/v1/trials", Some(test_protocol(id)), 201)
+            .await;
+        let steps: &[&str] = match state {
+            "draft" => &[],
+            "registered" => &["registered"],
+            "enrolling" | "randomized" => &["registered", "enrolling"],
+            other => panic!("no fixture for state {other}"),
+        };
+        for to in steps {
+            trial = self
+                .direktorat_call(
+                    Method::POST,
+                    &format!("/v1/trials/{id}/transitions"),
+                    Some(serde_json::json!({ "to": to })),
+                    200,
+                )
+                .await;
+        }
+        if firms > 0 {
+            self.enroll_csv(id, &test_register(firms, 11), 201).await;
+        }
+        if state == "randomized" {
+            self.direktorat_call(
+                Method::POST,
+                &format!("/v1/trials/{id}/randomize"),
+                Some(serde_json::json!({ "seed": TEST_SEED })),
+                201,
+            )
+            .await;
+        }
+        trial
+    }
+
+    /// Uploads a register CSV to a trial's enrollment as the direktorat.
+    pub async fn enroll_csv(&self, id: &str, csv: &str, expected: u16) -> Value {
+        let response = self
+            .as_direktorat(
+                reqwest::Method::POST,
+                &format!("/v1/trials/{id}/enrollment"),
+            )
+            .header("content-type", "text/csv")
+            .body(csv.to_owned())
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, expected, "enrollment: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+}
