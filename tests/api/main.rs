@@ -11,3 +11,4 @@ mod openapi;
 mod process;
 mod randomization;
 mod tokens;
+mod trials;
