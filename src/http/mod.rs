@@ -61,6 +61,8 @@ const EVERY_ROLE: &[Role] = Role::ALL;
 /// Firm-level data: the directorate, and a fylke for its own firms; never researchers.
 const FIRM_LEVEL: &[Role] = &[Role::Direktorat, Role::Fylke];
 const FYLKE: &[Role] = &[Role::Fylke];
+/// Aggregates over firms (masked below 5 outside the directorate).
+const AGGREGATES: &[Role] = &[Role::Direktorat, Role::Forsker];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -126,6 +128,7 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(trials::list_assignments).admit(FIRM_LEVEL))
         .routes(routes!(trials::acknowledge).admit(FYLKE))
         .routes(routes!(trials::list_acknowledgements).admit(FIRM_LEVEL))
+        .routes(routes!(trials::get_balance).admit(AGGREGATES))
         // A panic inside a handler becomes a 500 here, inside the audit layer, so it is audited.
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(

@@ -39,6 +39,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/v1/trials/{id}/assignments"),
     ("POST", "/v1/trials/{id}/acknowledgements"),
     ("GET", "/v1/trials/{id}/acknowledgements"),
+    ("GET", "/v1/trials/{id}/balance"),
 ];
 
 /// The trial the read-only cases use: randomized, with firms enrolled.
@@ -78,6 +79,7 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
         ("GET", "/v1/trials/{id}/enrollment") => (shared("/enrollment"), Body::None),
         ("GET", "/v1/trials/{id}/assignments") => (shared("/assignments?limit=50"), Body::None),
         ("GET", "/v1/trials/{id}/acknowledgements") => (shared("/acknowledgements"), Body::None),
+        ("GET", "/v1/trials/{id}/balance") => (shared("/balance"), Body::None),
         ("PUT", "/v1/trials/{id}/protocol") => {
             let id = fresh("put");
             app.trial_in_state(&id, "draft", 0).await;

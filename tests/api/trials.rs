@@ -485,7 +485,81 @@ async fn the_service_draws_what_offline_assign_draws(backend: Backend) {
     assert_eq!(served, offline);
 }
 
+async fn the_balance_table_counts_the_flow_and_masks_small_cells_for_researchers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.trial_in_state("balance", "enrolling", 0).await;
+    app.direktorat_call(Method::GET, "/v1/trials/balance/balance", None, 409)
+        .await;
+    app.enroll_csv("balance", &test_register(600, 8), 201).await;
+    app.direktorat_call(
+        Method::POST,
+        "/v1/trials/balance/randomize",
+        Some(json!({ "seed": TEST_SEED })),
+        201,
+    )
+    .await;
+    let full = app
+        .direktorat_call(Method::GET, "/v1/trials/balance/balance", None, 200)
+        .await;
+    let consort = &full["consort"];
+    assert_eq!(consort["assessed"], 600);
+    let eligible = consort["eligible"].as_u64().expect("eligible");
+    let randomized: u64 = consort["randomized_per_arm"]
+        .as_object()
+        .expect("arms")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(randomized, eligible);
+    assert_eq!(consort["not_randomized"], 0);
+    let table = &full["table"];
+    assert_eq!(table["control"], "kontroll");
+    assert_eq!(table["covariates"][0]["covariate"], "antall_ansatte");
+    assert_eq!(
+        table["omnibus"].as_array().expect("omnibus").len(),
+        3,
+        "one test per arm against control"
+    );
+    let cells = |t: &Value| -> Vec<Value> {
+        t["strata"]
+            .as_array()
+            .expect("strata")
+            .iter()
+            .flat_map(|s| s["counts"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    assert!(
+        cells(table).iter().all(Value::is_u64),
+        "the directorate sees every cell"
+    );
+
+    let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+    let masked: Value = app
+        .client
+        .get(app.url("/v1/trials/balance/balance"))
+        .bearer_auth(&forsker.secret)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let masked_cells = cells(&masked["table"]);
+    assert!(
+        masked_cells.iter().any(Value::is_null),
+        "small cells are hidden: {masked_cells:?}"
+    );
+    assert!(
+        masked_cells
+            .iter()
+            .filter_map(Value::as_u64)
+            .all(|n| n >= 5),
+        "no shown cell is below 5"
+    );
+}
+
 on_both_backends!(
+    the_balance_table_counts_the_flow_and_masks_small_cells_for_researchers,
     the_lifecycle_refuses_steps_out_of_order,
     enrollment_refuses_bad_rows_whole_and_explains_exclusions,
     a_fylke_sees_only_its_own_firms_and_every_read_is_audited,
