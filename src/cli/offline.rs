@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Orgnr, Sektor};
 use crate::protocol::{BaselineFacts, Protocol};
-use crate::randomization::files::{differences, read_assignment, write_assignment, write_units};
+use crate::randomization::files::{
+    differences, read_assignment, read_units, write_assignment, write_units,
+};
 use crate::randomization::plan::{Screening, randomize, screen};
 use crate::register::{RegisterOptions, detect_format, parse_register};
 
@@ -36,17 +38,22 @@ pub struct DrawArgs {
     #[arg(long)]
     pub protocol: PathBuf,
     /// The firm register: CSV, JSON or Brønnøysund underenhet JSON (data-formats §1).
-    #[arg(long)]
-    pub firms: PathBuf,
+    #[arg(long, required_unless_present = "units", conflicts_with = "units")]
+    pub firms: Option<PathBuf>,
+    /// Instead of a register: the canonical unit list of a draw (`units.csv`, RANDOMIZATION.md §6,
+    /// as `GET /v1/trials/{id}/draws/{wave}/units.csv` serves it); eligibility is then taken as
+    /// given.
+    #[arg(long, conflicts_with = "stats")]
+    pub units: Option<PathBuf>,
     /// NAV sickness statistics for the baseline window (data-formats §2); repeat for several files.
     #[arg(long)]
     pub stats: Vec<PathBuf>,
     /// The wave's seed; its SHA-256 must match the protocol's commitment unless --dry-run.
     #[arg(long)]
     pub seed: String,
-    /// The enrollment wave (from 1).
-    #[arg(long, default_value_t = 1)]
-    pub wave: u32,
+    /// The enrollment wave (from 1); `assign` defaults to 1, `verify` to the wave in the file.
+    #[arg(long)]
+    pub wave: Option<u32>,
     /// Accept any seed (rehearsals and power studies); the output format is the same.
     #[arg(long)]
     pub dry_run: bool,
@@ -150,23 +157,35 @@ struct Prepared {
     seed_ok: bool,
 }
 
-fn prepare(args: &DrawArgs) -> anyhow::Result<Prepared> {
+fn prepare(args: &DrawArgs, wave: u32) -> anyhow::Result<Prepared> {
     let protocol = load_protocol(&args.protocol)?;
     let hash = protocol.content_hash();
-    let seed_ok = protocol.seed_matches(args.wave, &args.seed);
-    let bytes = read(&args.firms)?;
-    let options = RegisterOptions {
-        default_sektor: args.sektor,
-    };
-    let firms = parse_register(&bytes, detect_format(&bytes), &options).map_err(|e| {
-        let mut message = format!("{} has {} problem(s):", args.firms.display(), e.total);
-        for problem in &e.errors {
-            let _ = write!(message, "\n  {problem} (value `{}`)", problem.value);
+    let seed_ok = protocol.seed_matches(wave, &args.seed);
+    if let Err(problem) = crate::randomization::check_seed(&args.seed) {
+        bail!("--seed: {problem}");
+    }
+    let screening = match (&args.firms, &args.units) {
+        (_, Some(units)) => {
+            let text = String::from_utf8(read(units)?)
+                .with_context(|| format!("{} is not UTF-8", units.display()))?;
+            let eligible = read_units(&text).map_err(|e| problems(units, &e))?;
+            Screening {
+                eligible,
+                excluded: Vec::new(),
+            }
         }
-        anyhow::anyhow!(message)
-    })?;
-    let stats = baselines(&protocol, &args.stats)?;
-    let screening = screen(&protocol, &firms, &stats);
+        (Some(firms_path), None) => {
+            let bytes = read(firms_path)?;
+            let options = RegisterOptions {
+                default_sektor: args.sektor,
+            };
+            let firms = parse_register(&bytes, detect_format(&bytes), &options)
+                .map_err(|e| problems(firms_path, &e))?;
+            let stats = baselines(&protocol, &args.stats)?;
+            screen(&protocol, &firms, &stats)
+        }
+        (None, None) => bail!("give --firms or --units"),
+    };
     Ok(Prepared {
         protocol,
         hash,
@@ -175,29 +194,38 @@ fn prepare(args: &DrawArgs) -> anyhow::Result<Prepared> {
     })
 }
 
-fn seed_refusal(args: &DrawArgs, protocol: &Protocol) -> String {
+fn problems(path: &Path, e: &crate::register::RegisterErrors) -> anyhow::Error {
+    let mut message = format!("{} has {} problem(s):", path.display(), e.total);
+    for problem in &e.errors {
+        let _ = write!(message, "\n  {problem} (value `{}`)", problem.value);
+    }
+    anyhow::anyhow!(message)
+}
+
+fn seed_refusal(wave: u32, protocol: &Protocol) -> String {
     format!(
         "the seed does not match the protocol's commitment for wave {} ({}); give the committed \
          seed, or --dry-run for a rehearsal",
-        args.wave,
+        wave,
         protocol
             .seed
             .sha256
-            .get(args.wave.saturating_sub(1) as usize)
+            .get(wave.saturating_sub(1) as usize)
             .map_or("no commitment for this wave", String::as_str)
     )
 }
 
 /// Runs `assign`.
 pub fn assign(args: AssignArgs) -> anyhow::Result<()> {
-    let prepared = prepare(&args.draw)?;
+    let wave = args.draw.wave.unwrap_or(1);
+    let prepared = prepare(&args.draw, wave)?;
     if !prepared.seed_ok && !args.draw.dry_run {
-        bail!(seed_refusal(&args.draw, &prepared.protocol));
+        bail!(seed_refusal(wave, &prepared.protocol));
     }
     let assignment = randomize(
         &prepared.protocol,
         &prepared.hash,
-        args.draw.wave,
+        wave,
         &args.draw.seed,
         &prepared.screening.eligible,
         args.drawn_at,
@@ -244,7 +272,6 @@ pub fn assign(args: AssignArgs) -> anyhow::Result<()> {
 
 /// Runs `verify`: recomputes the assignment and lists every difference.
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let prepared = prepare(&args.draw)?;
     let text = String::from_utf8(read(&args.assignment)?)
         .with_context(|| format!("{} is not UTF-8", args.assignment.display()))?;
     let found = read_assignment(&text).map_err(|e| {
@@ -253,10 +280,12 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             args.assignment.display()
         )
     })?;
+    let wave = args.draw.wave.unwrap_or(found.header.wave);
+    let prepared = prepare(&args.draw, wave)?;
     let expected = randomize(
         &prepared.protocol,
         &prepared.hash,
-        args.draw.wave,
+        wave,
         &args.draw.seed,
         &prepared.screening.eligible,
         None,
@@ -273,8 +302,8 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
             d.field, d.expected, d.found
         );
     }
-    let seed_problem = (!prepared.seed_ok && !args.draw.dry_run)
-        .then(|| seed_refusal(&args.draw, &prepared.protocol));
+    let seed_problem =
+        (!prepared.seed_ok && !args.draw.dry_run).then(|| seed_refusal(wave, &prepared.protocol));
     if let Some(problem) = &seed_problem {
         println!("seed\t{problem}");
     }

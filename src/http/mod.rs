@@ -129,6 +129,8 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(trials::acknowledge).admit(FYLKE))
         .routes(routes!(trials::list_acknowledgements).admit(FIRM_LEVEL))
         .routes(routes!(trials::get_balance).admit(AGGREGATES))
+        .routes(routes!(trials::get_draw_units).admit(DIREKTORAT))
+        .routes(routes!(trials::get_draw_assignment).admit(DIREKTORAT))
         // A panic inside a handler becomes a 500 here, inside the audit layer, so it is audited.
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(

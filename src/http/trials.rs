@@ -2,7 +2,6 @@
 //! each fylke, and acknowledgements.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -19,7 +18,10 @@ use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr, Role, Sektor};
 use crate::protocol::{Change, Design, Protocol, ProtocolError, TrialState, diff};
-use crate::randomization::plan::{UnitRow, randomize, verdict};
+use crate::randomization::files::{write_assignment, write_units};
+use crate::randomization::plan::{
+    Assignment, AssignmentRow, DrawHeader, UnitRow, randomize, verdict,
+};
 use crate::randomization::{ALGORITHM_ID, arm_probabilities};
 use crate::register::{RegisterOptions, detect_format, parse_register};
 use crate::storage::{
@@ -327,10 +329,28 @@ pub async fn enroll(
     // the register's own dagsverk are the baseline.
     let stats = BTreeMap::new();
     let wave = trial.current_wave();
+    // A cluster is randomized once, as a whole: a firm whose overordnet enhet was drawn in an
+    // earlier wave is not randomized again (that would split the cluster across arms).
+    let drawn_clusters: BTreeSet<Orgnr> = state
+        .store
+        .assignments(&id, None, None, u32::MAX)
+        .await?
+        .into_iter()
+        .filter_map(|a| a.klynge)
+        .collect();
     let records: Vec<EnrollmentRecord> = firms
         .iter()
         .map(|firm| {
-            let v = verdict(&trial.protocol, firm, &stats);
+            let mut v = verdict(&trial.protocol, firm, &stats);
+            if let Some(k) = v.klynge.filter(|k| drawn_clusters.contains(k)) {
+                v.exclusions.push(crate::protocol::Exclusion {
+                    code: "klynge_trukket".to_owned(),
+                    message: format!(
+                        "its overordnet enhet {k} was randomized in an earlier wave; a cluster is \
+                         randomized once, as a whole"
+                    ),
+                });
+            }
             EnrollmentRecord {
                 orgnr: firm.orgnr,
                 wave,
@@ -469,6 +489,9 @@ pub async fn randomize_wave(
         )));
     }
     let wave = trial.current_wave();
+    if let Err(problem) = crate::randomization::check_seed(&request.seed) {
+        return Err(ApiError::invalid_field("seed", problem));
+    }
     if !trial.protocol.seed_matches(wave, &request.seed) {
         return Err(ApiError::invalid_field(
             "seed",
@@ -494,6 +517,7 @@ pub async fn randomize_wave(
             dagsverk: e.baseline,
         })
         .collect();
+    let units_sha256 = hex::encode(Sha256::digest(write_units(&units).as_bytes()));
     let drawn_at = now();
     let assignment = randomize(
         &trial.protocol,
@@ -553,6 +577,7 @@ pub async fn randomize_wave(
         algorithm: ALGORITHM_ID.to_owned(),
         seed: request.seed,
         baseline_cuts: assignment.baseline_cuts.clone(),
+        units_sha256,
         drawn_at,
         drawn_by: caller.name.clone(),
     };
@@ -720,27 +745,8 @@ pub async fn list_assignments(
             .collect(),
     };
     let mut response = if csv {
-        let mut out = String::from(
-            "orgnr,arm,stratum,klynge,bolge,sannsynlighet,trukket,arm_navn,kontakt,instruks\n",
-        );
-        for a in &delivered {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{},{},\"{}\"",
-                a.orgnr,
-                a.arm,
-                a.stratum,
-                a.klynge.map(|k| k.to_string()).unwrap_or_default(),
-                a.bolge,
-                a.sannsynlighet,
-                a.trukket
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-                    .unwrap_or_default(),
-                a.arm_navn,
-                a.kontakt,
-                a.instruks.replace('"', "\"\"")
-            );
-        }
+        let out =
+            fylke_csv(&delivered).map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
         let mut response =
             ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
         if let Some(next) = next_after
@@ -759,6 +765,44 @@ pub async fn list_assignments(
     };
     response.extensions_mut().insert(details);
     Ok(response)
+}
+
+/// The assignment CSV a fylke receives: data-formats §5 columns, then `arm_navn, kontakt,
+/// instruks`, quoted where needed.
+fn fylke_csv(delivered: &[DeliveredAssignment]) -> Result<Vec<u8>, String> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "orgnr",
+        "arm",
+        "stratum",
+        "klynge",
+        "bolge",
+        "sannsynlighet",
+        "trukket",
+        "arm_navn",
+        "kontakt",
+        "instruks",
+    ];
+    writer.write_record(header).map_err(|e| e.to_string())?;
+    for a in delivered {
+        writer
+            .write_record([
+                a.orgnr.to_string(),
+                a.arm.clone(),
+                a.stratum.clone(),
+                a.klynge.map(|k| k.to_string()).unwrap_or_default(),
+                a.bolge.to_string(),
+                a.sannsynlighet.to_string(),
+                a.trukket
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                    .unwrap_or_default(),
+                a.arm_navn.clone(),
+                a.kontakt.to_string(),
+                a.instruks.clone(),
+            ])
+            .map_err(|e| e.to_string())?;
+    }
+    writer.into_inner().map_err(|e| e.to_string())
 }
 
 /// Which wave a fylke acknowledges.
@@ -831,11 +875,47 @@ pub async fn list_acknowledgements(
     Ok(Json(AcknowledgementList { acknowledgements }))
 }
 
+/// CONSORT counts, each hidden (`null`) outside the directorate when below 5 firms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsortView {
+    /// Firms assessed for eligibility.
+    pub assessed: Option<usize>,
+    /// Firms found eligible.
+    pub eligible: Option<usize>,
+    /// Excluded firms per reason code (a firm with several reasons counts under each).
+    pub excluded_by_reason: BTreeMap<String, Option<usize>>,
+    /// Randomized firms per arm.
+    pub randomized_per_arm: BTreeMap<String, Option<usize>>,
+    /// Eligible firms not (yet) randomized.
+    pub not_randomized: Option<usize>,
+}
+
+impl ConsortView {
+    fn masked(c: crate::balance::Consort, min: usize) -> Self {
+        let keep = |n: usize| (n >= min).then_some(n);
+        ConsortView {
+            assessed: keep(c.assessed),
+            eligible: keep(c.eligible),
+            excluded_by_reason: c
+                .excluded_by_reason
+                .into_iter()
+                .map(|(k, n)| (k, keep(n)))
+                .collect(),
+            randomized_per_arm: c
+                .randomized_per_arm
+                .into_iter()
+                .map(|(k, n)| (k, keep(n)))
+                .collect(),
+            not_randomized: keep(c.not_randomized),
+        }
+    }
+}
+
 /// Balance and flow of a trial's randomized firms.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BalanceView {
     /// CONSORT counts: assessed, eligible, excluded by reason, randomized per arm.
-    pub consort: crate::balance::Consort,
+    pub consort: ConsortView,
     /// Covariates by arm (means, SDs, standardized differences), Hotelling's omnibus test per arm
     /// against control, and counts per stratum and arm. Outside the directorate every cell based
     /// on fewer than 5 firms is hidden (`null`).
@@ -937,7 +1017,153 @@ pub async fn get_balance(
         MIN_CELL
     };
     Ok(Json(BalanceView {
-        consort,
+        consort: ConsortView::masked(consort, min),
         table: crate::balance::mask_small_cells(&table, min),
     }))
+}
+
+/// Which file of a draw.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DrawFile {
+    /// The trial id.
+    pub id: String,
+    /// The wave.
+    pub wave: u32,
+}
+
+/// Rebuilds a wave's canonical unit list from its enrollment, in `units.csv` form.
+async fn wave_units(state: &AppState, id: &str, wave: u32) -> Result<Vec<UnitRow>, ApiError> {
+    Ok(state
+        .store
+        .enrollments(id, None, Some(wave))
+        .await?
+        .into_iter()
+        .filter(|e| e.eligible)
+        .map(|e| UnitRow {
+            orgnr: e.orgnr,
+            klynge: e.klynge,
+            fylke: e.fylke,
+            bransje: e.bransje,
+            sektor: e.sektor,
+            antall_ansatte: e.antall_ansatte,
+            dagsverk: e.baseline,
+        })
+        .collect())
+}
+
+async fn draw_of(state: &AppState, id: &str, wave: u32) -> Result<DrawRecord, ApiError> {
+    state.store.get_trial(id).await.map_err(not_found(id))?;
+    state
+        .store
+        .draws(id)
+        .await?
+        .into_iter()
+        .find(|d| d.wave == wave)
+        .ok_or_else(|| ApiError::NotFound(format!("trial `{id}` has no drawn wave {wave}")))
+}
+
+fn csv_file(name: &str, body: String, details: AuditDetails) -> Response {
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response();
+    response.extensions_mut().insert(details);
+    response
+}
+
+/// The canonical unit list a wave was drawn from (`protocols/RANDOMIZATION.md` §6): with the
+/// assignment file, the seed and the protocol, anyone can recompute the draw
+/// (`notebooks/randomization_reference.py`). Its SHA-256 is the draw's `units_sha256`.
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/draws/{wave}/units.csv", tag = "randomization",
+    params(DrawFile),
+    responses(
+        (status = 200, description = "units.csv", content_type = "text/csv"),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+pub async fn get_draw_units(
+    State(state): State<AppState>,
+    ApiPath(file): ApiPath<DrawFile>,
+) -> Result<Response, ApiError> {
+    let draw = draw_of(&state, &file.id, file.wave).await?;
+    let units = wave_units(&state, &file.id, file.wave).await?;
+    let text = write_units(&units);
+    if hex::encode(Sha256::digest(text.as_bytes())) != draw.units_sha256 {
+        return Err(ApiError::Internal(format!(
+            "the unit list of {} wave {} no longer hashes to the draw's units_sha256",
+            file.id, file.wave
+        )));
+    }
+    let details = AuditDetails {
+        trial_id: Some(file.id.clone()),
+        object_ids: units.iter().map(|u| format!("orgnr:{}", u.orgnr)).collect(),
+    };
+    Ok(csv_file("units.csv", text, details))
+}
+
+/// A wave's assignment in the published format (`data-formats.md` §5, RANDOMIZATION.md §6), with
+/// the protocol hash, algorithm and seed in its header lines.
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/draws/{wave}/assignment.csv", tag = "randomization",
+    params(DrawFile),
+    responses(
+        (status = 200, description = "assignment.csv", content_type = "text/csv"),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+pub async fn get_draw_assignment(
+    State(state): State<AppState>,
+    ApiPath(file): ApiPath<DrawFile>,
+) -> Result<Response, ApiError> {
+    let draw = draw_of(&state, &file.id, file.wave).await?;
+    let trial = state
+        .store
+        .get_trial(&file.id)
+        .await
+        .map_err(not_found(&file.id))?;
+    let rows: Vec<AssignmentRow> = state
+        .store
+        .assignments(&file.id, None, None, u32::MAX)
+        .await?
+        .into_iter()
+        .filter(|a| a.wave == file.wave)
+        .map(|a| AssignmentRow {
+            orgnr: a.orgnr,
+            arm: a.arm,
+            stratum: a.stratum,
+            klynge: a.klynge,
+            bolge: a.wave,
+            sannsynlighet: a.sannsynlighet,
+            trukket: Some(draw.drawn_at),
+        })
+        .collect();
+    let details = AuditDetails {
+        trial_id: Some(file.id.clone()),
+        object_ids: rows.iter().map(|r| format!("orgnr:{}", r.orgnr)).collect(),
+    };
+    let assignment = Assignment {
+        header: DrawHeader {
+            protocol_id: trial.id,
+            protocol_hash: draw.protocol_hash,
+            algorithm: draw.algorithm,
+            wave: draw.wave,
+            seed: draw.seed,
+        },
+        rows,
+        baseline_cuts: draw.baseline_cuts,
+    };
+    Ok(csv_file(
+        "assignment.csv",
+        write_assignment(&assignment),
+        details,
+    ))
 }

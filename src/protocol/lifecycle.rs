@@ -47,12 +47,13 @@ impl TrialState {
     }
 
     /// The states a direktorat may move a trial to from this one by a transition request.
-    /// (`randomized` is reached only by drawing a wave.)
+    /// (`randomized` is reached only by drawing a wave; `enrolling` → `follow_up` abandons an open
+    /// wave and is allowed only once a wave has been drawn, which the store checks.)
     pub fn next(&self) -> &'static [TrialState] {
         match self {
             TrialState::Draft => &[TrialState::Registered],
             TrialState::Registered => &[TrialState::Enrolling],
-            TrialState::Enrolling => &[],
+            TrialState::Enrolling => &[TrialState::FollowUp],
             TrialState::Randomized => &[TrialState::Enrolling, TrialState::FollowUp],
             TrialState::FollowUp => &[TrialState::Closed],
             TrialState::Closed => &[],
@@ -69,7 +70,10 @@ impl TrialState {
         }
         let allowed: Vec<&str> = self.next().iter().map(TrialState::as_str).collect();
         let hint = match self {
-            TrialState::Enrolling => "draw the wave with POST /v1/trials/{id}/randomize".to_owned(),
+            TrialState::Enrolling => {
+                "draw the wave with POST /v1/trials/{id}/randomize, or end enrollment with follow_up"
+                    .to_owned()
+            }
             _ if allowed.is_empty() => "nothing follows".to_owned(),
             _ => format!("the next step is {}", allowed.join(" or ")),
         };
@@ -113,6 +117,7 @@ mod tests {
         let allowed = [
             (Draft, Registered),
             (Registered, Enrolling),
+            (Enrolling, FollowUp),
             (Randomized, Enrolling),
             (Randomized, FollowUp),
             (FollowUp, Closed),

@@ -165,13 +165,13 @@ pub enum Ownership {
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
     /// At least this many employees.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub min_employees: Option<u32>,
     /// Baseline sick-leave percent at least this (100 · Σ tapte / Σ mulige over the window).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub min_baseline_percent: Option<f64>,
     /// At least this many lost workdays (tapte dagsverk) a year over the baseline window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub min_lost_workdays_per_year: Option<f64>,
 }
 
@@ -192,22 +192,22 @@ pub struct Eligibility {
     #[serde(default)]
     pub required: Thresholds,
     /// Alternative threshold sets; a firm must meet at least one (if any are given).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub any_of: Vec<Thresholds>,
     /// Only these sectors (empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub sektorer: Vec<Sektor>,
     /// Only these bransjer (empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub bransjer: Vec<Bransje>,
     /// Only næringskoder starting with one of these digit prefixes, e.g. `"87"` or `"88911"`
     /// (empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub naeringskoder: Vec<String>,
     /// Only these fylker (empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub fylker: Vec<FylkeCode>,
     /// Only firms that agreed to take part (`villig = true`); required by design B.
@@ -267,13 +267,13 @@ pub struct Strata {
     pub by: Vec<StratumVariable>,
     /// Employee counts where size bands start, ascending (e.g. `[50, 200]` gives bands
     /// `0-49`, `50-199`, `200+`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub size_cuts: Vec<u32>,
     /// Baseline percents where baseline bands start, ascending (e.g. `[8.0, 12.0]`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub baseline_cuts: Vec<f64>,
     /// Instead of fixed cuts: quantiles of the eligible units' baselines (e.g. `[0.5]` for halves).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub baseline_quantiles: Vec<f64>,
     /// Strata with fewer units are merged by the documented rule.
     pub min_size: u32,
@@ -385,9 +385,20 @@ impl Protocol {
         Ok(protocol)
     }
 
-    /// The canonical JSON: keys sorted, no whitespace, UTF-8, every default written out. Python's
-    /// `json.dumps(p, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` on the parsed
-    /// canonical JSON gives the same bytes.
+    /// Reads a protocol the store wrote, without re-checking the rules: a stored version stays
+    /// readable even if a later release tightens validation.
+    ///
+    /// # Errors
+    /// [`ProtocolError::Parse`] if the JSON does not fit the schema.
+    pub fn from_stored_json(text: &str) -> Result<Protocol, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| ProtocolError::Parse(e.to_string()))
+    }
+
+    /// The canonical JSON: keys sorted, no whitespace, UTF-8, every key written out (absent
+    /// optional values as `null`, empty lists as `[]`), numbers as the TOML gave them (integers
+    /// as integers, floats with a decimal point). Python's `json.dumps(p, sort_keys=True,
+    /// separators=(",", ":"), ensure_ascii=False)` gives the same bytes
+    /// (`notebooks/protocol_hash.py` computes it from the TOML independently).
     pub fn canonical_json(&self) -> String {
         // serde_json's Value keeps object keys sorted (no `preserve_order` feature).
         match serde_json::to_value(self) {

@@ -163,3 +163,26 @@ fn baseline_facts_annualize_over_the_quarters_present() {
     assert_eq!(none.percent(), None);
     assert_eq!(none.lost_per_year(), None);
 }
+
+/// The content hash of each shipped protocol equals the one `notebooks/protocol_hash.py` computes
+/// from the TOML alone (tests/fixtures/protocol-hashes.txt).
+#[test]
+fn content_hashes_match_the_independent_python_computation() {
+    let fixture = include_str!("../../tests/fixtures/protocol-hashes.txt");
+    let mut checked = 0;
+    for line in fixture.lines().filter(|l| !l.starts_with('#')) {
+        let (hash, file) = line.split_once("  ").expect("`hash  file`");
+        let text = match file {
+            "protocols/nals-arbeidsformer.toml" => NALS,
+            "protocols/nals-villige-b.toml" => VILLIGE,
+            other => panic!("unknown protocol {other}"),
+        };
+        assert_eq!(
+            Protocol::from_toml(text).expect("valid").content_hash(),
+            hash,
+            "{file}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+}

@@ -393,6 +393,18 @@ pub fn differences(expected: &Assignment, found: &Assignment) -> Vec<Difference>
         fh.wave.to_string(),
     );
     diff(String::new(), "seed", eh.seed.clone(), fh.seed.clone());
+    let mut times: std::collections::BTreeMap<Orgnr, usize> = std::collections::BTreeMap::new();
+    for r in &found.rows {
+        *times.entry(r.orgnr).or_default() += 1;
+    }
+    for (orgnr, n) in times.iter().filter(|(_, n)| **n > 1) {
+        diff(
+            orgnr.to_string(),
+            "row",
+            "once".into(),
+            format!("{n} times"),
+        );
+    }
     let found_rows: std::collections::BTreeMap<Orgnr, &AssignmentRow> =
         found.rows.iter().map(|r| (r.orgnr, r)).collect();
     let expected_rows: std::collections::BTreeMap<Orgnr, &AssignmentRow> =

@@ -89,6 +89,21 @@ pub fn stream(key: [u8; 32], stream: u64) -> TrialRng {
     rng
 }
 
+/// Checks that a seed can be written into the assignment file's header: 1-256 characters, none of
+/// them control characters (a newline would break the header).
+///
+/// # Errors
+/// What is wrong with the seed.
+pub fn check_seed(seed: &str) -> Result<(), String> {
+    if seed.is_empty() || seed.chars().count() > 256 {
+        return Err("the seed must be 1-256 characters".to_owned());
+    }
+    if seed.chars().any(char::is_control) {
+        return Err("the seed must not contain control characters such as newlines".to_owned());
+    }
+    Ok(())
+}
+
 /// A uniform integer in `0..n` (`n >= 1`) by rejection: draw a `u64` `x`, reject it while
 /// `x >= ⌊2^64 / n⌋ · n`, and return `x mod n`.
 pub fn below(rng: &mut TrialRng, n: u64) -> u64 {

@@ -145,6 +145,8 @@ pub struct DrawRecord {
     pub seed: String,
     /// The baseline cuts the strata used.
     pub baseline_cuts: Vec<f64>,
+    /// SHA-256 of the canonical unit list the draw was computed from (`units.csv`).
+    pub units_sha256: String,
     /// When.
     pub drawn_at: DateTime<Utc>,
     /// By whom.
@@ -255,8 +257,7 @@ pub(super) const INSERT_ENROLLMENT: &str = "\
         covariates, eligible, exclusions, klynge) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
-pub(super) const ENROLLED_AMONG: &str =
-    "SELECT orgnr FROM enrollments WHERE trial_id = $1 AND orgnr = $2";
+pub(super) const ENROLLED_ORGNRS: &str = "SELECT orgnr FROM enrollments WHERE trial_id = $1";
 
 pub(super) const SELECT_ENROLLMENTS: &str = "\
     SELECT orgnr, wave, upload_id, navn, fylke, kommunenummer, naeringskode, bransje, sektor, \
@@ -270,11 +271,11 @@ pub(super) const COUNT_ELIGIBLE_IN_WAVE: &str =
     "SELECT COUNT(*) FROM enrollments WHERE trial_id = $1 AND wave = $2 AND eligible";
 
 pub(super) const INSERT_DRAW: &str = "\
-    INSERT INTO draws (trial_id, wave, protocol_version, protocol_hash, algorithm, seed, baseline_cuts, drawn_at, drawn_by) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    INSERT INTO draws (trial_id, wave, protocol_version, protocol_hash, algorithm, seed, baseline_cuts, units_sha256, drawn_at, drawn_by) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 pub(super) const SELECT_DRAWS: &str = "\
-    SELECT wave, protocol_version, protocol_hash, algorithm, seed, baseline_cuts, drawn_at, drawn_by \
+    SELECT wave, protocol_version, protocol_hash, algorithm, seed, baseline_cuts, units_sha256, drawn_at, drawn_by \
     FROM draws WHERE trial_id = $1 ORDER BY wave";
 
 pub(super) const INSERT_ASSIGNMENT: &str = "\
@@ -319,7 +320,7 @@ impl TryFrom<TrialRow> for TrialInfo {
             state: r.state.parse().map_err(corrupt)?,
             version: u32_of(r.current_version)?,
             content_hash: r.content_hash,
-            protocol: Protocol::from_json(&r.canonical_json).map_err(corrupt)?,
+            protocol: Protocol::from_stored_json(&r.canonical_json).map_err(corrupt)?,
             waves_drawn: u32::try_from(r.waves_drawn).map_err(corrupt)?,
             created_at: r.created_at,
             created_by: r.created_by,
@@ -343,7 +344,7 @@ impl TryFrom<VersionRow> for ProtocolVersionInfo {
         Ok(ProtocolVersionInfo {
             version: u32_of(r.version)?,
             content_hash: r.content_hash,
-            protocol: Protocol::from_json(&r.canonical_json).map_err(corrupt)?,
+            protocol: Protocol::from_stored_json(&r.canonical_json).map_err(corrupt)?,
             created_at: r.created_at,
             created_by: r.created_by,
         })
@@ -409,6 +410,7 @@ pub(super) struct DrawRow {
     algorithm: String,
     seed: String,
     baseline_cuts: Json<Vec<f64>>,
+    units_sha256: String,
     drawn_at: DateTime<Utc>,
     drawn_by: String,
 }
@@ -423,6 +425,7 @@ impl TryFrom<DrawRow> for DrawRecord {
             algorithm: r.algorithm,
             seed: r.seed,
             baseline_cuts: r.baseline_cuts.0,
+            units_sha256: r.units_sha256,
             drawn_at: r.drawn_at,
             drawn_by: r.drawn_by,
         })
@@ -675,6 +678,11 @@ macro_rules! impl_trial_store {
                         trial.waves_drawn
                     )));
                 }
+                if trial.state == TrialState::Enrolling && trial.waves_drawn == 0 {
+                    return Err(StoreError::Conflict(
+                        "no wave has been randomized: draw the first wave before follow-up".to_owned(),
+                    ));
+                }
                 sqlx::query(trials::SET_STATE)
                     .bind(to.as_str())
                     .bind(id)
@@ -711,17 +719,19 @@ macro_rules! impl_trial_store {
                         upload.wave
                     )));
                 }
-                let mut already = Vec::new();
-                for firm in &upload.firms {
-                    let found: Option<(String,)> = sqlx::query_as(trials::ENROLLED_AMONG)
+                let enrolled: std::collections::BTreeSet<String> =
+                    sqlx::query_scalar(trials::ENROLLED_ORGNRS)
                         .bind(id)
-                        .bind(firm.orgnr.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some((orgnr,)) = found {
-                        already.push(orgnr);
-                    }
-                }
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                let already: Vec<String> = upload
+                    .firms
+                    .iter()
+                    .map(|f| f.orgnr.to_string())
+                    .filter(|o| enrolled.contains(o))
+                    .collect();
                 if !already.is_empty() {
                     let shown: Vec<&str> = already.iter().take(20).map(String::as_str).collect();
                     return Err(StoreError::Conflict(format!(
@@ -838,6 +848,7 @@ macro_rules! impl_trial_store {
                     .bind(draw.algorithm.as_str())
                     .bind(draw.seed.as_str())
                     .bind(sqlx::types::Json(&draw.baseline_cuts))
+                    .bind(draw.units_sha256.as_str())
                     .bind(draw.drawn_at)
                     .bind(draw.drawn_by.as_str())
                     .execute(&mut *tx)

@@ -40,6 +40,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/v1/trials/{id}/acknowledgements"),
     ("GET", "/v1/trials/{id}/acknowledgements"),
     ("GET", "/v1/trials/{id}/balance"),
+    ("GET", "/v1/trials/{id}/draws/{wave}/units.csv"),
+    ("GET", "/v1/trials/{id}/draws/{wave}/assignment.csv"),
 ];
 
 /// The trial the read-only cases use: randomized, with firms enrolled.
@@ -80,6 +82,12 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
         ("GET", "/v1/trials/{id}/assignments") => (shared("/assignments?limit=50"), Body::None),
         ("GET", "/v1/trials/{id}/acknowledgements") => (shared("/acknowledgements"), Body::None),
         ("GET", "/v1/trials/{id}/balance") => (shared("/balance"), Body::None),
+        ("GET", "/v1/trials/{id}/draws/{wave}/units.csv") => {
+            (shared("/draws/1/units.csv"), Body::None)
+        }
+        ("GET", "/v1/trials/{id}/draws/{wave}/assignment.csv") => {
+            (shared("/draws/1/assignment.csv"), Body::None)
+        }
         ("PUT", "/v1/trials/{id}/protocol") => {
             let id = fresh("put");
             app.trial_in_state(&id, "draft", 0).await;

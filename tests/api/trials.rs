@@ -558,7 +558,262 @@ async fn the_balance_table_counts_the_flow_and_masks_small_cells_for_researchers
     );
 }
 
+/// The files the service publishes for a draw verify with `ia-rct verify --units`.
+async fn a_served_draw_verifies_offline_from_its_published_files(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.trial_in_state("published", "randomized", 300).await;
+    let trial = app
+        .direktorat_call(Method::GET, "/v1/trials/published", None, 200)
+        .await;
+    let fetch = |path: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .as_direktorat(Method::GET, path)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+            response.text().await.expect("text")
+        }
+    };
+    let units = fetch("/v1/trials/published/draws/1/units.csv").await;
+    let assignment = fetch("/v1/trials/published/draws/1/assignment.csv").await;
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(units.as_bytes())),
+        trial["draws"][0]["units_sha256"].as_str().expect("hash")
+    );
+    assert!(assignment.contains(&format!(
+        "# protocol_hash={}",
+        trial["content_hash"].as_str().expect("hash")
+    )));
+    assert!(assignment.contains(&format!("# seed={TEST_SEED}")));
+    let missing = app
+        .as_direktorat(Method::GET, "/v1/trials/published/draws/2/units.csv")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(missing.status().as_u16(), 404);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let protocol = write("protocol.json", &test_protocol("published").to_string());
+    let units = write("units.csv", &units);
+    let good = write("assignment.csv", &assignment);
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(crate::helpers::BIN)
+            .arg("verify")
+            .arg("--protocol")
+            .arg(&protocol)
+            .arg("--units")
+            .arg(&units)
+            .args(["--seed", TEST_SEED, "--assignment"])
+            .arg(file)
+            .output()
+            .expect("verify")
+    };
+    let ok = verify(&good);
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // A duplicated row is a difference.
+    let row = assignment.lines().nth(7).expect("row").to_owned();
+    let duplicated = write("dup.csv", &format!("{assignment}{row}\n"));
+    let bad = verify(&duplicated);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("2 times"),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+}
+
+/// A second wave is drawn with its own seed, and a cluster drawn in wave 1 is not split by
+/// firms of the same overordnet enhet enrolled later.
+async fn a_second_wave_never_splits_a_cluster(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.trial_in_state("waves", "randomized", 300).await;
+    let wave1 = app
+        .direktorat_call(
+            Method::GET,
+            "/v1/trials/waves/assignments?limit=10000",
+            None,
+            200,
+        )
+        .await;
+    let drawn_clusters: BTreeSet<String> = wave1["assignments"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|a| a["klynge"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!drawn_clusters.is_empty());
+
+    app.direktorat_call(
+        Method::POST,
+        "/v1/trials/waves/transitions",
+        Some(json!({ "to": "enrolling" })),
+        200,
+    )
+    .await;
+    let later = ia_rct::simulate::register(700, 12);
+    let later = ia_rct::simulate::register_csv(&later[300..]);
+    let receipt = app.enroll_csv("waves", &later, 201).await;
+    assert_eq!(receipt["receipt"]["wave"], 2);
+    let enrolled = app
+        .direktorat_call(Method::GET, "/v1/trials/waves/enrollment", None, 200)
+        .await;
+    let late_joiners: Vec<&Value> = enrolled["firms"]
+        .as_array()
+        .expect("firms")
+        .iter()
+        .filter(|f| {
+            f["wave"] == 2
+                && f["klynge"]
+                    .as_str()
+                    .is_some_and(|k| drawn_clusters.contains(k))
+        })
+        .collect();
+    assert!(
+        !late_joiners.is_empty(),
+        "the test needs firms of an already drawn kommune"
+    );
+    for firm in &late_joiners {
+        assert_eq!(firm["eligible"], false);
+        assert!(
+            firm["exclusions"]
+                .as_array()
+                .expect("reasons")
+                .iter()
+                .any(|e| e["code"] == "klynge_trukket"),
+            "{firm}"
+        );
+    }
+
+    app.direktorat_call(
+        Method::POST,
+        "/v1/trials/waves/randomize",
+        Some(json!({ "seed": TEST_SEED })),
+        422,
+    )
+    .await;
+    let drawn = app
+        .direktorat_call(
+            Method::POST,
+            "/v1/trials/waves/randomize",
+            Some(json!({ "seed": "test-seed-2" })),
+            201,
+        )
+        .await;
+    assert_eq!(drawn["draw"]["wave"], 2);
+    let all = app
+        .direktorat_call(
+            Method::GET,
+            "/v1/trials/waves/assignments?limit=10000",
+            None,
+            200,
+        )
+        .await;
+    let mut arm_of_cluster: BTreeMap<String, String> = BTreeMap::new();
+    let mut waves = BTreeSet::new();
+    for a in all["assignments"].as_array().expect("rows") {
+        waves.insert(a["bolge"].as_u64().expect("wave"));
+        if let Some(k) = a["klynge"].as_str() {
+            let arm = a["arm"].as_str().expect("arm").to_owned();
+            let previous = arm_of_cluster.insert(k.to_owned(), arm.clone());
+            assert!(
+                previous.is_none_or(|p| p == arm),
+                "cluster {k} split across arms"
+            );
+        }
+    }
+    assert_eq!(waves, BTreeSet::from([1, 2]));
+    // Two committed seeds, two waves: no third wave.
+    app.direktorat_call(
+        Method::POST,
+        "/v1/trials/waves/transitions",
+        Some(json!({ "to": "enrolling" })),
+        409,
+    )
+    .await;
+    app.direktorat_call(
+        Method::POST,
+        "/v1/trials/waves/transitions",
+        Some(json!({ "to": "follow_up" })),
+        200,
+    )
+    .await;
+}
+
+/// Nothing accepted is changed: the database itself refuses updates and deletes of draws,
+/// assignments, enrollments, acknowledgements and registered protocol versions.
+async fn accepted_trial_data_cannot_be_changed_in_the_database(backend: Backend) {
+    use sqlx::Connection;
+    let app = TestApp::spawn(backend).await;
+    app.trial_in_state("frozen", "randomized", 200).await;
+    let vestland = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
+    let ack = app
+        .client
+        .post(app.url("/v1/trials/frozen/acknowledgements"))
+        .bearer_auth(&vestland.secret)
+        .json(&json!({ "wave": 1 }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ack.status().as_u16(), 201);
+    let mut statements = vec![
+        "UPDATE assignments SET arm = 'kontroll'",
+        "DELETE FROM assignments",
+        "UPDATE draws SET seed = 'other'",
+        "DELETE FROM draws",
+        "UPDATE enrollments SET eligible = NOT eligible",
+        "DELETE FROM enrollments",
+        "UPDATE enrollment_uploads SET sha256 = 'x'",
+        "UPDATE acknowledgements SET firms = 0",
+        "DELETE FROM acknowledgements",
+        "UPDATE protocol_versions SET content_hash = 'x'",
+        "DELETE FROM protocol_versions",
+    ];
+    if backend == Backend::Postgres {
+        statements.extend([
+            "TRUNCATE assignments",
+            "TRUNCATE draws CASCADE",
+            "TRUNCATE enrollments CASCADE",
+        ]);
+    }
+    for statement in statements {
+        let result = match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(statement).execute(&mut conn).await.map(|_| ())
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&app.db.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(statement).execute(&mut conn).await.map(|_| ())
+            }
+        };
+        let error = result.expect_err(statement).to_string();
+        assert!(error.contains("immutable"), "{statement}: {error}");
+    }
+}
+
 on_both_backends!(
+    a_served_draw_verifies_offline_from_its_published_files,
+    a_second_wave_never_splits_a_cluster,
+    accepted_trial_data_cannot_be_changed_in_the_database,
     the_balance_table_counts_the_flow_and_masks_small_cells_for_researchers,
     the_lifecycle_refuses_steps_out_of_order,
     enrollment_refuses_bad_rows_whole_and_explains_exclusions,

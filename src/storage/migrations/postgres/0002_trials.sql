@@ -72,6 +72,7 @@ CREATE TABLE draws (
     algorithm     TEXT    NOT NULL,
     seed          TEXT    NOT NULL,
     baseline_cuts JSONB   NOT NULL DEFAULT '[]'::jsonb,
+    units_sha256  TEXT    NOT NULL,
     drawn_at      TIMESTAMPTZ    NOT NULL,
     drawn_by      TEXT    NOT NULL,
     PRIMARY KEY (trial_id, wave)
@@ -95,18 +96,6 @@ CREATE TABLE assignments (
 
 CREATE INDEX assignments_fylke ON assignments (trial_id, fylke, orgnr);
 
--- Assignments are never changed or removed once drawn.
-CREATE FUNCTION assignments_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'assignments are immutable (% refused)', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END;
-$$;
-
-CREATE TRIGGER assignments_refuse_update_delete BEFORE UPDATE OR DELETE ON assignments
-    FOR EACH ROW EXECUTE FUNCTION assignments_refuse_change();
-
 -- A fylke's acknowledgement that it received its firms' assignments of a wave.
 CREATE TABLE acknowledgements (
     trial_id        TEXT    NOT NULL REFERENCES trials (id),
@@ -117,3 +106,50 @@ CREATE TABLE acknowledgements (
     acknowledged_by TEXT    NOT NULL,
     PRIMARY KEY (trial_id, wave, fylke)
 );
+
+-- Nothing accepted is changed or removed: enrollments, uploads, draws, assignments and
+-- acknowledgements are immutable (rows and TRUNCATE), and a protocol version may change only while
+-- its trial is a draft.
+CREATE FUNCTION refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% are immutable (% refused)', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+
+CREATE FUNCTION protocol_versions_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND (SELECT state FROM trials WHERE id = OLD.trial_id) = 'draft' THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'a registered protocol version is immutable (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+
+CREATE TRIGGER assignments_refuse_change BEFORE UPDATE OR DELETE ON assignments
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER assignments_refuse_truncate BEFORE TRUNCATE ON assignments
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER draws_refuse_change BEFORE UPDATE OR DELETE ON draws
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER draws_refuse_truncate BEFORE TRUNCATE ON draws
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER enrollments_refuse_change BEFORE UPDATE OR DELETE ON enrollments
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER enrollments_refuse_truncate BEFORE TRUNCATE ON enrollments
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER enrollment_uploads_refuse_change BEFORE UPDATE OR DELETE ON enrollment_uploads
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER enrollment_uploads_refuse_truncate BEFORE TRUNCATE ON enrollment_uploads
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER acknowledgements_refuse_change BEFORE UPDATE OR DELETE ON acknowledgements
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER acknowledgements_refuse_truncate BEFORE TRUNCATE ON acknowledgements
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER protocol_versions_refuse_change BEFORE UPDATE OR DELETE ON protocol_versions
+    FOR EACH ROW EXECUTE FUNCTION protocol_versions_refuse_change();
+CREATE TRIGGER protocol_versions_refuse_truncate BEFORE TRUNCATE ON protocol_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();

@@ -72,6 +72,7 @@ CREATE TABLE draws (
     algorithm     TEXT    NOT NULL,
     seed          TEXT    NOT NULL,
     baseline_cuts TEXT    NOT NULL DEFAULT '[]',
+    units_sha256  TEXT    NOT NULL,
     drawn_at      TEXT    NOT NULL,
     drawn_by      TEXT    NOT NULL,
     PRIMARY KEY (trial_id, wave)
@@ -95,16 +96,29 @@ CREATE TABLE assignments (
 
 CREATE INDEX assignments_fylke ON assignments (trial_id, fylke, orgnr);
 
--- Assignments are never changed or removed once drawn.
+-- Nothing accepted is changed or removed: enrollments, uploads, draws and assignments are
+-- immutable, and a protocol version may change only while its trial is a draft.
 CREATE TRIGGER assignments_refuse_update BEFORE UPDATE ON assignments
-BEGIN
-    SELECT RAISE(ABORT, 'assignments are immutable');
-END;
-
+BEGIN SELECT RAISE(ABORT, 'assignments are immutable'); END;
 CREATE TRIGGER assignments_refuse_delete BEFORE DELETE ON assignments
-BEGIN
-    SELECT RAISE(ABORT, 'assignments are immutable');
-END;
+BEGIN SELECT RAISE(ABORT, 'assignments are immutable'); END;
+CREATE TRIGGER draws_refuse_update BEFORE UPDATE ON draws
+BEGIN SELECT RAISE(ABORT, 'draws are immutable'); END;
+CREATE TRIGGER draws_refuse_delete BEFORE DELETE ON draws
+BEGIN SELECT RAISE(ABORT, 'draws are immutable'); END;
+CREATE TRIGGER enrollments_refuse_update BEFORE UPDATE ON enrollments
+BEGIN SELECT RAISE(ABORT, 'enrollments are immutable'); END;
+CREATE TRIGGER enrollments_refuse_delete BEFORE DELETE ON enrollments
+BEGIN SELECT RAISE(ABORT, 'enrollments are immutable'); END;
+CREATE TRIGGER enrollment_uploads_refuse_update BEFORE UPDATE ON enrollment_uploads
+BEGIN SELECT RAISE(ABORT, 'enrollment uploads are immutable'); END;
+CREATE TRIGGER enrollment_uploads_refuse_delete BEFORE DELETE ON enrollment_uploads
+BEGIN SELECT RAISE(ABORT, 'enrollment uploads are immutable'); END;
+CREATE TRIGGER protocol_versions_refuse_update BEFORE UPDATE ON protocol_versions
+WHEN (SELECT state FROM trials WHERE id = OLD.trial_id) <> 'draft'
+BEGIN SELECT RAISE(ABORT, 'a registered protocol version is immutable'); END;
+CREATE TRIGGER protocol_versions_refuse_delete BEFORE DELETE ON protocol_versions
+BEGIN SELECT RAISE(ABORT, 'protocol versions are immutable'); END;
 
 -- A fylke's acknowledgement that it received its firms' assignments of a wave.
 CREATE TABLE acknowledgements (
@@ -116,3 +130,8 @@ CREATE TABLE acknowledgements (
     acknowledged_by TEXT    NOT NULL,
     PRIMARY KEY (trial_id, wave, fylke)
 );
+
+CREATE TRIGGER acknowledgements_refuse_update BEFORE UPDATE ON acknowledgements
+BEGIN SELECT RAISE(ABORT, 'acknowledgements are immutable'); END;
+CREATE TRIGGER acknowledgements_refuse_delete BEFORE DELETE ON acknowledgements
+BEGIN SELECT RAISE(ABORT, 'acknowledgements are immutable'); END;
