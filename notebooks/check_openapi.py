@@ -8,7 +8,7 @@ the outside check, run by hand when the API changes:
     cargo run --release -- serve --bind 127.0.0.1:8080 &
     python3 notebooks/check_openapi.py http://127.0.0.1:8080/openapi.json
 
-Last run: 2026-11-22, openapi-spec-validator 0.9.0: valid OpenAPI 3.1.0, 8 operations.
+Last run: 2026-11-22, openapi-spec-validator 0.9.0: valid OpenAPI 3.1.0, 23 operations.
 """
 
 import json
