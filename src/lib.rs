@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+/// Applying NAV statistics uploads (the API's and `ia-rct ingest`'s one code path).
+pub mod ingest;
 pub mod protocol;
 pub mod randomization;
 /// The firm register (enrollment): CSV, JSON and Brønnøysund underenhet uploads read into firms.
@@ -19,3 +21,5 @@ pub mod simulate;
 /// NAV's firm-level sickness statistics and metadata (DVH CSV, virksomhet.json), streamed row by row.
 pub mod statistics;
 pub mod storage;
+/// Take-up (Fia statuses, compliance and dose per firm) and work-environment survey uploads, with masking.
+pub mod takeup;

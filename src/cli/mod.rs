@@ -81,6 +81,17 @@ pub enum Command {
     Assign(offline::AssignArgs),
     /// Recompute an assignment from its inputs and list every difference (no database).
     Verify(offline::VerifyArgs),
+    /// Apply NAV statistics files (DVH CSV or virksomhet.json) to the register, each file in one
+    /// transaction, exactly as `POST /v1/statistics` does.
+    Ingest(IngestArgs),
+}
+
+/// Options of `ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// The files, applied one after another; a file with any invalid row is refused whole.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// Options of `serve`.
@@ -167,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(args) => serve(store.clone(), args).await,
         Command::Token(command) => token(store.as_ref(), command).await,
+        Command::Ingest(args) => ingest(store.as_ref(), args).await,
         Command::Protocol(_) | Command::Assign(_) | Command::Verify(_) => Ok(()),
     };
     store.close().await;
@@ -326,6 +338,62 @@ async fn token(store: &dyn storage::Store, command: TokenCommand) -> anyhow::Res
             }
         }
     }
+}
+
+async fn ingest(store: &dyn storage::Store, args: IngestArgs) -> anyhow::Result<()> {
+    use crate::storage::statistics::{IngestFailure, NewStatisticsUpload, UploadSource};
+    for path in &args.files {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let upload = NewStatisticsUpload {
+            source: UploadSource::Cli,
+            idempotency_key: None,
+            created_by: cli_operator(),
+        };
+        let audit = cli_audit("ingest", 201);
+        let started = std::time::Instant::now();
+        match crate::ingest::ingest(
+            store,
+            std::io::BufReader::with_capacity(1 << 20, file),
+            u64::MAX,
+            &upload,
+            &audit,
+        )
+        .await
+        {
+            Ok(receipt) => {
+                let r = receipt.value;
+                eprintln!(
+                    "{}: vintage {}, {} rows: {} inserted, {} unchanged, {} revised ({}) in {:.1} s",
+                    path.display(),
+                    r.vintage,
+                    r.rows,
+                    r.inserted,
+                    r.unchanged,
+                    r.revised,
+                    r.outcome(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Err(IngestFailure::Invalid { errors, total }) => {
+                let mut entry = audit.clone();
+                entry.result = AuditResult::Failed;
+                entry.status = 422;
+                entry.detail = Some(format!("{total} invalid row(s) in {}", path.display()));
+                store.append_audit(&entry).await.ok();
+                let mut message = format!(
+                    "{} was refused, nothing was written: {total} problem(s)",
+                    path.display()
+                );
+                for e in &errors {
+                    message.push_str(&format!("\n  {e} (value `{}`)", e.value));
+                }
+                anyhow::bail!(message);
+            }
+            Err(IngestFailure::Store(e)) => return Err(record_cli_failure(store, audit, e).await),
+        }
+    }
+    Ok(())
 }
 
 fn print_token_table(tokens: &[TokenInfo]) {

@@ -9,6 +9,7 @@ pub mod error;
 mod health;
 pub mod middleware;
 pub mod routes;
+mod statistics;
 mod tokens;
 mod trials;
 
@@ -79,6 +80,7 @@ const AGGREGATES: &[Role] = &[Role::Direktorat, Role::Forsker];
         (name = "tokens", description = "Bearer tokens and roles"),
         (name = "audit", description = "The append-only audit log"),
         (name = "trials", description = "Trial protocols, versions and the lifecycle"),
+        (name = "statistics", description = "NAV's firm-quarter sickness statistics, versioned by upload"),
         (name = "enrollment", description = "Enrolling firms and their eligibility"),
         (name = "randomization", description = "Draws, assignments delivered to each fylke, acknowledgements"),
         (name = "probes", description = "Liveness, readiness and this document"),
@@ -129,6 +131,8 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(trials::acknowledge).admit(FYLKE))
         .routes(routes!(trials::list_acknowledgements).admit(FIRM_LEVEL))
         .routes(routes!(trials::get_balance).admit(AGGREGATES))
+        .routes(routes!(statistics::upload_statistics).admit(DIREKTORAT))
+        .routes(routes!(statistics::list_vintages).admit(AGGREGATES))
         .routes(routes!(trials::get_draw_units).admit(DIREKTORAT))
         .routes(routes!(trials::get_draw_assignment).admit(DIREKTORAT))
         // A panic inside a handler becomes a 500 here, inside the audit layer, so it is audited.

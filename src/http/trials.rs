@@ -325,9 +325,16 @@ pub async fn enroll(
             ),
             details: serde_json::json!({ "errors": e.errors, "total": e.total }),
         })?;
-    // NAV statistics for the baseline are used once ingested (statistics register); until then
-    // the register's own dagsverk are the baseline.
-    let stats = BTreeMap::new();
+    // The baseline is NAV's statistics over the protocol's window (latest vintage) where the
+    // register has them, else the dagsverk given in the uploaded file.
+    let stats = state
+        .store
+        .baseline_sums(
+            trial.protocol.baseline.from,
+            trial.protocol.baseline.to,
+            None,
+        )
+        .await?;
     let wave = trial.current_wave();
     // A cluster is randomized once, as a whole: a firm whose overordnet enhet was drawn in an
     // earlier wave is not randomized again (that would split the cluster across arms).

@@ -9,6 +9,7 @@
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod statistics;
 mod trials;
 
 use std::sync::Arc;
@@ -433,9 +434,48 @@ pub trait TrialStore: Send + Sync {
     async fn acknowledgements(&self, id: &str) -> Result<Vec<Acknowledgement>, StoreError>;
 }
 
+/// NAV's statistics register: uploads applied whole or not at all, every value kept by vintage.
+#[async_trait]
+pub trait StatisticsStore: Send + Sync {
+    /// Applies an upload streamed as [`statistics::IngestMessage`]s in one transaction: every row
+    /// staged and checked, duplicates refused, then each firm-quarter inserted, left unchanged or
+    /// revised (a new vintage beside the old), with the receipt and its audit row.
+    ///
+    /// # Errors
+    /// [`statistics::IngestFailure::Invalid`] with the first 100 problems and the total, and
+    /// nothing written; or a store error.
+    async fn ingest_statistics(
+        &self,
+        messages: tokio::sync::mpsc::Receiver<statistics::IngestMessage>,
+        upload: &statistics::NewStatisticsUpload,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<statistics::StatisticsReceipt>, statistics::IngestFailure>;
+
+    /// Upload receipts (vintages), oldest first, optionally only the one with an idempotency key.
+    async fn statistics_uploads(
+        &self,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<statistics::StatisticsReceipt>, StoreError>;
+
+    /// Σ tapte and Σ mulige dagsverk per firm over `from..=to`, as of `vintage` (latest if none).
+    async fn baseline_sums(
+        &self,
+        from: crate::domain::Quarter,
+        to: crate::domain::Quarter,
+        vintage: Option<i64>,
+    ) -> Result<std::collections::BTreeMap<Orgnr, crate::protocol::BaselineFacts>, StoreError>;
+
+    /// One firm's quarters as of `vintage` (latest if none).
+    async fn statistics_values(
+        &self,
+        orgnr: Orgnr,
+        vintage: Option<i64>,
+    ) -> Result<Vec<statistics::StoredValue>, StoreError>;
+}
+
 /// The persistence interface. One implementation per backend; handlers only see this trait.
 #[async_trait]
-pub trait Store: TrialStore + Send + Sync + 'static {
+pub trait Store: TrialStore + StatisticsStore + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
 

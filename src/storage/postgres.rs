@@ -10,11 +10,13 @@ use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 
 use super::sql::{self, impl_store};
+use super::statistics::{self, impl_statistics_store};
 use super::trials::{self, impl_trial_store};
 use super::{
     Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
-    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, Store,
-    StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore, UploadReceipt, redact_url,
+    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo,
+    StatisticsStore, Store, StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore,
+    UploadReceipt, redact_url,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");
@@ -57,3 +59,14 @@ impl PgStore {
 
 impl_store!(PgStore, Postgres, Backend::Postgres);
 impl_trial_store!(PgStore, Postgres);
+
+/// The staging table an upload is checked in, dropped with its transaction's connection use.
+const CREATE_INCOMING: [&str; 1] = [
+    "CREATE TEMP TABLE incoming (row_no BIGINT NOT NULL, orgnr TEXT NOT NULL, arstall INTEGER NOT NULL, \
+     kvartal INTEGER NOT NULL, tapte_dagsverk DOUBLE PRECISION NOT NULL, \
+     mulige_dagsverk DOUBLE PRECISION NOT NULL, antall_personer INTEGER NOT NULL, \
+     tapte_gradert DOUBLE PRECISION, prosent DOUBLE PRECISION, rectype TEXT, varighet TEXT NOT NULL, \
+     status TEXT) ON COMMIT DROP",
+];
+
+impl_statistics_store!(PgStore, Postgres, CREATE_INCOMING);

@@ -11,11 +11,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::{self, impl_store};
+use super::statistics::{self, impl_statistics_store};
 use super::trials::{self, impl_trial_store};
 use super::{
     Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
-    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, Store,
-    StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore, UploadReceipt,
+    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo,
+    StatisticsStore, Store, StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore,
+    UploadReceipt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");
@@ -104,3 +106,14 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
 impl_trial_store!(SqliteStore, Sqlite);
+
+/// The staging table an upload is checked in, dropped with its transaction's connection use.
+const CREATE_INCOMING: [&str; 2] = [
+    "DROP TABLE IF EXISTS temp.incoming",
+    "CREATE TEMP TABLE incoming (row_no INTEGER NOT NULL, orgnr TEXT NOT NULL, arstall INTEGER NOT NULL, \
+     kvartal INTEGER NOT NULL, tapte_dagsverk REAL NOT NULL, mulige_dagsverk REAL NOT NULL, \
+     antall_personer INTEGER NOT NULL, tapte_gradert REAL, prosent REAL, rectype TEXT, \
+     varighet TEXT NOT NULL, status TEXT)",
+];
+
+impl_statistics_store!(SqliteStore, Sqlite, CREATE_INCOMING);

@@ -42,6 +42,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/v1/trials/{id}/balance"),
     ("GET", "/v1/trials/{id}/draws/{wave}/units.csv"),
     ("GET", "/v1/trials/{id}/draws/{wave}/assignment.csv"),
+    ("POST", "/v1/statistics"),
+    ("GET", "/v1/statistics/vintages"),
 ];
 
 /// The trial the read-only cases use: randomized, with firms enrolled.
@@ -71,6 +73,16 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
             )
             .await;
             (format!("/v1/tokens/{}/revoke", victim.info.id), Body::None)
+        }
+        ("GET", "/v1/statistics/vintages") => (template.to_owned(), Body::None),
+        ("POST", "/v1/statistics") => {
+            // A new quarter each call, so every accepted upload inserts.
+            let year = 2000 + n / 4;
+            let quarter = n % 4 + 1;
+            let csv = format!(
+                "orgnr,arstall,kvartal,taptedv,muligedv,antpers\n974760673,{year},{quarter},5.5,100.25,12\n"
+            );
+            (template.to_owned(), Body::Csv(csv))
         }
         ("POST", "/v1/trials") => (
             template.to_owned(),

@@ -10,5 +10,6 @@ mod errors;
 mod openapi;
 mod process;
 mod randomization;
+mod statistics;
 mod tokens;
 mod trials;

@@ -1,0 +1,163 @@
+//! `/v1/statistics`: NAV's firm-quarter sickness statistics, uploaded in NAV's own formats.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, ErrorEnvelope};
+use super::middleware::{AuditedJson, RequestMeta};
+use crate::auth::Caller;
+use crate::storage::StoreError;
+use crate::storage::statistics::{
+    IngestFailure, NewStatisticsUpload, StatisticsReceipt, UploadSource,
+};
+
+/// The header that makes a retried upload apply once.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// An upload's receipt and what it did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadOutcome {
+    /// `applied` (something was inserted or revised) or `unchanged`.
+    pub outcome: &'static str,
+    /// The receipt; its `vintage` names the register's state after it.
+    pub receipt: StatisticsReceipt,
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "Idempotency-Key",
+                "the Idempotency-Key must be 1-200 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+fn replayed(receipt: StatisticsReceipt) -> Response {
+    let mut response = Json(UploadOutcome {
+        outcome: receipt.outcome(),
+        receipt,
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// Applies one upload of NAV statistics (DVH CSV or `virksomhet.json`, data-formats §2), streamed
+/// and applied in one transaction. Any invalid row refuses the whole upload with 422 listing the
+/// first 100 problems and the total. New firm-quarters are inserted, identical ones left
+/// unchanged, changed ones revised as a new vintage beside the old. With `Idempotency-Key`, a
+/// retried upload applies once and the retry gets the first receipt.
+#[utoipa::path(
+    post, path = "/v1/statistics", tag = "statistics",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried upload apply once")),
+    request_body(content = String, description = "DVH CSV or virksomhet.json rows", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Applied: something was inserted or revised", body = UploadOutcome),
+        (status = 200, description = "Nothing changed, or a replay of an earlier upload with the same Idempotency-Key", body = UploadOutcome),
+        (status = 413, body = ErrorEnvelope),
+        (status = 422, description = "Invalid rows: details.errors (first 100: row, field, value, reason) and details.total; nothing written", body = ErrorEnvelope),
+    )
+)]
+pub async fn upload_statistics(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    if let Some(key) = &key
+        && let Some(earlier) = state.store.statistics_uploads(Some(key)).await?.pop()
+    {
+        return Ok(replayed(earlier));
+    }
+    let stream = body
+        .into_data_stream()
+        .map_err(|e| std::io::Error::other(e.to_string()));
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let upload = NewStatisticsUpload {
+        source: UploadSource::Api,
+        idempotency_key: key.clone(),
+        created_by: caller.name.clone(),
+    };
+    let mut audit = meta.audit_entry(Some(&caller));
+    audit.status = 201;
+    let limit = state.config.upload_limit as u64;
+    match crate::ingest::ingest(state.store.as_ref(), reader, limit, &upload, &audit).await {
+        Ok(receipt) => {
+            let status = if receipt.value.outcome() == "unchanged" {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok(AuditedJson(
+                status,
+                receipt.map(|receipt| UploadOutcome {
+                    outcome: receipt.outcome(),
+                    receipt,
+                }),
+            )
+            .into_response())
+        }
+        Err(IngestFailure::Invalid { errors, total }) => {
+            if total == 1
+                && errors
+                    .first()
+                    .is_some_and(|e| e.reason.contains("larger than the limit"))
+            {
+                return Err(ApiError::PayloadTooLarge(
+                    errors.first().map(|e| e.reason.clone()).unwrap_or_default(),
+                ));
+            }
+            Err(ApiError::Invalid {
+                message: format!(
+                    "the upload has {total} problem(s); nothing was written. First: {}",
+                    errors.first().map(ToString::to_string).unwrap_or_default()
+                ),
+                details: serde_json::json!({ "errors": errors, "total": total }),
+            })
+        }
+        Err(IngestFailure::Store(StoreError::Conflict(_))) if key.is_some() => {
+            let earlier = state.store.statistics_uploads(key.as_deref()).await?.pop();
+            earlier
+                .map(replayed)
+                .ok_or_else(|| ApiError::Conflict("a concurrent upload interfered; retry".into()))
+        }
+        Err(IngestFailure::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Every upload (vintage) of the statistics register.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VintageList {
+    /// Oldest first; estimates name the vintage they used.
+    pub vintages: Vec<StatisticsReceipt>,
+}
+
+/// Lists the register's vintages: one receipt per upload, with its counts.
+#[utoipa::path(
+    get, path = "/v1/statistics/vintages", tag = "statistics",
+    responses((status = 200, body = VintageList))
+)]
+pub async fn list_vintages(State(state): State<AppState>) -> Result<Json<VintageList>, ApiError> {
+    Ok(Json(VintageList {
+        vintages: state.store.statistics_uploads(None).await?,
+    }))
+}

@@ -1,0 +1,401 @@
+//! The statistics register over the API and `ia-rct ingest`: NAV's formats, atomic uploads,
+//! idempotency, vintages.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use ia_rct::domain::Orgnr;
+
+use crate::helpers::{Backend, ServerProcess, TestApp, TestDb, assert_envelope, make_token};
+use crate::on_both_backends;
+
+/// Valid organisation numbers for test firms.
+fn orgnrs(n: u32) -> Vec<Orgnr> {
+    (0..n)
+        .filter_map(|i| Orgnr::from_prefix(97_000_000 + i * 7))
+        .collect()
+}
+
+/// NAV `virksomhet.json` rows for some firms and one quarter, numbers as NAV publishes them
+/// (quoted strings and JSON numbers mixed).
+fn virksomhet_json(firms: &[Orgnr], year: i32, quarter: u32, bump: f64) -> String {
+    let rows: Vec<Value> = firms
+        .iter()
+        .enumerate()
+        .map(|(i, orgnr)| {
+            let mulige = 77.8716 + i as f64 * 3.25;
+            let tapte = 20.23 + i as f64 * 0.5 + bump;
+            json!({
+                "årstall": year,
+                "kvartal": quarter,
+                "orgnr": orgnr.to_string(),
+                "prosent": "26.0",
+                "tapteDagsverk": format!("{tapte}"),
+                "muligeDagsverk": mulige,
+                "tapteDagsverkGradert": 9.034285,
+                "tapteDagsverkPerVarighet": [{ "varighet": "A", "tapteDagsverk": 12.1527 }],
+                "antallPersoner": "40",
+                "rectype": "2"
+            })
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("json")
+}
+
+async fn upload(app: &TestApp, body: String, key: Option<&str>) -> (u16, Value, bool) {
+    let mut request = app
+        .as_direktorat(Method::POST, "/v1/statistics")
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    (status, response.json().await.expect("json"), replayed)
+}
+
+async fn the_same_quarter_twice_is_unchanged_and_a_revision_keeps_the_old_vintage(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(50);
+    let quarter = virksomhet_json(&firms, 2024, 2, 0.0);
+    let (status, first, _) = upload(&app, quarter.clone(), None).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["outcome"], "applied");
+    assert_eq!(first["receipt"]["inserted"], firms.len());
+    let (status, second, _) = upload(&app, quarter.clone(), None).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["outcome"], "unchanged");
+    assert_eq!(second["receipt"]["unchanged"], firms.len());
+    assert_eq!(second["receipt"]["inserted"], 0);
+    assert_eq!(first["receipt"]["sha256"], second["receipt"]["sha256"]);
+
+    // One value revised: a new vintage, and the first stays.
+    let revised = quarter.replacen("\"20.23\"", "\"21.5\"", 1);
+    assert_ne!(revised, quarter);
+    let (status, third, _) = upload(&app, revised, None).await;
+    assert_eq!(status, 201, "{third}");
+    assert_eq!(third["receipt"]["revised"], 1);
+    assert_eq!(third["receipt"]["unchanged"], firms.len() - 1);
+    let first_vintage = first["receipt"]["vintage"].as_i64().expect("vintage");
+    let latest = app
+        .store
+        .statistics_values(firms[0], None)
+        .await
+        .expect("values");
+    let before = app
+        .store
+        .statistics_values(firms[0], Some(first_vintage))
+        .await
+        .expect("values");
+    assert_eq!(latest.len(), 1);
+    assert_eq!(before.len(), 1);
+    assert_eq!(latest[0].tapte_dagsverk, 21.5);
+    assert_eq!(
+        before[0].tapte_dagsverk, 20.23,
+        "the first vintage is kept at full precision"
+    );
+    assert_eq!(latest[0].mulige_dagsverk, 77.8716);
+
+    let vintages = app
+        .direktorat_call(Method::GET, "/v1/statistics/vintages", None, 200)
+        .await;
+    assert_eq!(vintages["vintages"].as_array().expect("list").len(), 3);
+}
+
+async fn one_bad_row_refuses_the_upload_naming_row_and_field(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(30);
+    let mut rows: Vec<Value> =
+        serde_json::from_str(&virksomhet_json(&firms, 2024, 3, 0.0)).expect("rows");
+    rows[16]["muligeDagsverk"] = json!("0");
+    let (status, body, _) = upload(&app, serde_json::to_string(&rows).expect("json"), None).await;
+    assert_eq!(status, 422, "{body}");
+    let errors = body["error"]["details"]["errors"]
+        .as_array()
+        .expect("errors");
+    assert_eq!(body["error"]["details"]["total"], 1);
+    assert_eq!(errors[0]["row"], 17);
+    assert_eq!(errors[0]["field"], "muligeDagsverk");
+    assert!(
+        app.store
+            .statistics_uploads(None)
+            .await
+            .expect("uploads")
+            .is_empty()
+    );
+    assert!(
+        app.store
+            .statistics_values(firms[0], None)
+            .await
+            .expect("values")
+            .is_empty(),
+        "nothing written"
+    );
+
+    // A firm-quarter twice in one upload is refused too.
+    let mut twice: Vec<Value> =
+        serde_json::from_str(&virksomhet_json(&firms[..3], 2024, 3, 0.0)).expect("rows");
+    twice.push(twice[1].clone());
+    let (status, body, _) = upload(&app, serde_json::to_string(&twice).expect("json"), None).await;
+    assert_eq!(status, 422, "{body}");
+    let reason = body["error"]["details"]["errors"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("twice") && reason.contains("row 2"),
+        "{reason}"
+    );
+    assert_eq!(body["error"]["details"]["errors"][0]["row"], 4);
+}
+
+async fn an_idempotency_key_applies_a_retried_upload_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(10);
+    let body = virksomhet_json(&firms, 2023, 4, 0.0);
+    let (status, first, replayed) = upload(&app, body.clone(), Some("nav-2023K4-try")).await;
+    assert_eq!((status, replayed), (201, false));
+    let (status, again, replayed) = upload(&app, body, Some("nav-2023K4-try")).await;
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(
+        first["receipt"], again["receipt"],
+        "the retry gets the first receipt"
+    );
+    assert_eq!(
+        app.store
+            .statistics_uploads(None)
+            .await
+            .expect("uploads")
+            .len(),
+        1
+    );
+    let forsker = make_token(
+        app.store.as_ref(),
+        "Forsker",
+        ia_rct::domain::Role::Forsker,
+        None,
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url("/v1/statistics"))
+        .bearer_auth(&forsker.secret)
+        .body("[]")
+        .send()
+        .await
+        .expect("send");
+    let status = response.status();
+    assert_envelope(
+        status,
+        &response.json().await.expect("json"),
+        403,
+        "forbidden",
+    );
+}
+
+/// The same data in NAV's two formats gives the same register.
+async fn both_nav_formats_give_the_same_register(backend: Backend) {
+    let json_app = TestApp::spawn(backend).await;
+    let csv_app = TestApp::spawn(backend).await;
+    let firms = orgnrs(25);
+    let json_body = virksomhet_json(&firms, 2024, 1, 0.0);
+    let rows: Vec<Value> = serde_json::from_str(&json_body).expect("rows");
+    let mut csv = String::from(
+        "orgnr,arstall,kvartal,taptedv,muligedv,antpers,prosent,taptedv_gs,rectype,varighet_A\n",
+    );
+    for r in &rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            r["orgnr"].as_str().expect("orgnr"),
+            r["årstall"],
+            r["kvartal"],
+            r["tapteDagsverk"].as_str().expect("tapte"),
+            r["muligeDagsverk"],
+            r["antallPersoner"].as_str().expect("persons"),
+            r["prosent"].as_str().expect("prosent"),
+            r["tapteDagsverkGradert"],
+            r["rectype"].as_str().expect("rectype"),
+            r["tapteDagsverkPerVarighet"][0]["tapteDagsverk"],
+        ));
+    }
+    let (status, _, _) = upload(&json_app, json_body, None).await;
+    assert_eq!(status, 201);
+    let response = csv_app
+        .as_direktorat(Method::POST, "/v1/statistics")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    for firm in &firms {
+        let a = json_app
+            .store
+            .statistics_values(*firm, None)
+            .await
+            .expect("values");
+        let b = csv_app
+            .store
+            .statistics_values(*firm, None)
+            .await
+            .expect("values");
+        assert_eq!(a, b, "{firm}");
+        assert_eq!(a.len(), 1);
+    }
+}
+
+/// `ia-rct ingest` runs the same code path; a SIGKILL in the middle of an upload leaves no trace.
+async fn ingest_on_the_command_line_and_a_killed_upload_leaves_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("virksomhet.json");
+    let firms = orgnrs(40);
+    std::fs::write(&file, virksomhet_json(&firms, 2024, 4, 0.0)).expect("write");
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::helpers::BIN)
+            .args(["--database-url", &db.url])
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["ingest", file.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("40 inserted"));
+    let out = run(&["ingest", file.to_str().expect("path")]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("40 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "orgnr,arstall,kvartal,taptedv,muligedv,antpers\n974760673,2024,5,1,2,3\n",
+    )
+    .expect("write");
+    let out = run(&["ingest", bad.to_str().expect("path")]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("row 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Kill the service while it applies an upload: after a restart the upload left nothing.
+    let direktorat = {
+        let store = db.store().await;
+        let token = make_token(
+            store.as_ref(),
+            "Direktoratet",
+            ia_rct::domain::Role::Direktorat,
+            None,
+        )
+        .await;
+        store.close().await;
+        token
+    };
+    let mut server =
+        ServerProcess::start(&db.url, &[("IA_RCT_FAULT_PAUSE_IN_WRITE_MS", "60000")]).await;
+    let url = format!("{}/v1/statistics", server.base);
+    let body = virksomhet_json(&firms, 2025, 1, 0.0);
+    let secret = direktorat.secret.clone();
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(secret)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+    });
+    server
+        .wait_for_log("fault injection: pausing inside a write transaction")
+        .await;
+    server.child.start_kill().expect("SIGKILL");
+    server.child.wait().await.expect("wait");
+    assert!(request.await.expect("join").is_err());
+    let store = db.store().await;
+    let uploads = store.statistics_uploads(None).await.expect("uploads");
+    assert_eq!(uploads.len(), 2, "only the two CLI uploads");
+    let values = store
+        .statistics_values(firms[0], None)
+        .await
+        .expect("values");
+    assert!(
+        values.iter().all(|v| v.arstall == 2024),
+        "no 2025K1 value survived: {values:?}"
+    );
+    store.close().await;
+}
+
+/// Enrollment takes the baseline from NAV's statistics where the register has them.
+async fn enrollment_uses_nav_statistics_for_the_baseline(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.trial_in_state("with-stats", "enrolling", 0).await;
+    let firms = ia_rct::simulate::register(60, 4);
+    // Statistics for 2024K1-K4 with 15 % sick leave for every firm; the register file carries a
+    // baseline of 1 % which must lose.
+    let mut csv = String::from("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n");
+    for f in &firms {
+        for q in 1..=4 {
+            csv.push_str(&format!(
+                "{},2024,{q},15,100,{}\n",
+                f.orgnr,
+                f.antall_ansatte.max(5)
+            ));
+        }
+    }
+    let response = app
+        .as_direktorat(Method::POST, "/v1/statistics")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 201);
+    let mut register = firms.clone();
+    for f in &mut register {
+        f.baseline = Some(ia_rct::register::BaselineDagsverk {
+            tapte: 1.0,
+            mulige: 100.0,
+        });
+    }
+    app.enroll_csv(
+        "with-stats",
+        &ia_rct::simulate::register_csv(&register),
+        201,
+    )
+    .await;
+    let enrolled = app
+        .direktorat_call(Method::GET, "/v1/trials/with-stats/enrollment", None, 200)
+        .await;
+    for f in enrolled["firms"].as_array().expect("firms") {
+        assert_eq!(f["baseline"], json!([60.0, 400.0]), "{f}");
+        let big_enough = f["antall_ansatte"].as_u64().expect("n") >= 21;
+        assert_eq!(
+            f["eligible"], big_enough,
+            "15 % qualifies every firm over 20 employees: {f}"
+        );
+    }
+}
+
+on_both_backends!(
+    the_same_quarter_twice_is_unchanged_and_a_revision_keeps_the_old_vintage,
+    one_bad_row_refuses_the_upload_naming_row_and_field,
+    an_idempotency_key_applies_a_retried_upload_once,
+    both_nav_formats_give_the_same_register,
+    ingest_on_the_command_line_and_a_killed_upload_leaves_nothing,
+    enrollment_uses_nav_statistics_for_the_baseline
+);
