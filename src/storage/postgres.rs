@@ -69,4 +69,20 @@ const CREATE_INCOMING: [&str; 1] = [
      status TEXT) ON COMMIT DROP",
 ];
 
-impl_statistics_store!(PgStore, Postgres, CREATE_INCOMING);
+/// Stages a chunk with `COPY`, PostgreSQL's bulk path.
+async fn stage(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    chunk: &[(usize, crate::statistics::StatRow)],
+) -> Result<(), sqlx::Error> {
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY incoming (row_no, orgnr, arstall, kvartal, tapte_dagsverk, mulige_dagsverk, \
+             antall_personer, tapte_gradert, prosent, rectype, varighet) FROM STDIN WITH (FORMAT text)",
+        )
+        .await?;
+    copy.send(statistics::copy_text(chunk)).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+impl_statistics_store!(PgStore, Postgres, CREATE_INCOMING, stage);

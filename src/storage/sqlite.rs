@@ -116,4 +116,27 @@ const CREATE_INCOMING: [&str; 2] = [
      varighet TEXT NOT NULL, status TEXT)",
 ];
 
-impl_statistics_store!(SqliteStore, Sqlite, CREATE_INCOMING);
+/// Stages a chunk with one multi-row `INSERT` (within SQLite's limit of bound parameters).
+async fn stage(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    chunk: &[(usize, crate::statistics::StatRow)],
+) -> Result<(), sqlx::Error> {
+    let mut builder = sqlx::QueryBuilder::<Sqlite>::new(statistics::INSERT_INCOMING_PREFIX);
+    builder.push_values(chunk.iter(), |mut b, (row_no, r)| {
+        b.push_bind(i64::try_from(*row_no).unwrap_or(i64::MAX))
+            .push_bind(r.orgnr.to_string())
+            .push_bind(r.quarter.year())
+            .push_bind(i32::from(r.quarter.quarter()))
+            .push_bind(r.tapte_dagsverk)
+            .push_bind(r.mulige_dagsverk)
+            .push_bind(i32::try_from(r.antall_personer).unwrap_or(i32::MAX))
+            .push_bind(r.tapte_dagsverk_gradert)
+            .push_bind(r.prosent_published)
+            .push_bind(r.rectype.clone())
+            .push_bind(statistics::varighet_json(&r.varighet));
+    });
+    builder.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+impl_statistics_store!(SqliteStore, Sqlite, CREATE_INCOMING, stage);

@@ -238,10 +238,60 @@ pub struct StoredValue {
     pub antall_personer: i32,
 }
 
+/// Rows in PostgreSQL's `COPY … (FORMAT text)` form: tab-separated, `\N` for NULL, with
+/// backslash, tab, newline and carriage return escaped.
+pub(super) fn copy_text(chunk: &[(usize, StatRow)]) -> Vec<u8> {
+    fn escape(out: &mut String, value: &str) {
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                other => out.push(other),
+            }
+        }
+    }
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(chunk.len() * 96);
+    for (row_no, r) in chunk {
+        let _ = write!(
+            out,
+            "{row_no}\t{}\t{}\t{}\t{:?}\t{:?}\t{}\t",
+            r.orgnr,
+            r.quarter.year(),
+            r.quarter.quarter(),
+            r.tapte_dagsverk,
+            r.mulige_dagsverk,
+            r.antall_personer
+        );
+        match r.tapte_dagsverk_gradert {
+            Some(v) => {
+                let _ = write!(out, "{v:?}\t");
+            }
+            None => out.push_str("\\N\t"),
+        }
+        match r.prosent_published {
+            Some(v) => {
+                let _ = write!(out, "{v:?}\t");
+            }
+            None => out.push_str("\\N\t"),
+        }
+        match &r.rectype {
+            Some(v) => escape(&mut out, v),
+            None => out.push_str("\\N"),
+        }
+        out.push('\t');
+        escape(&mut out, &varighet_json(&r.varighet));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
 /// Implements [`super::StatisticsStore`] for a backend store type; `$create_incoming` is the
-/// backend's DDL for the per-transaction staging table.
+/// backend's DDL for the per-transaction staging table and `$stage` its way of staging a chunk.
 macro_rules! impl_statistics_store {
-    ($store:ty, $db:ty, $create_incoming:expr) => {
+    ($store:ty, $db:ty, $create_incoming:expr, $stage:path) => {
         #[async_trait::async_trait]
         impl StatisticsStore for $store {
             async fn ingest_statistics(
@@ -266,22 +316,7 @@ macro_rules! impl_statistics_store {
                             if total_errors > 0 || chunk.is_empty() {
                                 continue;
                             }
-                            let mut builder =
-                                sqlx::QueryBuilder::<$db>::new(statistics::INSERT_INCOMING_PREFIX);
-                            builder.push_values(chunk.iter(), |mut b, (row_no, r)| {
-                                b.push_bind(i64::try_from(*row_no).unwrap_or(i64::MAX))
-                                    .push_bind(r.orgnr.to_string())
-                                    .push_bind(r.quarter.year())
-                                    .push_bind(i32::from(r.quarter.quarter()))
-                                    .push_bind(r.tapte_dagsverk)
-                                    .push_bind(r.mulige_dagsverk)
-                                    .push_bind(i32::try_from(r.antall_personer).unwrap_or(i32::MAX))
-                                    .push_bind(r.tapte_dagsverk_gradert)
-                                    .push_bind(r.prosent_published)
-                                    .push_bind(r.rectype.clone())
-                                    .push_bind(statistics::varighet_json(&r.varighet));
-                            });
-                            builder.build().execute(&mut *tx).await?;
+                            $stage(&mut tx, &chunk).await?;
                         }
                         IngestMessage::Problems(problems) => {
                             total_errors += problems.len();

@@ -17,12 +17,14 @@ CREATE TABLE statistics_uploads (
 
 -- Every value ever accepted for a firm-quarter, at full precision. A revision is a new row with a
 -- later vintage; the old row stays. The register "as of" a vintage takes, per firm-quarter, the
--- row with the largest vintage not after it.
+-- row with the largest vintage not after it. The vintage is not a foreign key: the upload row and
+-- its values are written in one transaction, and a per-row key check would double the cost of a
+-- national upload.
 CREATE TABLE statistics (
     orgnr           TEXT             NOT NULL CHECK (length(orgnr) = 9),
     arstall         INTEGER          NOT NULL,
     kvartal         INTEGER          NOT NULL CHECK (kvartal BETWEEN 1 AND 4),
-    vintage         BIGINT           NOT NULL REFERENCES statistics_uploads (id),
+    vintage         BIGINT           NOT NULL,  -- statistics_uploads.id, written in the same transaction
     tapte_dagsverk  DOUBLE PRECISION NOT NULL CHECK (tapte_dagsverk >= 0),
     mulige_dagsverk DOUBLE PRECISION NOT NULL CHECK (mulige_dagsverk > 0),
     antall_personer INTEGER          NOT NULL CHECK (antall_personer >= 0),
