@@ -10,6 +10,7 @@ mod health;
 pub mod middleware;
 pub mod routes;
 mod statistics;
+mod takeup;
 mod tokens;
 mod trials;
 
@@ -81,6 +82,7 @@ const AGGREGATES: &[Role] = &[Role::Direktorat, Role::Forsker];
         (name = "audit", description = "The append-only audit log"),
         (name = "trials", description = "Trial protocols, versions and the lifecycle"),
         (name = "statistics", description = "NAV's firm-quarter sickness statistics, versioned by upload"),
+        (name = "delivery", description = "Take-up, surveys and outcomes by arm"),
         (name = "enrollment", description = "Enrolling firms and their eligibility"),
         (name = "randomization", description = "Draws, assignments delivered to each fylke, acknowledgements"),
         (name = "probes", description = "Liveness, readiness and this document"),
@@ -131,6 +133,18 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(trials::acknowledge).admit(FYLKE))
         .routes(routes!(trials::list_acknowledgements).admit(FIRM_LEVEL))
         .routes(routes!(trials::get_balance).admit(AGGREGATES))
+        .routes(
+            routes!(takeup::record_takeup)
+                .admit(FIRM_LEVEL)
+                .layer(DefaultBodyLimit::max(state.config.upload_limit)),
+        )
+        .routes(routes!(takeup::list_takeup).admit(FIRM_LEVEL))
+        .routes(
+            routes!(takeup::record_surveys)
+                .admit(FIRM_LEVEL)
+                .layer(DefaultBodyLimit::max(state.config.upload_limit)),
+        )
+        .routes(routes!(takeup::outcome_summary).admit(AGGREGATES))
         .routes(routes!(statistics::upload_statistics).admit(DIREKTORAT))
         .routes(routes!(statistics::list_vintages).admit(AGGREGATES))
         .routes(routes!(trials::get_draw_units).admit(DIREKTORAT))

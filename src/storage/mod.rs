@@ -10,6 +10,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 pub mod statistics;
+pub mod takeup;
 mod trials;
 
 use std::sync::Arc;
@@ -473,9 +474,58 @@ pub trait StatisticsStore: Send + Sync {
     ) -> Result<Vec<statistics::StoredValue>, StoreError>;
 }
 
+/// What was delivered and measured in a trial: take-up events, survey results, and the outcome
+/// summary by arm and quarter.
+#[async_trait]
+pub trait TakeupStore: Send + Sync {
+    /// Records take-up events after checking them against every firm's registered history, under
+    /// the trial's lock, all or nothing.
+    ///
+    /// # Errors
+    /// [`takeup::TakeupFailure::Invalid`] naming each row and field; or a store error.
+    async fn record_takeup(
+        &self,
+        id: &str,
+        events: &[(crate::takeup::TakeupEvent, FylkeCode)],
+        by: &str,
+        today: chrono::NaiveDate,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<usize>, takeup::TakeupFailure>;
+
+    /// A trial's take-up events, optionally of one fylke's firms.
+    async fn takeup_events(
+        &self,
+        id: &str,
+        fylke: Option<FylkeCode>,
+    ) -> Result<Vec<crate::takeup::TakeupEvent>, StoreError>;
+
+    /// Records survey results, all or nothing; a result already recorded is a conflict.
+    async fn record_surveys(
+        &self,
+        id: &str,
+        rows: &[(crate::takeup::SurveyRow, FylkeCode)],
+        by: &str,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<usize>, StoreError>;
+
+    /// A trial's survey results, optionally of one fylke's firms.
+    async fn survey_results(
+        &self,
+        id: &str,
+        fylke: Option<FylkeCode>,
+    ) -> Result<Vec<crate::takeup::SurveyRow>, StoreError>;
+
+    /// Sick leave by arm and quarter over the randomized firms, as of a statistics vintage.
+    async fn outcome_summary(
+        &self,
+        id: &str,
+        vintage: Option<i64>,
+    ) -> Result<Vec<takeup::OutcomeCell>, StoreError>;
+}
+
 /// The persistence interface. One implementation per backend; handlers only see this trait.
 #[async_trait]
-pub trait Store: TrialStore + StatisticsStore + Send + Sync + 'static {
+pub trait Store: TrialStore + StatisticsStore + TakeupStore + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
 

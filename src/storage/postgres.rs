@@ -11,12 +11,13 @@ use std::str::FromStr;
 
 use super::sql::{self, impl_store};
 use super::statistics::{self, impl_statistics_store};
+use super::takeup::{self, impl_takeup_store};
 use super::trials::{self, impl_trial_store};
 use super::{
     Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
     EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo,
-    StatisticsStore, Store, StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore,
-    UploadReceipt, redact_url,
+    StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo,
+    TrialStore, UploadReceipt, redact_url,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");
@@ -86,3 +87,5 @@ async fn stage(
 }
 
 impl_statistics_store!(PgStore, Postgres, CREATE_INCOMING, stage);
+
+impl_takeup_store!(PgStore);

@@ -12,12 +12,13 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::{self, impl_store};
 use super::statistics::{self, impl_statistics_store};
+use super::takeup::{self, impl_takeup_store};
 use super::trials::{self, impl_trial_store};
 use super::{
     Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
     EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo,
-    StatisticsStore, Store, StoreError, StoreOptions, TokenInfo, TrialInfo, TrialStore,
-    UploadReceipt,
+    StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo,
+    TrialStore, UploadReceipt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");
@@ -140,3 +141,5 @@ async fn stage(
 }
 
 impl_statistics_store!(SqliteStore, Sqlite, CREATE_INCOMING, stage);
+
+impl_takeup_store!(SqliteStore);

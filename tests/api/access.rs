@@ -44,6 +44,10 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/v1/trials/{id}/draws/{wave}/assignment.csv"),
     ("POST", "/v1/statistics"),
     ("GET", "/v1/statistics/vintages"),
+    ("POST", "/v1/trials/{id}/takeup"),
+    ("GET", "/v1/trials/{id}/takeup"),
+    ("POST", "/v1/trials/{id}/surveys"),
+    ("GET", "/v1/trials/{id}/outcomes/summary"),
 ];
 
 /// The trial the read-only cases use: randomized, with firms enrolled.
@@ -75,6 +79,25 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
             (format!("/v1/tokens/{}/revoke", victim.info.id), Body::None)
         }
         ("GET", "/v1/statistics/vintages") => (template.to_owned(), Body::None),
+        ("GET", "/v1/trials/{id}/takeup") => (shared("/takeup"), Body::None),
+        ("GET", "/v1/trials/{id}/outcomes/summary") => (shared("/outcomes/summary"), Body::None),
+        ("POST", "/v1/trials/{id}/takeup" | "/v1/trials/{id}/surveys") => {
+            let id = fresh("deliver");
+            app.trial_in_state(&id, "randomized", 200).await;
+            let firm = vestland_firm(app, &id).await;
+            let (suffix, csv) = if template.ends_with("takeup") {
+                (
+                    "takeup",
+                    format!("orgnr,status,dato\n{firm},KONTAKTET,2025-02-03\n"),
+                )
+            } else {
+                (
+                    "surveys",
+                    format!("orgnr,bolge,maal,verdi,antall_svar\n{firm},1,trivsel,3.5,12\n"),
+                )
+            };
+            (format!("/v1/trials/{id}/{suffix}"), Body::Csv(csv))
+        }
         ("POST", "/v1/statistics") => {
             // A new quarter each call, so every accepted upload inserts.
             let year = 2000 + n / 4;
@@ -143,6 +166,16 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
             "no access-test case for {method} {template}: add one to tests/api/access.rs::request_for"
         ),
     }
+}
+
+/// A randomized firm of the trial in fylke 46 (Vestland), whose token the test uses.
+async fn vestland_firm(app: &TestApp, id: &str) -> String {
+    let firms = app
+        .store
+        .assignments(id, Some("46".parse().expect("fylke")), None, 1)
+        .await
+        .expect("assignments");
+    firms.first().expect("a firm in Vestland").orgnr.to_string()
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod audit;
 mod cli;
+mod delivery;
 mod errors;
 mod openapi;
 mod process;

@@ -785,7 +785,7 @@ async fn accepted_trial_data_cannot_be_changed_in_the_database(backend: Backend)
     ];
     if backend == Backend::Postgres {
         statements.extend([
-            "TRUNCATE assignments",
+            "TRUNCATE assignments CASCADE",
             "TRUNCATE draws CASCADE",
             "TRUNCATE enrollments CASCADE",
         ]);

@@ -1,0 +1,358 @@
+//! `/v1/trials/{id}/takeup`, `/surveys` and `/outcomes/summary`: what was delivered to each firm,
+//! what the work-environment surveys measured, and sick leave by arm and quarter.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
+use crate::auth::Caller;
+use crate::domain::{FylkeCode, Orgnr, Role};
+use crate::register::{RegisterErrors, RowError};
+use crate::storage::StoreError;
+use crate::storage::takeup::TakeupFailure;
+use crate::takeup::{Compliance, SURVEY_MIN_RESPONDENTS, parse_surveys, parse_takeup, summarize};
+
+/// Below this many firms or persons nothing is shown outside the directorate (NAV's rule).
+const MIN_CELL: i64 = 5;
+
+fn invalid(message: &str, e: RegisterErrors) -> ApiError {
+    ApiError::Invalid {
+        message: format!(
+            "{message}: {} problem(s); nothing was written. First: {}",
+            e.total,
+            e.errors
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
+        details: serde_json::json!({ "errors": e.errors, "total": e.total }),
+    }
+}
+
+fn trial_missing(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::NotFound => ApiError::NotFound(format!("no trial `{id}`")),
+        other => other.into(),
+    }
+}
+
+/// The fylke of every randomized firm of the trial.
+async fn assigned_fylker(
+    state: &AppState,
+    id: &str,
+) -> Result<BTreeMap<Orgnr, FylkeCode>, ApiError> {
+    state.store.get_trial(id).await.map_err(trial_missing(id))?;
+    Ok(state
+        .store
+        .assignments(id, None, None, u32::MAX)
+        .await?
+        .into_iter()
+        .map(|a| (a.orgnr, a.fylke))
+        .collect())
+}
+
+/// Checks that each row's firm was randomized in the trial (422 otherwise) and, for a fylke, that
+/// it is one of its own firms (403 otherwise, naming the rows).
+fn place_rows(
+    caller: &Caller,
+    rows: impl Iterator<Item = (usize, Orgnr)>,
+    fylker: &BTreeMap<Orgnr, FylkeCode>,
+) -> Result<Vec<FylkeCode>, ApiError> {
+    let mut placed = Vec::new();
+    let mut unknown = Vec::new();
+    let mut foreign = Vec::new();
+    for (row, orgnr) in rows {
+        match fylker.get(&orgnr) {
+            None => unknown.push(RowError {
+                row,
+                field: "orgnr".into(),
+                value: orgnr.to_string(),
+                reason: "the firm was not randomized in this trial".into(),
+            }),
+            Some(f) if caller.role == Role::Fylke && caller.fylke != Some(*f) => foreign.push(row),
+            Some(f) => placed.push(*f),
+        }
+    }
+    if !foreign.is_empty() {
+        let rows: Vec<String> = foreign.iter().take(20).map(ToString::to_string).collect();
+        return Err(ApiError::Forbidden(format!(
+            "a fylke reports only for its own firms; row(s) {} are firms of another fylke",
+            rows.join(", ")
+        )));
+    }
+    if !unknown.is_empty() {
+        let total = unknown.len();
+        return Err(invalid(
+            "the upload names firms outside the trial",
+            RegisterErrors {
+                errors: unknown.into_iter().take(100).collect(),
+                total,
+            },
+        ));
+    }
+    Ok(placed)
+}
+
+/// What an accepted upload recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    /// Rows recorded.
+    pub rows: usize,
+}
+
+/// Records what was delivered (data-formats §3: `orgnr, status, dato`, optional
+/// `arbeidsform_levert, timer, merknad`; statuses after Fia). A fylke reports only for its own
+/// firms (403 otherwise); every status change is checked against the firm's history; all or
+/// nothing.
+#[utoipa::path(
+    post, path = "/v1/trials/{id}/takeup", tag = "delivery",
+    params(("id" = String, Path, description = "The trial id")),
+    request_body(content = String, description = "Take-up events, CSV or JSON", content_type = "text/csv"),
+    responses(
+        (status = 201, body = Recorded),
+        (status = 403, description = "A row is another fylke's firm", body = ErrorEnvelope),
+        (status = 422, description = "Invalid rows or status changes, each with row and field", body = ErrorEnvelope),
+    )
+)]
+pub async fn record_takeup(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> Result<AuditedJson<Recorded>, ApiError> {
+    let events = parse_takeup(&body).map_err(|e| invalid("the take-up upload is invalid", e))?;
+    let fylker = assigned_fylker(&state, &id).await?;
+    let placed = place_rows(&caller, events.iter().map(|e| (e.row, e.orgnr)), &fylker)?;
+    let rows: Vec<_> = events.into_iter().zip(placed).collect();
+    let mut audit = meta.audit_entry(Some(&caller));
+    audit.status = 201;
+    let today = chrono::Utc::now().date_naive();
+    let recorded = state
+        .store
+        .record_takeup(&id, &rows, &caller.name, today, &audit)
+        .await
+        .map_err(|e| match e {
+            TakeupFailure::Invalid(errors) => invalid("the status changes do not fit", errors),
+            TakeupFailure::Store(e) => trial_missing(&id)(e),
+        })?;
+    Ok(AuditedJson(
+        StatusCode::CREATED,
+        recorded.map(|rows| Recorded { rows }),
+    ))
+}
+
+/// One firm's delivery so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FirmDelivery {
+    /// The firm.
+    #[schema(value_type = String)]
+    pub orgnr: Orgnr,
+    /// Derived from its events.
+    pub compliance: Compliance,
+}
+
+/// Delivery per firm.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Firms with events, by orgnr.
+    pub firms: Vec<FirmDelivery>,
+}
+
+/// Each firm's delivery: whether it received assistance (has been `AKTIV`) and when, its last
+/// status, adviser hours and the arbeidsformer delivered. A fylke sees its own firms.
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/takeup", tag = "delivery",
+    params(("id" = String, Path, description = "The trial id")),
+    responses((status = 200, body = DeliveryList))
+)]
+pub async fn list_takeup(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let fylke = match (caller.role, caller.fylke) {
+        (Role::Fylke, f) => Some(f.ok_or_else(|| ApiError::Forbidden("no fylke bound".into()))?),
+        _ => None,
+    };
+    state
+        .store
+        .get_trial(&id)
+        .await
+        .map_err(trial_missing(&id))?;
+    let events = state.store.takeup_events(&id, fylke).await?;
+    let firms: Vec<FirmDelivery> = summarize(&events)
+        .into_iter()
+        .map(|(orgnr, compliance)| FirmDelivery { orgnr, compliance })
+        .collect();
+    let details = AuditDetails {
+        trial_id: Some(id),
+        object_ids: firms.iter().map(|f| format!("orgnr:{}", f.orgnr)).collect(),
+    };
+    let mut response = Json(DeliveryList { firms }).into_response();
+    response.extensions_mut().insert(details);
+    Ok(response)
+}
+
+/// Records work-environment survey results (data-formats §4: `orgnr, bolge, maal, verdi,
+/// antall_svar`). A fylke reports only for its own firms. Results are never replaced.
+#[utoipa::path(
+    post, path = "/v1/trials/{id}/surveys", tag = "delivery",
+    params(("id" = String, Path, description = "The trial id")),
+    request_body(content = String, description = "Survey results, CSV or JSON", content_type = "text/csv"),
+    responses(
+        (status = 201, body = Recorded),
+        (status = 403, body = ErrorEnvelope),
+        (status = 409, description = "A result was already recorded", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    )
+)]
+pub async fn record_surveys(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> Result<AuditedJson<Recorded>, ApiError> {
+    let rows = parse_surveys(&body).map_err(|e| invalid("the survey upload is invalid", e))?;
+    let fylker = assigned_fylker(&state, &id).await?;
+    let placed = place_rows(&caller, rows.iter().map(|r| (r.row, r.orgnr)), &fylker)?;
+    let rows: Vec<_> = rows.into_iter().zip(placed).collect();
+    let mut audit = meta.audit_entry(Some(&caller));
+    audit.status = 201;
+    let recorded = state
+        .store
+        .record_surveys(&id, &rows, &caller.name, &audit)
+        .await
+        .map_err(trial_missing(&id))?;
+    Ok(AuditedJson(
+        StatusCode::CREATED,
+        recorded.map(|rows| Recorded { rows }),
+    ))
+}
+
+/// Which statistics vintage to summarize.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryParams {
+    /// The statistics vintage (default: latest).
+    pub vintage: Option<i64>,
+}
+
+/// One arm in one quarter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArmQuarter {
+    /// The arm.
+    pub arm: String,
+    /// The quarter, `2025K1`.
+    pub kvartal: String,
+    /// Firms with statistics (hidden below 5 outside the directorate).
+    pub firms: Option<i64>,
+    /// Sick-leave rate, `100 * Σ tapte / Σ mulige` (hidden with fewer than 5 firms or 5 persons
+    /// outside the directorate).
+    pub sykefravar_prosent: Option<f64>,
+}
+
+/// Delivery and its cost per arm.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArmDelivery {
+    /// The arm.
+    pub arm: String,
+    /// Randomized firms.
+    pub firms: Option<i64>,
+    /// Of which received assistance (have been `AKTIV`).
+    pub received: Option<i64>,
+    /// Adviser hours reported (the cost side).
+    pub timer: Option<f64>,
+}
+
+/// Sick leave by arm and quarter, and delivery per arm.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutcomeSummary {
+    /// The statistics vintage used.
+    pub vintage: Option<i64>,
+    /// By quarter, then arm.
+    pub quarters: Vec<ArmQuarter>,
+    /// Per arm.
+    pub delivery: Vec<ArmDelivery>,
+    /// Survey cells with fewer than this many respondents are never shown.
+    pub survey_min_respondents: u32,
+}
+
+/// Sick-leave rate by arm and quarter (ratio of sums over the randomized firms, NAV's rule), with
+/// firm counts, and take-up and adviser hours per arm. Outside the directorate every cell of
+/// fewer than 5 firms or 5 persons is hidden (`null`).
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/outcomes/summary", tag = "delivery",
+    params(("id" = String, Path, description = "The trial id"), SummaryParams),
+    responses((status = 200, body = OutcomeSummary), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn outcome_summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<SummaryParams>,
+) -> Result<Json<OutcomeSummary>, ApiError> {
+    let trial = state
+        .store
+        .get_trial(&id)
+        .await
+        .map_err(trial_missing(&id))?;
+    let open = caller.role == Role::Direktorat;
+    let cells = state.store.outcome_summary(&id, params.vintage).await?;
+    let quarters = cells
+        .into_iter()
+        .map(|c| {
+            let shown = open || (c.firms >= MIN_CELL && c.persons >= MIN_CELL);
+            ArmQuarter {
+                kvartal: format!("{}K{}", c.arstall, c.kvartal),
+                firms: (open || c.firms >= MIN_CELL).then_some(c.firms),
+                sykefravar_prosent: (shown && c.mulige > 0.0).then(|| 100.0 * c.tapte / c.mulige),
+                arm: c.arm,
+            }
+        })
+        .collect();
+    let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
+    let compliance = summarize(&state.store.takeup_events(&id, None).await?);
+    let mut delivery = Vec::new();
+    for arm in &trial.protocol.arms {
+        let firms: BTreeSet<Orgnr> = assignments
+            .iter()
+            .filter(|a| a.arm == arm.id)
+            .map(|a| a.orgnr)
+            .collect();
+        let n = firms.len() as i64;
+        let received = firms
+            .iter()
+            .filter(|o| compliance.get(o).is_some_and(|c| c.received))
+            .count() as i64;
+        let hours: f64 = firms
+            .iter()
+            .filter_map(|o| compliance.get(o))
+            .map(|c| c.hours)
+            .sum();
+        let keep = |v: i64| (open || v >= MIN_CELL).then_some(v);
+        delivery.push(ArmDelivery {
+            arm: arm.id.clone(),
+            firms: keep(n),
+            received: keep(received),
+            timer: (open || received >= MIN_CELL).then_some(hours),
+        });
+    }
+    Ok(Json(OutcomeSummary {
+        vintage: params.vintage,
+        quarters,
+        delivery,
+        survey_min_respondents: SURVEY_MIN_RESPONDENTS,
+    }))
+}
