@@ -276,6 +276,24 @@ pub struct ArmDelivery {
     pub timer: Option<f64>,
 }
 
+/// One survey measure in one wave for one arm.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArmSurvey {
+    /// The arm.
+    pub arm: String,
+    /// The survey wave.
+    pub bolge: u32,
+    /// The measure.
+    pub maal: String,
+    /// Firms with a shown result (at least 3 respondents).
+    pub firms: Option<i64>,
+    /// Respondents over those firms.
+    pub respondents: Option<i64>,
+    /// Mean over those firms of the firm's value (cells with fewer than 3 respondents are masked
+    /// everywhere and left out); hidden outside the directorate below 5 firms.
+    pub mean: Option<f64>,
+}
+
 /// Sick leave by arm and quarter, and delivery per arm.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutcomeSummary {
@@ -285,6 +303,8 @@ pub struct OutcomeSummary {
     pub quarters: Vec<ArmQuarter>,
     /// Per arm.
     pub delivery: Vec<ArmDelivery>,
+    /// Survey results by arm, wave and measure.
+    pub surveys: Vec<ArmSurvey>,
     /// Survey cells with fewer than this many respondents are never shown.
     pub survey_min_respondents: u32,
 }
@@ -349,10 +369,44 @@ pub async fn outcome_summary(
             timer: (open || received >= MIN_CELL).then_some(hours),
         });
     }
+    let arm_of: BTreeMap<Orgnr, &str> = assignments
+        .iter()
+        .map(|a| (a.orgnr, a.arm.as_str()))
+        .collect();
+    let mut cells: BTreeMap<(String, u32, String), (i64, i64, f64)> = BTreeMap::new();
+    for row in state.store.survey_results(&id, None).await? {
+        let (Some(arm), Some(value)) = (arm_of.get(&row.orgnr), row.verdi) else {
+            continue;
+        };
+        if crate::takeup::masked(&row) {
+            continue;
+        }
+        let cell = cells
+            .entry(((*arm).to_owned(), row.bolge, row.maal.clone()))
+            .or_insert((0, 0, 0.0));
+        cell.0 += 1;
+        cell.1 += i64::from(row.antall_svar);
+        cell.2 += value;
+    }
+    let surveys = cells
+        .into_iter()
+        .map(|((arm, bolge, maal), (firms, respondents, sum))| {
+            let shown = open || firms >= MIN_CELL;
+            ArmSurvey {
+                arm,
+                bolge,
+                maal,
+                firms: shown.then_some(firms),
+                respondents: shown.then_some(respondents),
+                mean: (shown && firms > 0).then(|| sum / firms as f64),
+            }
+        })
+        .collect();
     Ok(Json(OutcomeSummary {
         vintage: params.vintage,
         quarters,
         delivery,
+        surveys,
         survey_min_respondents: SURVEY_MIN_RESPONDENTS,
     }))
 }

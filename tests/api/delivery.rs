@@ -151,18 +151,39 @@ async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
         "one firm is hidden: {row}"
     );
 
-    // Surveys: recorded once, never replaced.
-    let csv = format!("orgnr,bolge,maal,verdi,antall_svar\n{firm},1,trivsel,3.8,14\n");
-    let (status, body) = post_csv(
-        &app,
-        &vestland.secret,
-        "/v1/trials/delivery/surveys",
-        csv.clone(),
-    )
-    .await;
+    // Surveys: recorded once, never replaced; a cell of fewer than 3 respondents never counts.
+    let mut csv = format!("orgnr,bolge,maal,verdi,antall_svar\n{firm},1,trivsel,3.8,14\n");
+    if let Some((second, _)) = own.get(1) {
+        csv.push_str(&format!("{second},1,trivsel,,2\n"));
+    }
+    let path = "/v1/trials/delivery/surveys";
+    let (status, body) = post_csv(&app, &vestland.secret, path, csv.clone()).await;
     assert_eq!(status, 201, "{body}");
-    let (status, _) = post_csv(&app, &vestland.secret, "/v1/trials/delivery/surveys", csv).await;
+    let (status, _) = post_csv(&app, &vestland.secret, path, csv).await;
     assert_eq!(status, 409);
+    let summary = app
+        .direktorat_call(
+            Method::GET,
+            "/v1/trials/delivery/outcomes/summary",
+            None,
+            200,
+        )
+        .await;
+    let cell = summary["surveys"]
+        .as_array()
+        .expect("surveys")
+        .iter()
+        .find(|s| s["arm"] == arm.as_str())
+        .expect("cell")
+        .clone();
+    assert_eq!(
+        (
+            cell["firms"].as_i64(),
+            cell["respondents"].as_i64(),
+            cell["mean"].as_f64()
+        ),
+        (Some(1), Some(14), Some(3.8))
+    );
 }
 
 /// Sick leave by arm and quarter comes from the statistics register, masked for researchers.

@@ -391,7 +391,58 @@ async fn enrollment_uses_nav_statistics_for_the_baseline(backend: Backend) {
     }
 }
 
+/// What is written reads back exactly as uploaded: 400 generated firm-quarters with awkward
+/// decimals (up to 17 significant digits, tiny and large values), through DVH CSV.
+async fn what_is_uploaded_reads_back_exactly(backend: Backend) {
+    use rand_core::{RngCore, SeedableRng};
+    let app = TestApp::spawn(backend).await;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4242);
+    let firms = orgnrs(100);
+    let mut expected = Vec::new();
+    let mut csv = String::from("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n");
+    for firm in &firms {
+        for quarter in 1..=4 {
+            let mulige = (rng.next_u64() % 10_000_000) as f64 / 7.0 + 1e-9;
+            let tapte = mulige * ((rng.next_u64() % 1000) as f64 / 1000.0);
+            let persons = rng.next_u64() % 500;
+            csv.push_str(&format!(
+                "{firm},2023,{quarter},{tapte:?},{mulige:?},{persons}\n"
+            ));
+            expected.push((*firm, quarter, tapte, mulige, persons));
+        }
+    }
+    let response = app
+        .as_direktorat(Method::POST, "/v1/statistics")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 201);
+    for (firm, quarter, tapte, mulige, persons) in expected {
+        let values = app
+            .store
+            .statistics_values(firm, None)
+            .await
+            .expect("values");
+        let v = values
+            .iter()
+            .find(|v| v.kvartal == quarter as i32)
+            .expect("quarter");
+        assert_eq!(
+            (
+                v.tapte_dagsverk,
+                v.mulige_dagsverk,
+                v.antall_personer as u64
+            ),
+            (tapte, mulige, persons),
+            "{firm} K{quarter}"
+        );
+    }
+}
+
 on_both_backends!(
+    what_is_uploaded_reads_back_exactly,
     the_same_quarter_twice_is_unchanged_and_a_revision_keeps_the_old_vintage,
     one_bad_row_refuses_the_upload_naming_row_and_field,
     an_idempotency_key_applies_a_retried_upload_once,
