@@ -427,7 +427,7 @@ async fn what_is_uploaded_reads_back_exactly(backend: Backend) {
             .expect("values");
         let v = values
             .iter()
-            .find(|v| v.kvartal == quarter as i32)
+            .find(|v| v.kvartal == quarter)
             .expect("quarter");
         assert_eq!(
             (
