@@ -147,6 +147,13 @@ pub(super) const CLASSIFY: &str = "\
                    AND s.varighet = incoming.varighet) THEN 'unchanged' \
       ELSE 'revised' END";
 
+/// Whether the register has any value in the quarters the upload brings (if not, every incoming
+/// row is new and the per-row comparison can be skipped).
+pub(super) const ANY_IN_QUARTERS: &str = "\
+    SELECT EXISTS (SELECT 1 FROM statistics s \
+                   WHERE EXISTS (SELECT 1 FROM (SELECT DISTINCT arstall, kvartal FROM incoming) q \
+                                 WHERE q.arstall = s.arstall AND q.kvartal = s.kvartal))";
+
 pub(super) const COUNT_STATUS: &str = "SELECT status, COUNT(*) FROM incoming GROUP BY status";
 
 pub(super) const INSERT_UPLOAD: &str = "\
@@ -158,7 +165,7 @@ pub(super) const APPLY: &str = "\
                             tapte_gradert, prosent, rectype, varighet) \
     SELECT orgnr, arstall, kvartal, $1, tapte_dagsverk, mulige_dagsverk, antall_personer, tapte_gradert, prosent, \
            rectype, varighet \
-    FROM incoming WHERE status <> 'unchanged'";
+    FROM incoming WHERE status IS NULL OR status <> 'unchanged'";
 
 pub(super) const SELECT_UPLOADS: &str = "\
     SELECT id, sha256, idempotency_key, source, rows, inserted, unchanged, revised, created_at, created_by \
@@ -368,9 +375,14 @@ macro_rules! impl_statistics_store {
                         total: total_errors,
                     });
                 }
-                sqlx::query(statistics::CLASSIFY).execute(&mut *tx).await?;
-                let counts: Vec<(String, i64)> =
-                    sqlx::query_as(statistics::COUNT_STATUS).fetch_all(&mut *tx).await?;
+                let overlap: bool =
+                    sqlx::query_scalar(statistics::ANY_IN_QUARTERS).fetch_one(&mut *tx).await?;
+                let counts: Vec<(String, i64)> = if overlap {
+                    sqlx::query(statistics::CLASSIFY).execute(&mut *tx).await?;
+                    sqlx::query_as(statistics::COUNT_STATUS).fetch_all(&mut *tx).await?
+                } else {
+                    vec![("inserted".to_owned(), i64::try_from(rows).unwrap_or(i64::MAX))]
+                };
                 let count = |status: &str| {
                     counts
                         .iter()
