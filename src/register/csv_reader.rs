@@ -39,12 +39,35 @@ pub(super) fn read(text: &str, sink: &mut Sink) -> CsvRead {
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes());
+    // Line numbers come from byte offsets (1 + the newlines before the record): the csv crate's
+    // own line count is off by one for CRLF files and after skipped blank lines.
+    let bytes = text.as_bytes();
+    let (mut scanned, mut newlines) = (0usize, 0u64);
     for result in reader.records() {
         match result {
-            Ok(record) => records.push(Record {
-                line: record.position().map_or(0, csv::Position::line),
-                fields: record.iter().map(str::to_owned).collect(),
-            }),
+            Ok(record) => {
+                // The crate's position can point at the line end before the record (after a
+                // CRLF or blank lines): step over line ends to the record's first byte.
+                let mut start = record
+                    .position()
+                    .and_then(|p| usize::try_from(p.byte()).ok())
+                    .unwrap_or(scanned)
+                    .min(bytes.len());
+                while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+                    start += 1;
+                }
+                if start > scanned {
+                    newlines += bytes[scanned..start]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count() as u64;
+                    scanned = start;
+                }
+                records.push(Record {
+                    line: newlines + 1,
+                    fields: record.iter().map(str::to_owned).collect(),
+                });
+            }
             Err(e) => {
                 // Unexpected for valid UTF-8 with `flexible`; stop rather than risk looping on it.
                 sink.push(0, "", "", format!("the CSV could not be read: {e}"));

@@ -746,3 +746,20 @@ fn errors_serialize_for_the_api() {
     assert_eq!(firm["naeringskode"], "84.110");
     assert_eq!(firm["sektor"], "KOMMUNAL");
 }
+
+/// Row numbers count every line after the header, whatever the line ends and blank lines.
+#[test]
+fn row_numbers_are_lines_after_the_header_with_crlf_and_blank_lines() {
+    let ok = crate::domain::Orgnr::from_prefix(97_476_067).expect("orgnr");
+    let body = format!(
+        "orgnr,fylke,naringskode,sektor,antall_ansatte\r\n{ok},46,88.911,3,10\r\n\r\n123,46,88.911,3,10\r\n"
+    );
+    let errors = parse_register(
+        body.as_bytes(),
+        RegisterFormat::Csv,
+        &RegisterOptions::default(),
+    )
+    .expect_err("bad orgnr");
+    assert_eq!(errors.errors[0].row, 3, "{:?}", errors.errors);
+    assert_eq!(errors.errors[0].field, "orgnr");
+}
