@@ -14,10 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
+use super::trials::{not_found, scope};
 use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr, Role};
 use crate::register::{RegisterErrors, RowError};
-use crate::storage::StoreError;
 use crate::storage::takeup::TakeupFailure;
 use crate::takeup::{Compliance, SURVEY_MIN_RESPONDENTS, parse_surveys, parse_takeup, summarize};
 
@@ -38,19 +38,12 @@ fn invalid(message: &str, e: RegisterErrors) -> ApiError {
     }
 }
 
-fn trial_missing(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::NotFound => ApiError::NotFound(format!("no trial `{id}`")),
-        other => other.into(),
-    }
-}
-
 /// The fylke of every randomized firm of the trial.
 async fn assigned_fylker(
     state: &AppState,
     id: &str,
 ) -> Result<BTreeMap<Orgnr, FylkeCode>, ApiError> {
-    state.store.get_trial(id).await.map_err(trial_missing(id))?;
+    state.store.get_trial(id).await.map_err(not_found(id))?;
     Ok(state
         .store
         .assignments(id, None, None, u32::MAX)
@@ -143,7 +136,7 @@ pub async fn record_takeup(
         .await
         .map_err(|e| match e {
             TakeupFailure::Invalid(errors) => invalid("the status changes do not fit", errors),
-            TakeupFailure::Store(e) => trial_missing(&id)(e),
+            TakeupFailure::Store(e) => not_found(&id)(e),
         })?;
     Ok(AuditedJson(
         StatusCode::CREATED,
@@ -180,15 +173,8 @@ pub async fn list_takeup(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let fylke = match (caller.role, caller.fylke) {
-        (Role::Fylke, f) => Some(f.ok_or_else(|| ApiError::Forbidden("no fylke bound".into()))?),
-        _ => None,
-    };
-    state
-        .store
-        .get_trial(&id)
-        .await
-        .map_err(trial_missing(&id))?;
+    let fylke = scope(&caller)?;
+    state.store.get_trial(&id).await.map_err(not_found(&id))?;
     let events = state.store.takeup_events(&id, fylke).await?;
     let firms: Vec<FirmDelivery> = summarize(&events)
         .into_iter()
@@ -233,7 +219,7 @@ pub async fn record_surveys(
         .store
         .record_surveys(&id, &rows, &caller.name, &audit)
         .await
-        .map_err(trial_missing(&id))?;
+        .map_err(not_found(&id))?;
     Ok(AuditedJson(
         StatusCode::CREATED,
         recorded.map(|rows| Recorded { rows }),
@@ -323,11 +309,7 @@ pub async fn outcome_summary(
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<SummaryParams>,
 ) -> Result<Json<OutcomeSummary>, ApiError> {
-    let trial = state
-        .store
-        .get_trial(&id)
-        .await
-        .map_err(trial_missing(&id))?;
+    let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
     let open = caller.role == Role::Direktorat;
     let cells = state.store.outcome_summary(&id, params.vintage).await?;
     let quarters = cells

@@ -60,7 +60,8 @@ fn protocol_from_body(headers: &HeaderMap, body: &Bytes) -> Result<Protocol, Api
     })
 }
 
-fn not_found(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
+/// Maps a missing trial to a 404 naming it; other store errors as usual.
+pub(super) fn not_found(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
     move |e| match e {
         StoreError::NotFound => {
             ApiError::NotFound(format!("no trial `{id}`; GET /v1/trials lists them"))
@@ -70,7 +71,7 @@ fn not_found(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
 }
 
 /// The fylke a caller is limited to: its own for a fylke token, none for the others.
-fn scope(caller: &Caller) -> Result<Option<FylkeCode>, ApiError> {
+pub(super) fn scope(caller: &Caller) -> Result<Option<FylkeCode>, ApiError> {
     match (caller.role, caller.fylke) {
         (Role::Fylke, Some(f)) => Ok(Some(f)),
         (Role::Fylke, None) => Err(ApiError::Forbidden(
