@@ -34,7 +34,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = quarter.through(quarter).count();
     }
     if let Some(kode) = check::<Naeringskode>(&text) {
-        let _ = (kode.naering(), kode.group(), kode.class(), kode.is_uoppgitt());
+        let _ = (
+            kode.naering(),
+            kode.group(),
+            kode.class(),
+            kode.is_uoppgitt(),
+        );
         for len in 0..=7 {
             let _ = kode.prefix(len);
         }

@@ -11,7 +11,11 @@ fn round_trip(protocol: &Protocol) {
         Ok(p) => p,
         Err(e) => panic!("canonical JSON of a valid protocol does not parse: {e}\n{canonical}"),
     };
-    assert_eq!(again.canonical_json(), canonical, "canonical JSON is not stable");
+    assert_eq!(
+        again.canonical_json(),
+        canonical,
+        "canonical JSON is not stable"
+    );
     let _ = protocol.content_hash();
     let _ = Protocol::from_stored_json(&canonical);
 }

@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(&b) = data.first() {
         let year = 1990 + i32::from(b % 64) * 2;
         let quarter = i32::from(b % 4) + 1;
-        if let (Ok(from), Ok(to)) = (Quarter::new(year, quarter), Quarter::new(2100 - year + 1990, 4 - quarter + 1)) {
+        if let (Ok(from), Ok(to)) = (
+            Quarter::new(year, quarter),
+            Quarter::new(2100 - year + 1990, 4 - quarter + 1),
+        ) {
             let _ = baseline_sums(data, from, to);
         }
     }
