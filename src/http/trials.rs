@@ -513,18 +513,7 @@ pub async fn randomize_wave(
             "wave {wave} has no eligible firms; enroll firms first"
         )));
     }
-    let units: Vec<UnitRow> = eligible
-        .iter()
-        .map(|e| UnitRow {
-            orgnr: e.orgnr,
-            klynge: e.klynge,
-            fylke: e.fylke,
-            bransje: e.bransje,
-            sektor: e.sektor,
-            antall_ansatte: e.antall_ansatte,
-            dagsverk: e.baseline,
-        })
-        .collect();
+    let units: Vec<UnitRow> = eligible.iter().map(|e| e.unit_row()).collect();
     let units_sha256 = hex::encode(Sha256::digest(write_units(&units).as_bytes()));
     let drawn_at = now();
     let assignment = randomize(
@@ -1048,15 +1037,7 @@ async fn wave_units(state: &AppState, id: &str, wave: u32) -> Result<Vec<UnitRow
         .await?
         .into_iter()
         .filter(|e| e.eligible)
-        .map(|e| UnitRow {
-            orgnr: e.orgnr,
-            klynge: e.klynge,
-            fylke: e.fylke,
-            bransje: e.bransje,
-            sektor: e.sektor,
-            antall_ansatte: e.antall_ansatte,
-            dagsverk: e.baseline,
-        })
+        .map(|e| e.unit_row())
         .collect())
 }
 

@@ -102,6 +102,21 @@ pub struct EnrollmentRecord {
     pub klynge: Option<Orgnr>,
 }
 
+impl EnrollmentRecord {
+    /// The firm's row in the canonical unit list a draw is computed from (`units.csv`).
+    pub fn unit_row(&self) -> crate::randomization::plan::UnitRow {
+        crate::randomization::plan::UnitRow {
+            orgnr: self.orgnr,
+            klynge: self.klynge,
+            fylke: self.fylke,
+            bransje: self.bransje,
+            sektor: self.sektor,
+            antall_ansatte: self.antall_ansatte,
+            dagsverk: self.baseline,
+        }
+    }
+}
+
 /// An enrollment upload to store.
 #[derive(Debug, Clone)]
 pub struct NewEnrollment {
