@@ -9,6 +9,8 @@ pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod domain;
+/// Effect estimates: difference in means, ANCOVA, Lin, TWFE difference in differences, event study.
+pub mod estimate;
 pub mod http;
 /// Applying NAV statistics uploads (the API's and `ia-rct ingest`'s one code path).
 pub mod ingest;

@@ -1,0 +1,299 @@
+//! From an assignment and NAV's firm-quarter statistics to the numbers the estimators see
+//! (protocols/ANALYSIS.md §1-§3): windows, ratio-of-sums rates, attrition, missing baselines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use crate::domain::{Orgnr, Quarter};
+use crate::register::RowError;
+use crate::statistics::{self, StatRow};
+
+use super::EstimateError;
+
+/// One randomized firm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignedUnit {
+    /// The firm.
+    pub orgnr: Orgnr,
+    /// Its arm.
+    pub arm: String,
+    /// Its stratum.
+    pub stratum: String,
+    /// Its cluster when clusters were randomized (None for a firm randomized alone).
+    pub klynge: Option<String>,
+}
+
+/// The analysis windows (ANALYSIS.md §2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Windows {
+    /// The randomization quarter R (relative time 0).
+    pub randomized_at: Quarter,
+    /// Quarters before R in the pre window.
+    pub pre: u32,
+    /// Quarters from R on in the post window.
+    pub post: u32,
+}
+
+impl Windows {
+    /// Relative time of a quarter, if it is inside one of the windows.
+    pub fn relative(&self, q: Quarter) -> Option<i32> {
+        let rel = q - self.randomized_at;
+        (rel >= -(self.pre as i32) && rel < self.post as i32).then_some(rel)
+    }
+
+    /// First and last quarter used.
+    pub fn span(&self) -> Option<(Quarter, Quarter)> {
+        Some((
+            self.randomized_at.plus(-(self.pre as i32))?,
+            self.randomized_at.plus(self.post as i32 - 1)?,
+        ))
+    }
+}
+
+/// One firm-quarter inside the windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Obs {
+    /// Index into [`StudyData::units`].
+    pub unit: u32,
+    /// Quarter relative to R.
+    pub rel: i16,
+    /// Lost workdays.
+    pub tapte: f64,
+    /// Possible workdays.
+    pub mulige: f64,
+}
+
+/// Per-firm window summaries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FirmSummary {
+    /// Post-window rate (percent), if the firm has post rows.
+    pub post_rate: Option<f64>,
+    /// Pre-window rate (percent), if the firm has pre rows.
+    pub baseline: Option<f64>,
+    /// Σ mulige over the post window (the `dagsverk` weight).
+    pub post_mulige: f64,
+}
+
+/// The study: units, their window rows, and summaries.
+#[derive(Debug, Clone)]
+pub struct StudyData {
+    /// Windows.
+    pub windows: Windows,
+    /// Units sorted by orgnr.
+    pub units: Vec<AssignedUnit>,
+    /// Rows sorted by (unit, rel).
+    pub obs: Vec<Obs>,
+    /// Summary per unit.
+    pub summaries: Vec<FirmSummary>,
+    /// Statistics rows read, and how many were outside the assignment or the windows.
+    pub rows_read: usize,
+    /// Rows not used (other firms or quarters).
+    pub rows_ignored: usize,
+}
+
+impl StudyData {
+    /// Builds the study from units and statistics rows.
+    ///
+    /// # Errors
+    /// A duplicate firm in the assignment or a duplicate firm-quarter in the statistics.
+    pub fn new(
+        windows: Windows,
+        mut units: Vec<AssignedUnit>,
+        rows: impl IntoIterator<Item = StatRow>,
+    ) -> Result<StudyData, EstimateError> {
+        units.sort_by(|a, b| a.orgnr.cmp(&b.orgnr));
+        if let Some(w) = units.windows(2).find(|w| w[0].orgnr == w[1].orgnr) {
+            return Err(EstimateError::InvalidData(format!(
+                "firm {} appears twice in the assignment",
+                w[0].orgnr
+            )));
+        }
+        let index: HashMap<Orgnr, u32> = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.orgnr, i as u32))
+            .collect();
+        let mut obs = Vec::new();
+        let mut rows_read = 0;
+        let mut rows_ignored = 0;
+        for row in rows {
+            rows_read += 1;
+            let (Some(&unit), Some(rel)) = (index.get(&row.orgnr), windows.relative(row.quarter))
+            else {
+                rows_ignored += 1;
+                continue;
+            };
+            obs.push(Obs {
+                unit,
+                rel: rel as i16,
+                tapte: row.tapte_dagsverk,
+                mulige: row.mulige_dagsverk,
+            });
+        }
+        obs.sort_by_key(|o| (o.unit, o.rel));
+        if let Some(w) = obs.windows(2).find(|w| w[0].unit == w[1].unit && w[0].rel == w[1].rel) {
+            let q = windows.randomized_at.plus(i32::from(w[0].rel));
+            return Err(EstimateError::InvalidData(format!(
+                "firm {} has two rows for quarter {}",
+                units[w[0].unit as usize].orgnr,
+                q.map(|q| q.to_string()).unwrap_or_default()
+            )));
+        }
+        let mut summaries = vec![
+            FirmSummary {
+                post_rate: None,
+                baseline: None,
+                post_mulige: 0.0,
+            };
+            units.len()
+        ];
+        let mut sums = vec![[0.0f64; 4]; units.len()];
+        for o in &obs {
+            let s = &mut sums[o.unit as usize];
+            let k = if o.rel >= 0 { 2 } else { 0 };
+            s[k] += o.tapte;
+            s[k + 1] += o.mulige;
+        }
+        for (sum, summary) in sums.iter().zip(summaries.iter_mut()) {
+            if sum[3] > 0.0 {
+                summary.post_rate = Some(100.0 * sum[2] / sum[3]);
+                summary.post_mulige = sum[3];
+            }
+            if sum[1] > 0.0 {
+                summary.baseline = Some(100.0 * sum[0] / sum[1]);
+            }
+        }
+        Ok(StudyData {
+            windows,
+            units,
+            obs,
+            summaries,
+            rows_read,
+            rows_ignored,
+        })
+    }
+
+    /// Reads NAV statistics (either format) and builds the study.
+    ///
+    /// # Errors
+    /// The first problems in the statistics, or a duplicate firm-quarter.
+    pub fn from_stats_reader<R: Read>(
+        windows: Windows,
+        units: Vec<AssignedUnit>,
+        reader: R,
+    ) -> Result<StudyData, EstimateError> {
+        let (format, reader) = statistics::sniff(reader)
+            .map_err(|e| EstimateError::InvalidData(format!("the statistics could not be read: {e}")))?;
+        let mut errors: Vec<RowError> = Vec::new();
+        let mut rows = Vec::new();
+        for row in statistics::read_stats(reader, format) {
+            match row {
+                Ok(r) => rows.push(r),
+                Err(e) => {
+                    if errors.len() < 10 {
+                        errors.push(e);
+                    } else {
+                        break;
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(EstimateError::InvalidData(format!(
+                "statistics: {}",
+                list.join("; ")
+            )));
+        }
+        StudyData::new(windows, units, rows)
+    }
+}
+
+/// Reads an assignment table (`orgnr, arm, stratum [, klynge]`; other columns ignored; `#` lines
+/// are comments and `# key=value` lines are returned as metadata). Comma or semicolon separated.
+///
+/// # Errors
+/// The first problems, each naming its row and field.
+pub fn read_assignment_table(
+    text: &str,
+) -> Result<(Vec<AssignedUnit>, BTreeMap<String, String>), EstimateError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut meta = BTreeMap::new();
+    let mut body = String::with_capacity(text.len());
+    for line in text.lines() {
+        if let Some(c) = line.strip_prefix('#') {
+            if let Some((k, v)) = c.trim().split_once('=') {
+                meta.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+        } else {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    let first = body.lines().next().unwrap_or("");
+    let delimiter = if first.contains(';') && !first.contains(',') { b';' } else { b',' };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(false)
+        .from_reader(body.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| EstimateError::InvalidData(format!("assignment header: {e}")))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let (Some(c_orgnr), Some(c_arm), Some(c_stratum)) = (col("orgnr"), col("arm"), col("stratum"))
+    else {
+        return Err(EstimateError::InvalidData(
+            "assignment: the header must name the columns orgnr, arm and stratum (klynge optional)"
+                .into(),
+        ));
+    };
+    let c_klynge = col("klynge");
+    let mut units = Vec::new();
+    let mut problems = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let row = i + 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("row {row}: {e}"));
+                continue;
+            }
+        };
+        let get = |c: usize| record.get(c).unwrap_or("").trim();
+        let orgnr = match get(c_orgnr).parse::<Orgnr>() {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(format!("row {row}, field orgnr, value {:?}: {e}", get(c_orgnr)));
+                continue;
+            }
+        };
+        let arm = get(c_arm);
+        let stratum = get(c_stratum);
+        if arm.is_empty() {
+            problems.push(format!("row {row}, field arm: missing"));
+            continue;
+        }
+        if stratum.is_empty() {
+            problems.push(format!("row {row}, field stratum: missing"));
+            continue;
+        }
+        let klynge = c_klynge.map(get).filter(|k| !k.is_empty()).map(str::to_owned);
+        units.push(AssignedUnit {
+            orgnr,
+            arm: arm.to_owned(),
+            stratum: stratum.to_owned(),
+            klynge,
+        });
+        if problems.len() >= 10 {
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(EstimateError::InvalidData(format!(
+            "assignment: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok((units, meta))
+}

@@ -1,0 +1,315 @@
+//! Two-way fixed effects on the firm-quarter panel: `did_twfe` and `event_study`.
+//!
+//! Firm effects are absorbed exactly by (weighted) within-firm demeaning; quarter effects enter as
+//! explicit dummies (one per quarter but the first), which after demeaning is the exact two-way
+//! projection on an unbalanced panel, with no iteration. Every row has at most two non-zero
+//! regressors (one treatment column and one quarter), so the normal equations are accumulated firm
+//! by firm from sparse rows and the n x p design is never built: memory is the panel's own columns
+//! plus O(firms) (statistics.md A.5). CR1 needs only the per-cluster scores. CR2 builds the dense
+//! projected design and uses [`super::ols`], so it is meant for designs with few clusters.
+
+use ndarray::{Array1, Array2};
+
+use super::EstimateError;
+use super::linalg::{GramInverse, KahanSum, invert_gram};
+use super::ols::{self, Clusters, Problem};
+
+/// A firm-quarter panel for one contrast, rows sorted by firm.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// Firm index per row (`0..n_firms`), non-decreasing.
+    pub firm: Vec<u32>,
+    /// Quarter index per row (`0..n_quarters`).
+    pub quarter: Vec<u16>,
+    /// Outcome per row.
+    pub y: Vec<f64>,
+    /// Weight per row (1 for equal weights).
+    pub w: Vec<f64>,
+    /// Treatment column per row (`u16::MAX` for none); value 1.
+    pub treat_col: Vec<u16>,
+    /// Number of treatment columns (1 for DiD, one per relative quarter for the event study).
+    pub n_treat: usize,
+    /// Number of quarters.
+    pub n_quarters: usize,
+    /// Cluster per firm (`0..n_clusters`).
+    pub firm_cluster: Vec<u32>,
+    /// Number of clusters.
+    pub n_clusters: usize,
+}
+
+/// Fitted TWFE coefficients with CR1 inference.
+#[derive(Debug, Clone)]
+pub struct TwfeFit {
+    /// All coefficients: treatment columns first, then quarters 1.. (0 where dropped).
+    pub beta: Array1<f64>,
+    /// Inverse of the projected Gram matrix and the columns kept.
+    pub ginv: GramInverse,
+    /// CR1 covariance of the treatment coefficients (n_treat x n_treat).
+    pub vcov_cr1: Array2<f64>,
+    /// The small-sample factor applied: G/(G-1) (N-1)/(N-K).
+    pub ssc_factor: f64,
+    /// Rows.
+    pub n_obs: usize,
+    /// K: coefficients and quarter effects counted (firm effects are nested in the clusters).
+    pub k: usize,
+    /// Clusters with at least one row.
+    pub n_clusters: usize,
+    /// Firms with at least one row.
+    pub n_firms: usize,
+}
+
+/// Drops firms with a single row and quarters with a single row until none remain (singletons are
+/// fitted perfectly by their own fixed effect and carry no information). Returns the number of
+/// firms dropped.
+pub fn drop_singletons(panel: &mut Panel) -> usize {
+    let mut dropped_firms = 0;
+    loop {
+        let n_firms = panel.firm_cluster.len();
+        let mut per_firm = vec![0usize; n_firms];
+        let mut per_quarter = vec![0usize; panel.n_quarters];
+        for (&f, &q) in panel.firm.iter().zip(&panel.quarter) {
+            per_firm[f as usize] += 1;
+            per_quarter[q as usize] += 1;
+        }
+        let keep: Vec<bool> = panel
+            .firm
+            .iter()
+            .zip(&panel.quarter)
+            .map(|(&f, &q)| per_firm[f as usize] > 1 && per_quarter[q as usize] > 1)
+            .collect();
+        if keep.iter().all(|k| *k) {
+            return dropped_firms;
+        }
+        dropped_firms += per_firm.iter().filter(|&&c| c == 1).count();
+        let mut i = 0;
+        panel.firm.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        for v in [&mut panel.y, &mut panel.w] {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        let mut i = 0;
+        panel.quarter.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        panel.treat_col.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+}
+
+fn firm_ranges(firm: &[u32]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=firm.len() {
+        if i == firm.len() || firm[i] != firm[start] {
+            if i > start {
+                out.push((start, i));
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+/// Columns of a row: its treatment column (if any) and its quarter dummy (if not the first).
+fn row_cols(panel: &Panel, i: usize) -> [Option<usize>; 2] {
+    let t = panel.treat_col[i];
+    let q = panel.quarter[i] as usize;
+    [
+        (t != u16::MAX).then_some(t as usize),
+        (q > 0).then(|| panel.n_treat + q - 1),
+    ]
+}
+
+/// Fits the TWFE regression with CR1 standard errors clustered as the panel says.
+pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
+    let p = panel.n_treat + panel.n_quarters.saturating_sub(1);
+    let ranges = firm_ranges(&panel.firm);
+    let mut gram = Array2::<f64>::zeros((p, p));
+    let mut xty = Array1::<f64>::zeros(p);
+    // Per firm: weighted sums (for means) and the sparse column sums s_i = Σ w x.
+    let mut firm_w = Vec::with_capacity(ranges.len());
+    let mut firm_ybar = Vec::with_capacity(ranges.len());
+    let mut s = vec![0.0; p];
+    let mut touched: Vec<usize> = Vec::with_capacity(64);
+    // mark[c] == stamp: column c already touched by the current firm.
+    let mut mark = vec![usize::MAX; p];
+    let mut firm_gram = Array2::<f64>::zeros((p, p));
+    for (fi, &(a, b)) in ranges.iter().enumerate() {
+        let mut wsum = KahanSum::default();
+        let mut wy = KahanSum::default();
+        for i in a..b {
+            wsum.add(panel.w[i]);
+            wy.add(panel.w[i] * panel.y[i]);
+        }
+        let wi = wsum.value();
+        let ybar = wy.value() / wi;
+        firm_w.push(wi);
+        firm_ybar.push(ybar);
+        touched.clear();
+        for i in a..b {
+            let w = panel.w[i];
+            let yc = panel.y[i] - ybar;
+            let cols = row_cols(panel, i);
+            for c in cols.iter().flatten() {
+                if mark[*c] != fi {
+                    mark[*c] = fi;
+                    touched.push(*c);
+                }
+                s[*c] += w;
+                xty[*c] += w * yc;
+            }
+            for c1 in cols.iter().flatten() {
+                for c2 in cols.iter().flatten() {
+                    firm_gram[[*c1, *c2]] += w;
+                }
+            }
+        }
+        // Gram += X'WX − s s'/W, over the touched columns only.
+        for &c1 in &touched {
+            for &c2 in &touched {
+                gram[[c1, c2]] += firm_gram[[c1, c2]] - s[c1] * s[c2] / wi;
+                firm_gram[[c1, c2]] = 0.0;
+            }
+        }
+        for &c in &touched {
+            s[c] = 0.0;
+        }
+    }
+    let ginv = invert_gram(&gram);
+    for k in 0..panel.n_treat {
+        if ginv.dropped.contains(&k) {
+            return Err(EstimateError::Singular(format!(
+                "the treatment column {} is collinear with the fixed effects (no variation left \
+                 after removing firm and quarter effects)",
+                k + 1
+            )));
+        }
+    }
+    let beta = ginv.inv.dot(&xty);
+    // Residuals and CR1 scores: S_g = Σ w (x − x̄_i) e over the cluster's rows.
+    let r = Array2::from_shape_fn((panel.n_treat, p), |(a, b)| ginv.inv[[a, b]]);
+    let mut meat = Array2::<f64>::zeros((panel.n_treat, panel.n_treat));
+    let mut cluster_score: Vec<Option<Array1<f64>>> = vec![None; panel.n_clusters];
+    mark.fill(usize::MAX);
+    for (fi, &(a, b)) in ranges.iter().enumerate() {
+        let f = panel.firm[a] as usize;
+        let wi = firm_w[fi];
+        // x̄_i'β and the firm's score.
+        let mut sbeta = 0.0;
+        touched.clear();
+        for i in a..b {
+            for c in row_cols(panel, i).iter().flatten() {
+                if mark[*c] != fi {
+                    mark[*c] = fi;
+                    touched.push(*c);
+                }
+                s[*c] += panel.w[i];
+            }
+        }
+        for &c in &touched {
+            sbeta += s[c] * beta[c];
+        }
+        let xbar_beta = sbeta / wi;
+        let mut sum_we = 0.0;
+        let g = panel.firm_cluster[f] as usize;
+        let sc = cluster_score[g].get_or_insert_with(|| Array1::zeros(p));
+        for i in a..b {
+            let cols = row_cols(panel, i);
+            let xb: f64 = cols.iter().flatten().map(|c| beta[*c]).sum();
+            let e = (panel.y[i] - firm_ybar[fi]) - (xb - xbar_beta);
+            let we = panel.w[i] * e;
+            sum_we += we;
+            for c in cols.iter().flatten() {
+                sc[*c] += we;
+            }
+        }
+        // Subtract x̄_i Σ w e (zero up to rounding).
+        for &c in &touched {
+            sc[c] -= s[c] / wi * sum_we;
+            s[c] = 0.0;
+        }
+    }
+    let mut n_clusters = 0;
+    for sc in cluster_score.iter().flatten() {
+        n_clusters += 1;
+        let u = r.dot(sc);
+        for a in 0..panel.n_treat {
+            for b in 0..panel.n_treat {
+                meat[[a, b]] += u[a] * u[b];
+            }
+        }
+    }
+    if n_clusters < 2 {
+        return Err(EstimateError::TooFewClusters(format!(
+            "{n_clusters} cluster(s) in the panel; cluster-robust standard errors need at least 2"
+        )));
+    }
+    let n_obs = panel.y.len();
+    let k = ginv.kept.len();
+    let g = n_clusters as f64;
+    let n = n_obs as f64;
+    if n_obs <= k {
+        return Err(EstimateError::Singular(format!(
+            "{n_obs} rows for {k} coefficients and quarter effects"
+        )));
+    }
+    let ssc_factor = g / (g - 1.0) * (n - 1.0) / (n - k as f64);
+    let vcov_cr1 = meat.mapv(|v| v * ssc_factor);
+    Ok(TwfeFit {
+        beta,
+        ginv,
+        vcov_cr1,
+        ssc_factor,
+        n_obs,
+        k,
+        n_clusters,
+        n_firms: ranges.len(),
+    })
+}
+
+/// Rows times columns above which CR2 (which builds the dense projected design) is refused.
+pub const CR2_MAX_CELLS: usize = 60_000_000;
+
+/// CR2 variance and Satterthwaite df of treatment coefficient `k`, from the dense projected design.
+pub fn cr2(panel: &Panel, k: usize) -> Result<ols::Cr2, EstimateError> {
+    let p = panel.n_treat + panel.n_quarters.saturating_sub(1);
+    let n = panel.y.len();
+    if n.saturating_mul(p) > CR2_MAX_CELLS {
+        return Err(EstimateError::Design(format!(
+            "CR2 on {n} rows x {p} columns would build a {} MB design; CR2 is for designs with few \
+             clusters, use CR1 at this size",
+            n * p * 8 / 1_000_000
+        )));
+    }
+    let mut x = Array2::<f64>::zeros((n, p));
+    for i in 0..n {
+        for c in row_cols(panel, i).iter().flatten() {
+            x[[i, *c]] = 1.0;
+        }
+    }
+    let y = Array1::from(panel.y.clone());
+    let w = Array1::from(panel.w.clone());
+    let n_firms = panel.firm_cluster.len();
+    let fit = ols::fit(Problem {
+        y: y.view(),
+        x: x.view(),
+        group: &panel.firm,
+        n_groups: n_firms,
+        weights: Some(w.view()),
+    })?;
+    let mut d = Array1::<f64>::zeros(p);
+    d[k] = 1.0;
+    let influence = fit.influence(&vec![0.0; n_firms], d.view());
+    let cl: Vec<u32> = panel.firm.iter().map(|&f| panel.firm_cluster[f as usize]).collect();
+    Ok(fit.cr2(&influence, &Clusters::from_ids(&cl)))
+}

@@ -1,0 +1,805 @@
+//! Runs the estimators over every arm and weighting and assembles the §A.4 rows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ndarray::{Array1, Array2};
+use serde::Serialize;
+
+use super::data::StudyData;
+use super::dim::{self, DimInput};
+use super::linalg::invert_gram;
+use super::ols::{self, Clusters, Problem};
+use super::panel::{self, Panel};
+use super::{
+    Estimate, EstimateError, Estimator, Weighting, f_p_value, holm, t_p_value, t_quantile,
+};
+
+/// What to estimate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The control arm's id.
+    pub control: String,
+    /// Estimators to run.
+    pub estimators: Vec<Estimator>,
+    /// Weightings to run.
+    pub weights: Vec<Weighting>,
+    /// Confidence level.
+    pub conf_level: f64,
+    /// Also report `did_twfe` with CR2 and Satterthwaite df.
+    pub did_cr2: bool,
+    /// The protocol's confirmatory estimators (Holm family = these x arms, per weighting).
+    pub confirmatory: Vec<Estimator>,
+    /// Outcome name.
+    pub outcome: String,
+    /// Statistics vintage, carried into every row.
+    pub data_vintage: Option<String>,
+    /// Protocol hash, carried into every row.
+    pub protocol_hash: Option<String>,
+}
+
+impl Options {
+    /// Every estimator and weighting, 95 %, control `kontroll`.
+    pub fn all(control: &str) -> Options {
+        Options {
+            control: control.to_owned(),
+            estimators: Estimator::ALL.to_vec(),
+            weights: vec![Weighting::Firm, Weighting::Dagsverk],
+            conf_level: 0.95,
+            did_cr2: true,
+            confirmatory: Vec::new(),
+            outcome: "sykefravar_prosent".into(),
+            data_vintage: None,
+            protocol_hash: None,
+        }
+    }
+}
+
+/// Attrition by arm: firms without post-window data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attrition {
+    /// Arm.
+    pub arm: String,
+    /// Firms assigned.
+    pub assigned: usize,
+    /// Firms with post-window data.
+    pub with_post_data: usize,
+    /// Firms without (dropped from every estimate).
+    pub no_post_data: usize,
+    /// Firms without pre-window data (kept, with a missing-baseline indicator).
+    pub no_pre_data: usize,
+}
+
+/// An estimate that could not be computed, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// Estimator.
+    pub estimator: String,
+    /// Arm.
+    pub arm: String,
+    /// Weighting.
+    pub weights: String,
+    /// Standard error type, where the estimate itself was computed.
+    pub se_type: Option<String>,
+    /// The typed error.
+    pub error: String,
+}
+
+/// A joint Wald test on cluster-adjusted df (statistics.md B.11).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaldTest {
+    /// Estimator the test belongs to.
+    pub estimator: String,
+    /// Arm.
+    pub arm: String,
+    /// Control arm.
+    pub versus: String,
+    /// Weighting.
+    pub weights: String,
+    /// The null hypothesis.
+    pub hypothesis: String,
+    /// F statistic.
+    pub statistic: f64,
+    /// Numerator df (rank of the constraints).
+    pub df_num: f64,
+    /// Denominator df (G - 1).
+    pub df_den: f64,
+    /// Upper-tail p-value.
+    pub p_value: f64,
+    /// Covariance used.
+    pub se_type: String,
+    /// Clusters.
+    pub n_clusters: usize,
+}
+
+/// Everything one run produces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The estimates.
+    pub estimates: Vec<Estimate>,
+    /// Joint tests (the event study's pre-trend test).
+    pub tests: Vec<WaldTest>,
+    /// Estimates not computed, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Attrition by arm.
+    pub attrition: Vec<Attrition>,
+}
+
+/// Shared per-contrast data.
+struct Contrast<'a> {
+    arm: &'a str,
+    /// Units of the arm and control with post data, in unit order.
+    units: Vec<u32>,
+    treated: Vec<bool>,
+    /// Dense stratum id per contrast unit (global sorted order) and the number of strata.
+    stratum: Vec<u32>,
+    n_strata: usize,
+    /// Dense cluster id per contrast unit, when the design is clustered.
+    cluster: Option<Vec<u32>>,
+}
+
+/// Runs the requested estimators for every arm against the control.
+///
+/// # Errors
+/// No control arm, or no arm besides it.
+pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateError> {
+    let arms: BTreeSet<&str> = data.units.iter().map(|u| u.arm.as_str()).collect();
+    if !arms.contains(opts.control.as_str()) {
+        return Err(EstimateError::EmptyArm(format!(
+            "the control arm {:?} has no firm in the assignment (arms: {})",
+            opts.control,
+            arms.iter().copied().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let treatments: Vec<&str> = arms.iter().copied().filter(|a| *a != opts.control).collect();
+    if treatments.is_empty() {
+        return Err(EstimateError::EmptyArm("the assignment has no treatment arm".into()));
+    }
+    let strata: BTreeMap<&str, u32> = data
+        .units
+        .iter()
+        .map(|u| u.stratum.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (s, i as u32))
+        .collect();
+    let clustered = data.units.iter().any(|u| u.klynge.is_some());
+    let mut cluster_ids: HashMap<String, u32> = HashMap::new();
+    let unit_cluster: Vec<u32> = data
+        .units
+        .iter()
+        .map(|u| {
+            let key = match &u.klynge {
+                Some(k) => format!("k:{k}"),
+                None => format!("f:{}", u.orgnr),
+            };
+            let next = cluster_ids.len() as u32;
+            *cluster_ids.entry(key).or_insert(next)
+        })
+        .collect();
+
+    let mut attrition = Vec::new();
+    for arm in &arms {
+        let members: Vec<usize> = (0..data.units.len()).filter(|&i| data.units[i].arm == *arm).collect();
+        let with_post = members.iter().filter(|&&i| data.summaries[i].post_rate.is_some()).count();
+        let no_pre = members
+            .iter()
+            .filter(|&&i| data.summaries[i].post_rate.is_some() && data.summaries[i].baseline.is_none())
+            .count();
+        attrition.push(Attrition {
+            arm: (*arm).to_owned(),
+            assigned: members.len(),
+            with_post_data: with_post,
+            no_post_data: members.len() - with_post,
+            no_pre_data: no_pre,
+        });
+    }
+    let no_post: BTreeMap<&str, usize> = attrition.iter().map(|a| (a.arm.as_str(), a.no_post_data)).collect();
+
+    let mut estimates = Vec::new();
+    let mut skipped = Vec::new();
+    let mut tests = Vec::new();
+    for &arm in &treatments {
+        let units: Vec<u32> = (0..data.units.len() as u32)
+            .filter(|&i| {
+                let u = &data.units[i as usize];
+                (u.arm == arm || u.arm == opts.control) && data.summaries[i as usize].post_rate.is_some()
+            })
+            .collect();
+        let contrast = Contrast {
+            arm,
+            treated: units.iter().map(|&i| data.units[i as usize].arm == arm).collect(),
+            stratum: units.iter().map(|&i| strata[data.units[i as usize].stratum.as_str()]).collect(),
+            n_strata: strata.len(),
+            cluster: clustered.then(|| units.iter().map(|&i| unit_cluster[i as usize]).collect()),
+            units,
+        };
+        let attrition_dropped = no_post[arm] + no_post[opts.control.as_str()];
+        for &weighting in &opts.weights {
+            let ctx = Ctx {
+                data,
+                opts,
+                contrast: &contrast,
+                weighting,
+                attrition_dropped,
+            };
+            for &estimator in &opts.estimators {
+                let result = match estimator {
+                    Estimator::IttDim => ctx.itt_dim().map(|e| vec![e]),
+                    Estimator::IttAncova => ctx.itt_ancova().map(|e| vec![e]),
+                    Estimator::IttLin => ctx.itt_lin().map(|e| vec![e]),
+                    Estimator::DidTwfe => ctx.did_twfe(&mut skipped),
+                    Estimator::EventStudy => ctx.event_study(&mut tests),
+                };
+                match result {
+                    Ok(rows) => estimates.extend(rows),
+                    Err(e) => skipped.push(Skipped {
+                        estimator: estimator.name().into(),
+                        arm: arm.into(),
+                        weights: weighting.name().into(),
+                        se_type: None,
+                        error: e.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+    // Holm within each weighting's confirmatory family.
+    for &weighting in &opts.weights {
+        let family: Vec<usize> = (0..estimates.len())
+            .filter(|&i| {
+                let e = &estimates[i];
+                e.confirmatory && e.weights == weighting.name()
+            })
+            .collect();
+        let adjusted = holm(&family.iter().map(|&i| estimates[i].p_value).collect::<Vec<_>>());
+        for (&i, p) in family.iter().zip(adjusted) {
+            estimates[i].p_holm = Some(p);
+        }
+    }
+    Ok(Report {
+        estimates,
+        tests,
+        skipped,
+        attrition,
+    })
+}
+
+struct Ctx<'a> {
+    data: &'a StudyData,
+    opts: &'a Options,
+    contrast: &'a Contrast<'a>,
+    weighting: Weighting,
+    attrition_dropped: usize,
+}
+
+/// The core numbers of one estimate.
+struct Core {
+    estimator: Estimator,
+    term: String,
+    estimate: f64,
+    variance: f64,
+    df: f64,
+    n_units: usize,
+    n_clusters: Option<usize>,
+    n_obs: usize,
+    se_type: String,
+    ssc_factor: Option<f64>,
+    design: String,
+    dropped: BTreeMap<String, usize>,
+}
+
+impl Ctx<'_> {
+    fn y(&self) -> Array1<f64> {
+        self.contrast
+            .units
+            .iter()
+            .map(|&i| self.data.summaries[i as usize].post_rate.unwrap_or(f64::NAN))
+            .collect()
+    }
+
+    fn weights(&self) -> Option<Array1<f64>> {
+        match self.weighting {
+            Weighting::Firm => None,
+            Weighting::Dagsverk => Some(
+                self.contrast
+                    .units
+                    .iter()
+                    .map(|&i| self.data.summaries[i as usize].post_mulige)
+                    .collect(),
+            ),
+        }
+    }
+
+    fn control_mean(&self) -> f64 {
+        let y = self.y();
+        let w = self.weights();
+        let mut num = 0.0;
+        let mut den = 0.0;
+        for k in 0..y.len() {
+            if !self.contrast.treated[k] {
+                let wk = w.as_ref().map_or(1.0, |w| w[k]);
+                num += wk * y[k];
+                den += wk;
+            }
+        }
+        num / den
+    }
+
+    fn base_dropped(&self) -> BTreeMap<String, usize> {
+        let mut d = BTreeMap::new();
+        if self.attrition_dropped > 0 {
+            d.insert("no_post_data".to_owned(), self.attrition_dropped);
+        }
+        d
+    }
+
+    fn check_arms(&self, treated: &[bool]) -> Result<(), EstimateError> {
+        let n1 = treated.iter().filter(|t| **t).count();
+        let n0 = treated.len() - n1;
+        if n1 == 0 || n0 == 0 {
+            return Err(EstimateError::EmptyArm(format!(
+                "{} firm(s) in {} and {} in {} have post-period data",
+                n1, self.contrast.arm, n0, self.opts.control
+            )));
+        }
+        Ok(())
+    }
+
+    fn finish(&self, core: Core) -> Result<Estimate, EstimateError> {
+        if !(core.variance.is_finite() && core.variance >= 0.0) || !core.estimate.is_finite() {
+            return Err(EstimateError::Singular(format!(
+                "{} gave a non-finite estimate or variance",
+                core.estimator.name()
+            )));
+        }
+        if !(core.df.is_finite() && core.df > 0.0) {
+            return Err(EstimateError::Design(format!(
+                "{} has {} degrees of freedom",
+                core.estimator.name(),
+                core.df
+            )));
+        }
+        let se = core.variance.sqrt();
+        let statistic = core.estimate / se;
+        let q = t_quantile(1.0 - (1.0 - self.opts.conf_level) / 2.0, core.df);
+        let control_mean = self.control_mean();
+        let primary = core.term == "z" || core.term == "d";
+        Ok(Estimate {
+            estimator: core.estimator.name().into(),
+            outcome: self.opts.outcome.clone(),
+            arm: self.contrast.arm.into(),
+            versus: self.opts.control.clone(),
+            weights: self.weighting.name().into(),
+            term: core.term,
+            estimate: core.estimate,
+            std_error: se,
+            df: core.df,
+            statistic,
+            p_value: t_p_value(statistic, core.df),
+            p_holm: None,
+            ci_low: core.estimate - q * se,
+            ci_high: core.estimate + q * se,
+            conf_level: self.opts.conf_level,
+            control_mean,
+            relative_effect: 100.0 * core.estimate / control_mean,
+            n_units: core.n_units,
+            n_clusters: core.n_clusters,
+            n_obs: core.n_obs,
+            se_type: core.se_type,
+            ssc_factor: core.ssc_factor,
+            design: core.design,
+            dropped: core.dropped,
+            data_vintage: self.opts.data_vintage.clone(),
+            protocol_hash: self.opts.protocol_hash.clone(),
+            confirmatory: primary
+                && se.is_finite()
+                && self.opts.confirmatory.contains(&core.estimator),
+        })
+    }
+
+    fn itt_dim(&self) -> Result<Estimate, EstimateError> {
+        let c = self.contrast;
+        self.check_arms(&c.treated)?;
+        let y = self.y();
+        let w = self.weights();
+        let r = dim::difference_in_means(DimInput {
+            y: y.view(),
+            treated: &c.treated,
+            block: &c.stratum,
+            n_blocks: c.n_strata,
+            weights: w.as_ref().map(|w| w.view()),
+            clusters: c.cluster.as_deref(),
+        })?;
+        let mut dropped = self.base_dropped();
+        if r.dropped_units > 0 {
+            dropped.insert("stratum_without_both_arms".into(), r.dropped_units);
+        }
+        let se_type = if c.cluster.is_some() {
+            "CR2"
+        } else if w.is_some() {
+            "HC2"
+        } else if r.design == "Blocked" {
+            "Neyman"
+        } else {
+            "Pashley-Miratrix"
+        };
+        let n_clusters = c.cluster.as_ref().map(|cl| {
+            let used: BTreeSet<u32> = (0..cl.len()).map(|k| cl[k]).collect();
+            used.len()
+        });
+        self.finish(Core {
+            estimator: Estimator::IttDim,
+            term: "z".into(),
+            estimate: r.estimate,
+            variance: r.variance,
+            df: r.df,
+            n_units: r.n_units,
+            n_clusters,
+            n_obs: r.n_units,
+            se_type: se_type.into(),
+            ssc_factor: None,
+            design: r.design,
+            dropped,
+        })
+    }
+
+    /// Baseline columns: b (0 when missing) and, when any is missing, the indicator.
+    fn baseline_columns(&self, units: &[u32]) -> Vec<(String, Vec<f64>)> {
+        let b: Vec<Option<f64>> = units.iter().map(|&i| self.data.summaries[i as usize].baseline).collect();
+        let mut cols = vec![("b".to_owned(), b.iter().map(|v| v.unwrap_or(0.0)).collect())];
+        if b.iter().any(Option::is_none) {
+            cols.push((
+                "b_missing".to_owned(),
+                b.iter().map(|v| if v.is_none() { 1.0 } else { 0.0 }).collect(),
+            ));
+        }
+        cols
+    }
+
+    fn robust(
+        &self,
+        fit: &ols::Fit,
+        influence: &[f64],
+        keep: &[usize],
+    ) -> Result<(f64, f64, String, Option<usize>, usize), EstimateError> {
+        let c = self.contrast;
+        match &c.cluster {
+            Some(cl) => {
+                let ids: Vec<u32> = keep.iter().map(|&k| cl[k]).collect();
+                let clusters = Clusters::from_ids(&ids);
+                if clusters.len() < 2 {
+                    return Err(EstimateError::TooFewClusters(format!(
+                        "{} cluster(s); CR2 needs at least 2",
+                        clusters.len()
+                    )));
+                }
+                let r = fit.cr2(influence, &clusters);
+                Ok((r.variance, r.df, "CR2".into(), Some(clusters.len()), 0))
+            }
+            None => {
+                let (v, saturated) = fit.hc2(influence);
+                let df = fit.n() as f64 - fit.rank() as f64;
+                Ok((v, df, "HC2".into(), None, saturated))
+            }
+        }
+    }
+
+    fn itt_ancova(&self) -> Result<Estimate, EstimateError> {
+        let c = self.contrast;
+        self.check_arms(&c.treated)?;
+        let keep: Vec<usize> = (0..c.units.len()).collect();
+        let y = self.y();
+        let w = self.weights();
+        let base = self.baseline_columns(&c.units);
+        let p = 1 + base.len();
+        let n = c.units.len();
+        let x = Array2::from_shape_fn((n, p), |(i, j)| {
+            if j == 0 { f64::from(u8::from(c.treated[i])) } else { base[j - 1].1[i] }
+        });
+        let fit = ols::fit(Problem {
+            y: y.view(),
+            x: x.view(),
+            group: &c.stratum,
+            n_groups: c.n_strata,
+            weights: w.as_ref().map(|w| w.view()),
+        })?;
+        if fit.ginv.dropped.contains(&0) {
+            return Err(EstimateError::Singular(
+                "the arm indicator is collinear with the strata and baseline".into(),
+            ));
+        }
+        let mut d = Array1::zeros(p);
+        d[0] = 1.0;
+        let influence = fit.influence(&[], d.view());
+        let mut dropped = self.base_dropped();
+        for &k in &fit.ginv.dropped {
+            dropped.insert(format!("collinear_column:{}", base[k - 1].0), 0);
+        }
+        let (variance, df, se_type, n_clusters, saturated) = self.robust(&fit, &influence, &keep)?;
+        if saturated > 0 {
+            dropped.insert("leverage_one_rows".into(), saturated);
+        }
+        self.finish(Core {
+            estimator: Estimator::IttAncova,
+            term: "z".into(),
+            estimate: fit.beta[0],
+            variance,
+            df,
+            n_units: n,
+            n_clusters,
+            n_obs: n,
+            se_type,
+            ssc_factor: None,
+            design: "Stratum fixed effects".into(),
+            dropped,
+        })
+    }
+
+    fn itt_lin(&self) -> Result<Estimate, EstimateError> {
+        let c = self.contrast;
+        self.check_arms(&c.treated)?;
+        // Strata with both arms only.
+        let mut has = vec![[false; 2]; c.n_strata];
+        for k in 0..c.units.len() {
+            has[c.stratum[k] as usize][usize::from(c.treated[k])] = true;
+        }
+        let keep: Vec<usize> = (0..c.units.len())
+            .filter(|&k| has[c.stratum[k] as usize] == [true, true])
+            .collect();
+        let mut dropped = self.base_dropped();
+        if keep.len() < c.units.len() {
+            dropped.insert("stratum_without_both_arms".into(), c.units.len() - keep.len());
+        }
+        let units: Vec<u32> = keep.iter().map(|&k| c.units[k]).collect();
+        let treated: Vec<bool> = keep.iter().map(|&k| c.treated[k]).collect();
+        self.check_arms(&treated)?;
+        let y_all = self.y();
+        let y: Array1<f64> = keep.iter().map(|&k| y_all[k]).collect();
+        let w: Option<Array1<f64>> = self.weights().map(|w| keep.iter().map(|&k| w[k]).collect());
+        let base = self.baseline_columns(&units);
+        let n = keep.len();
+        let nb = base.len();
+        // Columns: each baseline column times z, then times (1 - z).
+        let x = Array2::from_shape_fn((n, 2 * nb), |(i, j)| {
+            let (col, arm) = (j / 2, j % 2 == 0);
+            if treated[i] == arm { base[col].1[i] } else { 0.0 }
+        });
+        let group: Vec<u32> = keep
+            .iter()
+            .map(|&k| c.stratum[k] * 2 + u32::from(c.treated[k]))
+            .collect();
+        let fit = ols::fit(Problem {
+            y: y.view(),
+            x: x.view(),
+            group: &group,
+            n_groups: 2 * c.n_strata,
+            weights: w.as_ref().map(|w| w.view()),
+        })?;
+        // θ = Σ_j p_j (FE_(j,1) − FE_(j,0)) + Σ_cov x̄ (γ_1 − γ_0), p_j and x̄ (weighted) over the sample.
+        let wv: Vec<f64> = match &w {
+            Some(w) => w.to_vec(),
+            None => vec![1.0; n],
+        };
+        let total: f64 = wv.iter().sum();
+        let mut share = vec![0.0; c.n_strata];
+        for (i, &k) in keep.iter().enumerate() {
+            share[c.stratum[k] as usize] += wv[i] / total;
+        }
+        let mut cvec = vec![0.0; 2 * c.n_strata];
+        for (j, s) in share.iter().enumerate() {
+            cvec[2 * j + 1] = *s;
+            cvec[2 * j] = -*s;
+        }
+        let mut d = Array1::zeros(2 * nb);
+        for (col, (_, values)) in base.iter().enumerate() {
+            let mean: f64 = values.iter().zip(&wv).map(|(v, w)| v * w).sum::<f64>() / total;
+            d[2 * col] = mean;
+            d[2 * col + 1] = -mean;
+        }
+        let influence = fit.influence(&cvec, d.view());
+        let estimate = fit.value(&influence, &ols::transformed_y(&fit, y.view()));
+        for &k in &fit.ginv.dropped {
+            let arm = if k % 2 == 0 { "z" } else { "1-z" };
+            dropped.insert(format!("collinear_column:{}*{arm}", base[k / 2].0), 0);
+        }
+        let (variance, df, se_type, n_clusters, saturated) = match &c.cluster {
+            Some(cl) => {
+                let ids: Vec<u32> = keep.iter().map(|&k| cl[k]).collect();
+                let clusters = Clusters::from_ids(&ids);
+                if clusters.len() < 2 {
+                    return Err(EstimateError::TooFewClusters(format!(
+                        "{} cluster(s); CR2 needs at least 2",
+                        clusters.len()
+                    )));
+                }
+                let r = fit.cr2(&influence, &clusters);
+                (r.variance, r.df, "CR2".to_owned(), Some(clusters.len()), 0)
+            }
+            None => {
+                let (v, s) = fit.hc2(&influence);
+                (v, fit.n() as f64 - fit.rank() as f64, "HC2".to_owned(), None, s)
+            }
+        };
+        if saturated > 0 {
+            dropped.insert("leverage_one_rows".into(), saturated);
+        }
+        self.finish(Core {
+            estimator: Estimator::IttLin,
+            term: "z".into(),
+            estimate,
+            variance,
+            df,
+            n_units: n,
+            n_clusters,
+            n_obs: n,
+            se_type,
+            ssc_factor: None,
+            design: "Lin (interacted strata and baseline)".into(),
+            dropped,
+        })
+    }
+
+    /// The contrast's panel; `treat_col` maps a treated row's relative quarter to its column.
+    fn panel(&self, n_treat: usize, treat_col: impl Fn(i32) -> Option<u16>) -> (Panel, usize) {
+        let c = self.contrast;
+        let pre = self.data.windows.pre as i32;
+        let n_quarters = (self.data.windows.pre + self.data.windows.post) as usize;
+        let pos: HashMap<u32, usize> = c.units.iter().enumerate().map(|(k, &u)| (u, k)).collect();
+        let mut p = Panel {
+            firm: Vec::new(),
+            quarter: Vec::new(),
+            y: Vec::new(),
+            w: Vec::new(),
+            treat_col: Vec::new(),
+            n_treat,
+            n_quarters,
+            firm_cluster: (0..c.units.len())
+                .map(|k| c.cluster.as_ref().map_or(k as u32, |cl| cl[k]))
+                .collect(),
+            n_clusters: c
+                .cluster
+                .as_ref()
+                .map_or(c.units.len(), |cl| cl.iter().max().map_or(0, |m| *m as usize + 1)),
+        };
+        for o in &self.data.obs {
+            let Some(&k) = pos.get(&o.unit) else { continue };
+            let rel = i32::from(o.rel);
+            p.firm.push(k as u32);
+            p.quarter.push((rel + pre) as u16);
+            p.y.push(100.0 * o.tapte / o.mulige);
+            p.w.push(match self.weighting {
+                Weighting::Firm => 1.0,
+                Weighting::Dagsverk => o.mulige,
+            });
+            p.treat_col.push(if c.treated[k] { treat_col(rel).unwrap_or(u16::MAX) } else { u16::MAX });
+        }
+        let singletons = panel::drop_singletons(&mut p);
+        (p, singletons)
+    }
+
+    fn panel_dropped(&self, singletons: usize) -> BTreeMap<String, usize> {
+        let mut d = self.base_dropped();
+        if singletons > 0 {
+            d.insert("singleton".into(), singletons);
+        }
+        d
+    }
+
+    fn panel_units(p: &Panel) -> usize {
+        let mut n = 0;
+        for i in 0..p.firm.len() {
+            if i == 0 || p.firm[i] != p.firm[i - 1] {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn did_twfe(&self, skipped: &mut Vec<Skipped>) -> Result<Vec<Estimate>, EstimateError> {
+        let c = self.contrast;
+        self.check_arms(&c.treated)?;
+        let (p, singletons) = self.panel(1, |rel| (rel >= 0).then_some(0));
+        let fit = panel::fit_cr1(&p)?;
+        let mut out = vec![self.finish(Core {
+            estimator: Estimator::DidTwfe,
+            term: "d".into(),
+            estimate: fit.beta[0],
+            variance: fit.vcov_cr1[[0, 0]],
+            df: fit.n_clusters as f64 - 1.0,
+            n_units: Self::panel_units(&p),
+            n_clusters: Some(fit.n_clusters),
+            n_obs: fit.n_obs,
+            se_type: "CR1".into(),
+            ssc_factor: Some(fit.ssc_factor),
+            design: "Two-way fixed effects (firm, quarter)".into(),
+            dropped: self.panel_dropped(singletons),
+        })?];
+        if self.opts.did_cr2 {
+            match panel::cr2(&p, 0) {
+                Ok(r) => out.push(self.finish(Core {
+                    estimator: Estimator::DidTwfe,
+                    term: "d".into(),
+                    estimate: fit.beta[0],
+                    variance: r.variance,
+                    df: r.df,
+                    n_units: Self::panel_units(&p),
+                    n_clusters: Some(fit.n_clusters),
+                    n_obs: fit.n_obs,
+                    se_type: "CR2".into(),
+                    ssc_factor: None,
+                    design: "Two-way fixed effects (firm, quarter)".into(),
+                    dropped: self.panel_dropped(singletons),
+                })?),
+                Err(e) => skipped.push(Skipped {
+                    estimator: Estimator::DidTwfe.name().into(),
+                    arm: c.arm.into(),
+                    weights: self.weighting.name().into(),
+                    se_type: Some("CR2".into()),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        // CR2 rows are not part of the confirmatory family (CR1 is the pre-registered SE).
+        for e in out.iter_mut().skip(1) {
+            e.confirmatory = false;
+        }
+        Ok(out)
+    }
+
+    fn event_study(&self, tests: &mut Vec<WaldTest>) -> Result<Vec<Estimate>, EstimateError> {
+        let c = self.contrast;
+        self.check_arms(&c.treated)?;
+        let pre = self.data.windows.pre as i32;
+        let post = self.data.windows.post as i32;
+        let rels: Vec<i32> = (-pre..post).filter(|&e| e != -1).collect();
+        let col_of: HashMap<i32, u16> = rels.iter().enumerate().map(|(k, &e)| (e, k as u16)).collect();
+        let (p, singletons) = self.panel(rels.len(), |rel| col_of.get(&rel).copied());
+        let fit = panel::fit_cr1(&p)?;
+        let df = fit.n_clusters as f64 - 1.0;
+        let n_units = Self::panel_units(&p);
+        let mut out = Vec::with_capacity(rels.len() + 1);
+        for (k, &e) in rels.iter().enumerate() {
+            out.push(self.finish(Core {
+                estimator: Estimator::EventStudy,
+                term: format!("e={e}"),
+                estimate: fit.beta[k],
+                variance: fit.vcov_cr1[[k, k]],
+                df,
+                n_units,
+                n_clusters: Some(fit.n_clusters),
+                n_obs: fit.n_obs,
+                se_type: "CR1".into(),
+                ssc_factor: Some(fit.ssc_factor),
+                design: "Event study, reference e=-1".into(),
+                dropped: self.panel_dropped(singletons),
+            })?);
+        }
+        // Joint Wald test of the leads (e <= -2), F on (rank, G - 1).
+        let leads: Vec<usize> = rels.iter().enumerate().filter(|(_, e)| **e <= -2).map(|(k, _)| k).collect();
+        if !leads.is_empty() {
+            let l = leads.len();
+            let v = Array2::from_shape_fn((l, l), |(a, b)| fit.vcov_cr1[[leads[a], leads[b]]]);
+            let b: Array1<f64> = leads.iter().map(|&k| fit.beta[k]).collect();
+            let vinv = invert_gram(&v);
+            let rank = vinv.kept.len();
+            if rank > 0 {
+                let f = b.dot(&vinv.inv.dot(&b)) / rank as f64;
+                tests.push(WaldTest {
+                    estimator: Estimator::EventStudy.name().into(),
+                    arm: c.arm.into(),
+                    versus: self.opts.control.clone(),
+                    weights: self.weighting.name().into(),
+                    hypothesis: format!("all {l} leads (e <= -2) are zero"),
+                    statistic: f,
+                    df_num: rank as f64,
+                    df_den: df,
+                    p_value: f_p_value(f, rank as f64, df),
+                    se_type: "CR1".into(),
+                    n_clusters: fit.n_clusters,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
