@@ -1,7 +1,9 @@
 //! The `ia-rct` command line: `serve`, `migrate`, `token`, and the offline `protocol`, `assign` and
 //! `verify`.
 
+mod estimate;
 mod offline;
+mod simulate;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -84,6 +86,12 @@ pub enum Command {
     /// Apply NAV statistics files (DVH CSV or virksomhet.json) to the register, each file in one
     /// transaction, exactly as `POST /v1/statistics` does.
     Ingest(IngestArgs),
+    /// Write a synthetic register, its NAV statistics and, with a protocol, a draw with known
+    /// effects (no database).
+    Simulate(simulate::SimulateArgs),
+    /// Effect estimates from an assignment and NAV statistics files (no database):
+    /// itt_dim, itt_ancova, itt_lin, did_twfe, event_study, for every arm and weighting.
+    Estimate(estimate::EstimateArgs),
 }
 
 /// Options of `ingest`.
@@ -162,6 +170,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Protocol(command) => return offline::protocol(command),
         Command::Assign(args) => return offline::assign(args),
         Command::Verify(args) => return offline::verify(args),
+        Command::Simulate(args) => return simulate::run(args),
+        Command::Estimate(args) => return estimate::run(args),
         _ => {}
     }
     let options = StoreOptions {
@@ -179,7 +189,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(store.clone(), args).await,
         Command::Token(command) => token(store.as_ref(), command).await,
         Command::Ingest(args) => ingest(store.as_ref(), args).await,
-        Command::Protocol(_) | Command::Assign(_) | Command::Verify(_) => Ok(()),
+        Command::Protocol(_)
+        | Command::Assign(_)
+        | Command::Verify(_)
+        | Command::Simulate(_)
+        | Command::Estimate(_) => Ok(()),
     };
     store.close().await;
     result

@@ -101,7 +101,7 @@ impl StudyData {
         mut units: Vec<AssignedUnit>,
         rows: impl IntoIterator<Item = StatRow>,
     ) -> Result<StudyData, EstimateError> {
-        units.sort_by(|a, b| a.orgnr.cmp(&b.orgnr));
+        units.sort_by_key(|u| u.orgnr);
         if let Some(w) = units.windows(2).find(|w| w[0].orgnr == w[1].orgnr) {
             return Err(EstimateError::InvalidData(format!(
                 "firm {} appears twice in the assignment",
@@ -131,7 +131,10 @@ impl StudyData {
             });
         }
         obs.sort_by_key(|o| (o.unit, o.rel));
-        if let Some(w) = obs.windows(2).find(|w| w[0].unit == w[1].unit && w[0].rel == w[1].rel) {
+        if let Some(w) = obs
+            .windows(2)
+            .find(|w| w[0].unit == w[1].unit && w[0].rel == w[1].rel)
+        {
             let q = windows.randomized_at.plus(i32::from(w[0].rel));
             return Err(EstimateError::InvalidData(format!(
                 "firm {} has two rows for quarter {}",
@@ -182,8 +185,9 @@ impl StudyData {
         units: Vec<AssignedUnit>,
         reader: R,
     ) -> Result<StudyData, EstimateError> {
-        let (format, reader) = statistics::sniff(reader)
-            .map_err(|e| EstimateError::InvalidData(format!("the statistics could not be read: {e}")))?;
+        let (format, reader) = statistics::sniff(reader).map_err(|e| {
+            EstimateError::InvalidData(format!("the statistics could not be read: {e}"))
+        })?;
         let mut errors: Vec<RowError> = Vec::new();
         let mut rows = Vec::new();
         for row in statistics::read_stats(reader, format) {
@@ -231,7 +235,11 @@ pub fn read_assignment_table(
         }
     }
     let first = body.lines().next().unwrap_or("");
-    let delimiter = if first.contains(';') && !first.contains(',') { b';' } else { b',' };
+    let delimiter = if first.contains(';') && !first.contains(',') {
+        b';'
+    } else {
+        b','
+    };
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(false)
@@ -264,7 +272,10 @@ pub fn read_assignment_table(
         let orgnr = match get(c_orgnr).parse::<Orgnr>() {
             Ok(o) => o,
             Err(e) => {
-                problems.push(format!("row {row}, field orgnr, value {:?}: {e}", get(c_orgnr)));
+                problems.push(format!(
+                    "row {row}, field orgnr, value {:?}: {e}",
+                    get(c_orgnr)
+                ));
                 continue;
             }
         };
@@ -278,7 +289,10 @@ pub fn read_assignment_table(
             problems.push(format!("row {row}, field stratum: missing"));
             continue;
         }
-        let klynge = c_klynge.map(get).filter(|k| !k.is_empty()).map(str::to_owned);
+        let klynge = c_klynge
+            .map(get)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
         units.push(AssignedUnit {
             orgnr,
             arm: arm.to_owned(),

@@ -67,10 +67,10 @@ pub fn difference_in_means(input: DimInput<'_>) -> Result<DimResult, EstimateErr
         b.w[a].add(w);
         b.wy[a].add(w * input.y[i]);
         b.rows.push(i);
-        if let Some(c) = input.clusters {
-            if !b.clusters[a].contains(&c[i]) {
-                b.clusters[a].push(c[i]);
-            }
+        if let Some(c) = input.clusters
+            && !b.clusters[a].contains(&c[i])
+        {
+            b.clusters[a].push(c[i]);
         }
     }
     let mut dropped_units = 0;
@@ -104,7 +104,10 @@ pub fn difference_in_means(input: DimInput<'_>) -> Result<DimResult, EstimateErr
     let mut singleton = Vec::with_capacity(used.len());
     for &j in &used {
         let b = &blocks[j];
-        let mean = [b.wy[0].value() / b.w[0].value(), b.wy[1].value() / b.w[1].value()];
+        let mean = [
+            b.wy[0].value() / b.w[0].value(),
+            b.wy[1].value() / b.w[1].value(),
+        ];
         let mut ss = [KahanSum::default(), KahanSum::default()];
         for &i in &b.rows {
             let a = usize::from(input.treated[i]);
@@ -118,7 +121,8 @@ pub fn difference_in_means(input: DimInput<'_>) -> Result<DimResult, EstimateErr
         vj.push(if single {
             f64::NAN
         } else {
-            ss[1].value() / ((b.n[1] - 1) * b.n[1]) as f64 + ss[0].value() / ((b.n[0] - 1) * b.n[0]) as f64
+            ss[1].value() / ((b.n[1] - 1) * b.n[1]) as f64
+                + ss[0].value() / ((b.n[0] - 1) * b.n[0]) as f64
         });
     }
     let n_total: f64 = size.iter().sum();
@@ -188,7 +192,12 @@ pub fn difference_in_means(input: DimInput<'_>) -> Result<DimResult, EstimateErr
             estimate,
             variance: v_small,
             df: df_small,
-            design: if all_pairs { "Matched-pair" } else { "Small blocks" }.into(),
+            design: if all_pairs {
+                "Matched-pair"
+            } else {
+                "Small blocks"
+            }
+            .into(),
             n_blocks: used.len(),
             n_units,
             dropped_units,
@@ -197,7 +206,8 @@ pub fn difference_in_means(input: DimInput<'_>) -> Result<DimResult, EstimateErr
     let part_big = (n_big / n_total).powi(2) * v_big;
     let part_small = (n_small / n_total).powi(2) * v_small;
     let variance = part_big + part_small;
-    let df = variance * variance / (part_big * part_big / df_big + part_small * part_small / df_small);
+    let df =
+        variance * variance / (part_big * part_big / df_big + part_small * part_small / df_small);
     Ok(DimResult {
         estimate,
         variance,
@@ -225,8 +235,13 @@ fn weighted_hc2(
     used: &[usize],
     dropped_units: usize,
 ) -> Result<DimResult, EstimateError> {
-    let w = input.weights.ok_or_else(|| EstimateError::Internal("weights expected".into()))?;
-    if let Some(&j) = used.iter().find(|&&j| blocks[j].n[0] < 2 || blocks[j].n[1] < 2) {
+    let w = input
+        .weights
+        .ok_or_else(|| EstimateError::Internal("weights expected".into()))?;
+    if let Some(&j) = used
+        .iter()
+        .find(|&&j| blocks[j].n[0] < 2 || blocks[j].n[1] < 2)
+    {
         let b = &blocks[j];
         return Err(EstimateError::Design(format!(
             "a stratum has {} unit(s) in the arm and {} in the control group; the weighted \
@@ -234,7 +249,10 @@ fn weighted_hc2(
             b.n[1], b.n[0]
         )));
     }
-    let w_total: f64 = used.iter().map(|&j| blocks[j].w[0].value() + blocks[j].w[1].value()).sum();
+    let w_total: f64 = used
+        .iter()
+        .map(|&j| blocks[j].w[0].value() + blocks[j].w[1].value())
+        .sum();
     let mut est = KahanSum::default();
     let mut var = KahanSum::default();
     let mut rows = 0;
@@ -274,7 +292,9 @@ fn clustered(
     dropped_units: usize,
     suffix: &str,
 ) -> Result<DimResult, EstimateError> {
-    let cl = input.clusters.ok_or_else(|| EstimateError::Internal("clusters expected".into()))?;
+    let cl = input
+        .clusters
+        .ok_or_else(|| EstimateError::Internal("clusters expected".into()))?;
     if let Some(&j) = used
         .iter()
         .find(|&&j| blocks[j].clusters[0].len() < 2 || blocks[j].clusters[1].len() < 2)
@@ -288,7 +308,10 @@ fn clustered(
         )));
     }
     // Rows of the used blocks; factor = (block, arm).
-    let rows: Vec<usize> = used.iter().flat_map(|&j| blocks[j].rows.iter().copied()).collect();
+    let rows: Vec<usize> = used
+        .iter()
+        .flat_map(|&j| blocks[j].rows.iter().copied())
+        .collect();
     let mut level_of = vec![[u32::MAX; 2]; blocks.len()];
     let mut n_levels = 0u32;
     for &j in used {
@@ -314,7 +337,8 @@ fn clustered(
     let total: f64 = fit.group_w.iter().sum();
     let mut c = vec![0.0; n_levels as usize];
     for &j in used {
-        let share = (fit.group_w[level_of[j][0] as usize] + fit.group_w[level_of[j][1] as usize]) / total;
+        let share =
+            (fit.group_w[level_of[j][0] as usize] + fit.group_w[level_of[j][1] as usize]) / total;
         c[level_of[j][1] as usize] = share;
         c[level_of[j][0] as usize] = -share;
     }
@@ -322,7 +346,7 @@ fn clustered(
     let estimate = fit.value(&influence, &ols::transformed_y(&fit, y.view()));
     let cluster_ids: Vec<u32> = rows.iter().map(|&i| cl[i]).collect();
     let clusters = Clusters::from_ids(&cluster_ids);
-    let cr2 = fit.cr2(&influence, &clusters);
+    let cr2 = fit.cr2(&influence, &clusters)?;
     Ok(DimResult {
         estimate,
         variance: cr2.variance,

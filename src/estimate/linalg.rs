@@ -32,7 +32,11 @@ pub fn invert_gram(gram: &Array2<f64>) -> GramInverse {
     let scale: Vec<f64> = (0..p)
         .map(|j| {
             let d = gram[[j, j]];
-            if d > 0.0 && d.is_finite() { 1.0 / d.sqrt() } else { 0.0 }
+            if d > 0.0 && d.is_finite() {
+                1.0 / d.sqrt()
+            } else {
+                0.0
+            }
         })
         .collect();
     let mut kept: Vec<usize> = Vec::with_capacity(p);
@@ -81,73 +85,218 @@ pub fn invert_gram(gram: &Array2<f64>) -> GramInverse {
     GramInverse { kept, dropped, inv }
 }
 
-/// Eigenvalues and eigenvectors (columns) of a symmetric matrix by cyclic Jacobi rotations.
+/// Eigenvalues and eigenvectors (columns) of a symmetric matrix: Householder reduction to
+/// tridiagonal form and the implicit QL algorithm (EISPACK tred2/tql2, as in JAMA), on a flat
+/// row-major buffer.
 pub fn sym_eigen(a: &Array2<f64>) -> (Array1<f64>, Array2<f64>) {
     let n = a.nrows();
-    let mut m = a.clone();
-    let mut v = Array2::<f64>::eye(n);
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| m[[i, j]] * m[[i, j]])
-            .sum();
-        let diag: f64 = (0..n).map(|i| m[[i, i]] * m[[i, i]]).sum();
-        if off <= f64::EPSILON * f64::EPSILON * diag.max(f64::MIN_POSITIVE) || off == 0.0 {
-            break;
+    let mut v: Vec<f64> = a.iter().copied().collect();
+    let mut d = vec![0.0; n];
+    let mut e = vec![0.0; n];
+    if n == 0 {
+        return (Array1::zeros(0), Array2::zeros((0, 0)));
+    }
+    tred2(n, &mut v, &mut d, &mut e);
+    tql2(n, &mut v, &mut d, &mut e);
+    let vecs = Array2::from_shape_vec((n, n), v).unwrap_or_else(|_| Array2::zeros((n, n)));
+    (Array1::from(d), vecs)
+}
+
+fn tred2(n: usize, v: &mut [f64], d: &mut [f64], e: &mut [f64]) {
+    let at = |i: usize, j: usize| i * n + j;
+    for j in 0..n {
+        d[j] = v[at(n - 1, j)];
+    }
+    for i in (1..n).rev() {
+        let mut scale = 0.0;
+        let mut h = 0.0;
+        for k in 0..i {
+            scale += d[k].abs();
         }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = m[[p, q]];
-                if apq == 0.0 {
-                    continue;
+        if scale == 0.0 {
+            e[i] = d[i - 1];
+            for j in 0..i {
+                d[j] = v[at(i - 1, j)];
+                v[at(i, j)] = 0.0;
+                v[at(j, i)] = 0.0;
+            }
+        } else {
+            for k in 0..i {
+                d[k] /= scale;
+                h += d[k] * d[k];
+            }
+            let mut f = d[i - 1];
+            let mut g = h.sqrt();
+            if f > 0.0 {
+                g = -g;
+            }
+            e[i] = scale * g;
+            h -= f * g;
+            d[i - 1] = f - g;
+            for j in 0..i {
+                e[j] = 0.0;
+            }
+            for j in 0..i {
+                f = d[j];
+                v[at(j, i)] = f;
+                g = e[j] + v[at(j, j)] * f;
+                for k in j + 1..i {
+                    g += v[at(k, j)] * d[k];
+                    e[k] += v[at(k, j)] * f;
                 }
-                let theta = (m[[q, q]] - m[[p, p]]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let mkp = m[[k, p]];
-                    let mkq = m[[k, q]];
-                    m[[k, p]] = c * mkp - s * mkq;
-                    m[[k, q]] = s * mkp + c * mkq;
+                e[j] = g;
+            }
+            f = 0.0;
+            for j in 0..i {
+                e[j] /= h;
+                f += e[j] * d[j];
+            }
+            let hh = f / (h + h);
+            for j in 0..i {
+                e[j] -= hh * d[j];
+            }
+            for j in 0..i {
+                f = d[j];
+                g = e[j];
+                for k in j..i {
+                    v[at(k, j)] -= f * e[k] + g * d[k];
                 }
-                for k in 0..n {
-                    let mpk = m[[p, k]];
-                    let mqk = m[[q, k]];
-                    m[[p, k]] = c * mpk - s * mqk;
-                    m[[q, k]] = s * mpk + c * mqk;
+                d[j] = v[at(i - 1, j)];
+                v[at(i, j)] = 0.0;
+            }
+        }
+        d[i] = h;
+    }
+    for i in 0..n - 1 {
+        v[at(n - 1, i)] = v[at(i, i)];
+        v[at(i, i)] = 1.0;
+        let h = d[i + 1];
+        if h != 0.0 {
+            for k in 0..=i {
+                d[k] = v[at(k, i + 1)] / h;
+            }
+            for j in 0..=i {
+                let mut g = 0.0;
+                for k in 0..=i {
+                    g += v[at(k, i + 1)] * v[at(k, j)];
                 }
-                for k in 0..n {
-                    let vkp = v[[k, p]];
-                    let vkq = v[[k, q]];
-                    v[[k, p]] = c * vkp - s * vkq;
-                    v[[k, q]] = s * vkp + c * vkq;
+                for k in 0..=i {
+                    v[at(k, j)] -= g * d[k];
                 }
             }
         }
+        for k in 0..=i {
+            v[at(k, i + 1)] = 0.0;
+        }
     }
-    (Array1::from_iter((0..n).map(|i| m[[i, i]])), v)
+    for j in 0..n {
+        d[j] = v[at(n - 1, j)];
+        v[at(n - 1, j)] = 0.0;
+    }
+    v[at(n - 1, n - 1)] = 1.0;
+    e[0] = 0.0;
+}
+
+fn tql2(n: usize, v: &mut [f64], d: &mut [f64], e: &mut [f64]) {
+    let at = |i: usize, j: usize| i * n + j;
+    for i in 1..n {
+        e[i - 1] = e[i];
+    }
+    e[n - 1] = 0.0;
+    let mut f = 0.0;
+    let mut tst1: f64 = 0.0;
+    let eps = f64::EPSILON;
+    for l in 0..n {
+        tst1 = tst1.max(d[l].abs() + e[l].abs());
+        let mut m = l;
+        while m < n {
+            if e[m].abs() <= eps * tst1 {
+                break;
+            }
+            m += 1;
+        }
+        if m == n {
+            m = n - 1;
+        }
+        if m > l {
+            let mut iter = 0;
+            loop {
+                iter += 1;
+                let mut g = d[l];
+                let mut p = (d[l + 1] - g) / (2.0 * e[l]);
+                let mut r = p.hypot(1.0);
+                if p < 0.0 {
+                    r = -r;
+                }
+                d[l] = e[l] / (p + r);
+                d[l + 1] = e[l] * (p + r);
+                let dl1 = d[l + 1];
+                let mut h = g - d[l];
+                for i in l + 2..n {
+                    d[i] -= h;
+                }
+                f += h;
+                p = d[m];
+                let mut c = 1.0;
+                let mut c2 = c;
+                let mut c3 = c;
+                let el1 = e[l + 1];
+                let mut s = 0.0;
+                let mut s2 = 0.0;
+                for i in (l..m).rev() {
+                    c3 = c2;
+                    c2 = c;
+                    s2 = s;
+                    g = c * e[i];
+                    h = c * p;
+                    r = p.hypot(e[i]);
+                    e[i + 1] = s * r;
+                    s = e[i] / r;
+                    c = p / r;
+                    p = c * d[i] - s * g;
+                    d[i + 1] = h + s * (c * g + s * d[i]);
+                    for k in 0..n {
+                        h = v[at(k, i + 1)];
+                        v[at(k, i + 1)] = s * v[at(k, i)] + c * h;
+                        v[at(k, i)] = c * v[at(k, i)] - s * h;
+                    }
+                }
+                p = -s * s2 * c3 * el1 * e[l] / dl1;
+                e[l] = s * p;
+                d[l] = c * p;
+                if e[l].abs() <= eps * tst1 || iter > 60 {
+                    break;
+                }
+            }
+        }
+        d[l] += f;
+        e[l] = 0.0;
+    }
 }
 
 /// The symmetric square root of the Moore-Penrose inverse of a symmetric PSD matrix.
 pub fn sqrt_pinv(a: &Array2<f64>) -> Array2<f64> {
     let n = a.nrows();
     let (lambda, v) = sym_eigen(a);
-    let mut out = Array2::zeros((n, n));
+    let vs = v.as_slice().unwrap_or(&[]);
+    let mut out = vec![0.0; n * n];
     for k in 0..n {
         if lambda[k] <= EIGEN_CLAMP {
             continue;
         }
         let f = 1.0 / lambda[k].sqrt();
         for i in 0..n {
-            let vi = v[[i, k]] * f;
-            for j in 0..n {
-                out[[i, j]] += vi * v[[j, k]];
+            let vi = vs[i * n + k] * f;
+            if vi == 0.0 {
+                continue;
+            }
+            let row = &mut out[i * n..(i + 1) * n];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o += vi * vs[j * n + k];
             }
         }
     }
-    out
+    Array2::from_shape_vec((n, n), out).unwrap_or_else(|_| Array2::zeros((n, n)))
 }
 
 /// Neumaier-compensated sum.
@@ -248,6 +397,23 @@ mod tests {
         let p = Array2::<f64>::eye(3) - Array2::from_elem((3, 3), 1.0 / 3.0);
         let sp = sqrt_pinv(&p);
         assert!((&sp - &p).iter().all(|d| d.abs() < 1e-13));
+    }
+
+    #[test]
+    fn eigen_reconstructs_larger_and_degenerate_matrices() {
+        let n = 9;
+        let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let a = b.t().dot(&b);
+        // A projection with a repeated eigenvalue 1 and a zero.
+        let p = Array2::<f64>::eye(n) - Array2::from_elem((n, n), 1.0 / n as f64);
+        for m in [a, p] {
+            let (l, v) = sym_eigen(&m);
+            let recon = v.dot(&Array2::from_diag(&l)).dot(&v.t());
+            let scale = m.iter().fold(0.0f64, |acc, x| acc.max(x.abs()));
+            assert!((&recon - &m).iter().all(|d| d.abs() < 1e-12 * scale));
+            let orth = v.t().dot(&v) - Array2::<f64>::eye(n);
+            assert!(orth.iter().all(|d| d.abs() < 1e-12));
+        }
     }
 
     #[test]

@@ -7,20 +7,25 @@
 //! engine ([`panel`]) carry all of them; their numbers are checked against estimatr, clubSandwich
 //! and pyfixest in `tests/fixtures/estimates/`.
 
+// Numerical kernels index several parallel arrays at once; iterator chains would hide the formulas.
+#![allow(clippy::needless_range_loop)]
+
 pub mod data;
 pub mod dim;
 pub mod linalg;
 pub mod ols;
 pub mod panel;
 mod run;
+mod table;
 
 pub use data::{AssignedUnit, StudyData, Windows, read_assignment_table};
 pub use run::{Attrition, Options, Report, Skipped, WaldTest, estimate};
+pub use table::format_table;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use statrs::distribution::{ContinuousCDF, Continuous, FisherSnedecor, StudentsT};
+use statrs::distribution::{Continuous, ContinuousCDF, FisherSnedecor, StudentsT};
 
 /// Why an estimate could not be computed. Never a NaN.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -230,7 +235,12 @@ mod tests {
     #[test]
     fn t_quantiles_match_r_qt() {
         // R: qt(0.975, c(1, 4, 30, 1000))
-        let want = [12.706204736174698, 2.7764451051977934, 2.0422724563012378, 1.9623390808264078];
+        let want = [
+            12.706204736174698,
+            2.7764451051977934,
+            2.0422724563012378,
+            1.9623390808264078,
+        ];
         for (df, w) in [1.0, 4.0, 30.0, 1000.0].into_iter().zip(want) {
             let q = t_quantile(0.975, df);
             assert!((q - w).abs() < 1e-12 * w, "df {df}: {q} vs {w}");

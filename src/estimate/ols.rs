@@ -92,7 +92,11 @@ impl Fit {
             .map(|i| {
                 let g = self.group[i] as usize;
                 let cg = c.get(g).copied().unwrap_or(0.0);
-                let base = if cg != 0.0 { cg * self.sqw[i] / self.group_w[g] } else { 0.0 };
+                let base = if cg != 0.0 {
+                    cg * self.sqw[i] / self.group_w[g]
+                } else {
+                    0.0
+                };
                 base + self.xt.row(i).dot(&f)
             })
             .collect()
@@ -125,7 +129,17 @@ impl Fit {
 
     /// CR2 variance and Bell-McCaffrey (Satterthwaite) df for one estimand, clusters given per row
     /// as `0..n_clusters`.
-    pub fn cr2(&self, influence: &[f64], clusters: &Clusters) -> Cr2 {
+    pub fn cr2(&self, influence: &[f64], clusters: &Clusters) -> Result<Cr2, EstimateError> {
+        let first = self.sqw.first().copied().unwrap_or(1.0);
+        if self.sqw.iter().any(|s| *s != first) {
+            return self.cr2_weighted(influence, clusters);
+        }
+        Ok(self.cr2_equal_weights(influence, clusters))
+    }
+
+    /// CR2 with equal weights: A_s = [(I − H)_ss]^{+1/2}; the Satterthwaite df from low-rank
+    /// pieces, so it works for any number of clusters.
+    fn cr2_equal_weights(&self, influence: &[f64], clusters: &Clusters) -> Cr2 {
         let p = self.beta.len();
         let m = &self.ginv.inv;
         let mut var = KahanSum::default();
@@ -141,15 +155,16 @@ impl Fit {
             let ns = rows.len();
             // B_s = I − (P_D)_ss − X̃_s M X̃_s'
             let mut b = Array2::<f64>::zeros((ns, ns));
+            let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
             for (a, &i) in rows.iter().enumerate() {
-                let mi = m.dot(&self.xt.row(i));
-                for (c, &j) in rows.iter().enumerate() {
+                for (c, &j) in rows.iter().enumerate().skip(a) {
                     let mut v = if a == c { 1.0 } else { 0.0 };
                     if self.group[i] == self.group[j] {
                         v -= self.sqw[i] * self.sqw[j] / self.group_w[self.group[i] as usize];
                     }
-                    v -= self.xt.row(j).dot(&mi);
+                    v -= self.xt.row(j).dot(&mx[a]);
                     b[[a, c]] = v;
+                    b[[c, a]] = v;
                 }
             }
             let a_s = sqrt_pinv(&b);
@@ -218,6 +233,177 @@ impl Fit {
     }
 }
 
+impl Fit {
+    /// CR2 with weights, as clubSandwich computes it for a weighted `lm` (`inverse_var = FALSE`,
+    /// identity working model) and estimatr pins its weighted CR2 to: with H = X(X'WX)⁻¹X'W,
+    /// G_s = [(I − H)(I − H)']_ss, A_s = G_s^{+1/2}, V = Σ_s (a_s' A_s e_s)² for the original-scale
+    /// influence a and residuals e; the df use Ω_st = u_s'[(I − H)(I − H)']_st u_t with u_s = A_s a_s.
+    /// In the √w space (P̃ the symmetric projection), (I − H)(I − H)' = W^{-1/2} K W^{-1/2} with
+    /// K = (I − P̃) W (I − P̃), whose blocks follow from per-level sums without the n x n matrix.
+    /// The df needs every pair of clusters: O(G² p).
+    fn cr2_weighted(&self, influence: &[f64], clusters: &Clusters) -> Result<Cr2, EstimateError> {
+        const MAX_CLUSTERS: usize = 20_000;
+        let g_count = clusters.len();
+        if g_count > MAX_CLUSTERS {
+            return Err(EstimateError::Design(format!(
+                "weighted CR2 with {g_count} clusters: its Satterthwaite df needs every pair of \
+                 clusters and is computed for at most {MAX_CLUSTERS}; use the firm weighting or CR1"
+            )));
+        }
+        let p = self.beta.len();
+        let m = &self.ginv.inv;
+        let n = self.n();
+        let w: Vec<f64> = self.sqw.iter().map(|s| s * s).collect();
+        let ng = self.group_w.len();
+        // Q_g = Σ_{k∈g} w_k² / W_g², r_g = Σ_{k∈g} w_k^{3/2} x̃_k, S = Σ_k w_k x̃_k x̃_k'.
+        let mut q = vec![0.0; ng];
+        let mut r = Array2::<f64>::zeros((ng, p));
+        let mut s_mat = Array2::<f64>::zeros((p, p));
+        for i in 0..n {
+            let g = self.group[i] as usize;
+            q[g] += w[i] * w[i];
+            let row = self.xt.row(i);
+            let f = w[i] * self.sqw[i];
+            for k in 0..p {
+                r[[g, k]] += f * row[k];
+                for l in 0..p {
+                    s_mat[[k, l]] += w[i] * row[k] * row[l];
+                }
+            }
+        }
+        for g in 0..ng {
+            if self.group_w[g] > 0.0 {
+                q[g] /= self.group_w[g] * self.group_w[g];
+            }
+        }
+        let msm = m.dot(&s_mat).dot(m);
+        // M r_g / W_g per level.
+        let mr: Vec<Array1<f64>> = (0..ng)
+            .map(|g| {
+                if self.group_w[g] > 0.0 {
+                    m.dot(&r.row(g)) / self.group_w[g]
+                } else {
+                    Array1::zeros(p)
+                }
+            })
+            .collect();
+        let mut var = KahanSum::default();
+        struct Parts {
+            delta: f64,
+            groups: Vec<(u32, f64, f64)>,
+            xa: Array1<f64>,
+            xb: Array1<f64>,
+            rho: Array1<f64>,
+        }
+        let mut parts: Vec<Parts> = Vec::with_capacity(g_count);
+        for rows in &clusters.members {
+            let ns = rows.len();
+            let mut k_ss = Array2::<f64>::zeros((ns, ns));
+            let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
+            let msmx: Vec<Array1<f64>> = rows.iter().map(|&i| msm.dot(&self.xt.row(i))).collect();
+            for (a, &i) in rows.iter().enumerate() {
+                for (b, &j) in rows.iter().enumerate() {
+                    let gi = self.group[i] as usize;
+                    let gj = self.group[j] as usize;
+                    let mut pij = self.xt.row(j).dot(&mx[a]);
+                    if gi == gj {
+                        pij += self.sqw[i] * self.sqw[j] / self.group_w[gi];
+                    }
+                    let mut pwp = self.xt.row(j).dot(&msmx[a]);
+                    pwp += self.sqw[i] * mr[gi].dot(&self.xt.row(j));
+                    pwp += self.sqw[j] * mr[gj].dot(&self.xt.row(i));
+                    if gi == gj {
+                        pwp += self.sqw[i] * self.sqw[j] * q[gi];
+                    }
+                    let mut v = -pij * w[j] - w[i] * pij + pwp;
+                    if a == b {
+                        v += w[i];
+                    }
+                    // G_s = W^{-1/2} K W^{-1/2}
+                    k_ss[[a, b]] = v / (self.sqw[i] * self.sqw[j]);
+                }
+            }
+            let a_s = sqrt_pinv(&k_ss);
+            let a_orig: Array1<f64> = rows.iter().map(|&i| influence[i] * self.sqw[i]).collect();
+            let e_orig: Array1<f64> = rows.iter().map(|&i| self.et[i] / self.sqw[i]).collect();
+            let u = a_s.dot(&a_orig);
+            let score = u.dot(&e_orig);
+            var.add(score * score);
+            // α = W^{-1/2} u, β = W α.
+            let alpha: Vec<f64> = rows
+                .iter()
+                .zip(u.iter())
+                .map(|(&i, v)| v / self.sqw[i])
+                .collect();
+            let mut groups: Vec<(u32, f64, f64)> = Vec::new();
+            let mut xa = Array1::<f64>::zeros(p);
+            let mut xb = Array1::<f64>::zeros(p);
+            let mut delta = 0.0;
+            for (a, &i) in rows.iter().enumerate() {
+                let g = self.group[i];
+                let beta = w[i] * alpha[a];
+                delta += w[i] * alpha[a] * alpha[a];
+                let (va, vb) = (self.sqw[i] * alpha[a], self.sqw[i] * beta);
+                match groups.iter_mut().find(|(h, _, _)| *h == g) {
+                    Some((_, x, y)) => {
+                        *x += va;
+                        *y += vb;
+                    }
+                    None => groups.push((g, va, vb)),
+                }
+                xa.scaled_add(alpha[a], &self.xt.row(i));
+                xb.scaled_add(beta, &self.xt.row(i));
+            }
+            let mut rho = Array1::<f64>::zeros(p);
+            for &(g, va, _) in &groups {
+                if self.group_w[g as usize] > 0.0 {
+                    rho.scaled_add(va / self.group_w[g as usize], &r.row(g as usize));
+                }
+            }
+            parts.push(Parts {
+                delta,
+                groups,
+                xa,
+                xb,
+                rho,
+            });
+        }
+        // Ω_st = δ_st Δ_s − [α_s'(P̃W)_st α_t] − [α_s'(WP̃)_st α_t] + [α_s'(P̃WP̃)_st α_t].
+        let ma: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xa)).collect();
+        let mb: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xb)).collect();
+        let msma: Vec<Array1<f64>> = parts.iter().map(|c| msm.dot(&c.xa)).collect();
+        let mut trace = KahanSum::default();
+        let mut sq = KahanSum::default();
+        for s in 0..g_count {
+            for t in s..g_count {
+                let (cs, ct) = (&parts[s], &parts[t]);
+                let mut v = -cs.xa.dot(&mb[t]) - cs.xb.dot(&ma[t])
+                    + cs.xa.dot(&msma[t])
+                    + cs.rho.dot(&ma[t])
+                    + ct.rho.dot(&ma[s]);
+                for &(g, va_s, vb_s) in &cs.groups {
+                    if let Some(&(_, va_t, vb_t)) = ct.groups.iter().find(|(h, _, _)| *h == g) {
+                        let wg = self.group_w[g as usize];
+                        v += -va_s * vb_t / wg - vb_s * va_t / wg + va_s * va_t * q[g as usize];
+                    }
+                }
+                if s == t {
+                    v += cs.delta;
+                    trace.add(v);
+                    sq.add(v * v);
+                } else {
+                    sq.add(2.0 * v * v);
+                }
+            }
+        }
+        let tr = trace.value();
+        Ok(Cr2 {
+            variance: var.value(),
+            df: tr * tr / sq.value(),
+        })
+    }
+}
+
 /// CR2 variance and its Satterthwaite degrees of freedom.
 #[derive(Debug, Clone, Copy)]
 pub struct Cr2 {
@@ -265,7 +451,9 @@ pub fn fit(problem: Problem<'_>) -> Result<Fit, EstimateError> {
     let n = problem.y.len();
     let p = problem.x.ncols();
     if problem.x.nrows() != n || problem.group.len() != n {
-        return Err(EstimateError::Internal("rows of y, X and the factor differ".into()));
+        return Err(EstimateError::Internal(
+            "rows of y, X and the factor differ".into(),
+        ));
     }
     let w: Vec<f64> = match problem.weights {
         Some(w) => {
@@ -303,7 +491,13 @@ pub fn fit(problem: Problem<'_>) -> Result<Fit, EstimateError> {
     let group_w: Vec<f64> = group_w.iter().map(KahanSum::value).collect();
     let levels_present = group_w.iter().filter(|v| **v > 0.0).count();
     let ybar: Vec<f64> = (0..ng)
-        .map(|g| if group_w[g] > 0.0 { ysum[g].value() / group_w[g] } else { 0.0 })
+        .map(|g| {
+            if group_w[g] > 0.0 {
+                ysum[g].value() / group_w[g]
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mut xbar = Array2::<f64>::zeros((ng, p));
     for g in 0..ng {
@@ -344,9 +538,7 @@ pub fn fit(problem: Problem<'_>) -> Result<Fit, EstimateError> {
         let g = problem.group[i] as usize;
         leverage[i] = w[i] / group_w[g] + row.dot(&ginv.inv.dot(&row));
     }
-    let fe: Vec<f64> = (0..ng)
-        .map(|g| ybar[g] - xbar.row(g).dot(&beta))
-        .collect();
+    let fe: Vec<f64> = (0..ng).map(|g| ybar[g] - xbar.row(g).dot(&beta)).collect();
     Ok(Fit {
         sqw,
         group: problem.group.to_vec(),

@@ -50,7 +50,7 @@ pub struct TwfeFit {
     pub ssc_factor: f64,
     /// Rows.
     pub n_obs: usize,
-    /// K: coefficients and quarter effects counted (firm effects are nested in the clusters).
+    /// K: coefficients and the quarter effect's levels (firm effects are nested in the clusters).
     pub k: usize,
     /// Clusters with at least one row.
     pub n_clusters: usize,
@@ -255,7 +255,9 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
         )));
     }
     let n_obs = panel.y.len();
-    let k = ginv.kept.len();
+    // K as pyfixest counts it: the coefficients plus every level of the quarter effect (the firm
+    // effects are nested in the clusters and not counted), i.e. the kept columns plus one.
+    let k = ginv.kept.len() + 1;
     let g = n_clusters as f64;
     let n = n_obs as f64;
     if n_obs <= k {
@@ -310,6 +312,10 @@ pub fn cr2(panel: &Panel, k: usize) -> Result<ols::Cr2, EstimateError> {
     let mut d = Array1::<f64>::zeros(p);
     d[k] = 1.0;
     let influence = fit.influence(&vec![0.0; n_firms], d.view());
-    let cl: Vec<u32> = panel.firm.iter().map(|&f| panel.firm_cluster[f as usize]).collect();
-    Ok(fit.cr2(&influence, &Clusters::from_ids(&cl)))
+    let cl: Vec<u32> = panel
+        .firm
+        .iter()
+        .map(|&f| panel.firm_cluster[f as usize])
+        .collect();
+    fit.cr2(&influence, &Clusters::from_ids(&cl))
 }

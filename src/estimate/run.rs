@@ -150,9 +150,15 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
             arms.iter().copied().collect::<Vec<_>>().join(", ")
         )));
     }
-    let treatments: Vec<&str> = arms.iter().copied().filter(|a| *a != opts.control).collect();
+    let treatments: Vec<&str> = arms
+        .iter()
+        .copied()
+        .filter(|a| *a != opts.control)
+        .collect();
     if treatments.is_empty() {
-        return Err(EstimateError::EmptyArm("the assignment has no treatment arm".into()));
+        return Err(EstimateError::EmptyArm(
+            "the assignment has no treatment arm".into(),
+        ));
     }
     let strata: BTreeMap<&str, u32> = data
         .units
@@ -180,11 +186,18 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
 
     let mut attrition = Vec::new();
     for arm in &arms {
-        let members: Vec<usize> = (0..data.units.len()).filter(|&i| data.units[i].arm == *arm).collect();
-        let with_post = members.iter().filter(|&&i| data.summaries[i].post_rate.is_some()).count();
+        let members: Vec<usize> = (0..data.units.len())
+            .filter(|&i| data.units[i].arm == *arm)
+            .collect();
+        let with_post = members
+            .iter()
+            .filter(|&&i| data.summaries[i].post_rate.is_some())
+            .count();
         let no_pre = members
             .iter()
-            .filter(|&&i| data.summaries[i].post_rate.is_some() && data.summaries[i].baseline.is_none())
+            .filter(|&&i| {
+                data.summaries[i].post_rate.is_some() && data.summaries[i].baseline.is_none()
+            })
             .count();
         attrition.push(Attrition {
             arm: (*arm).to_owned(),
@@ -194,7 +207,10 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
             no_pre_data: no_pre,
         });
     }
-    let no_post: BTreeMap<&str, usize> = attrition.iter().map(|a| (a.arm.as_str(), a.no_post_data)).collect();
+    let no_post: BTreeMap<&str, usize> = attrition
+        .iter()
+        .map(|a| (a.arm.as_str(), a.no_post_data))
+        .collect();
 
     let mut estimates = Vec::new();
     let mut skipped = Vec::new();
@@ -203,13 +219,20 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
         let units: Vec<u32> = (0..data.units.len() as u32)
             .filter(|&i| {
                 let u = &data.units[i as usize];
-                (u.arm == arm || u.arm == opts.control) && data.summaries[i as usize].post_rate.is_some()
+                (u.arm == arm || u.arm == opts.control)
+                    && data.summaries[i as usize].post_rate.is_some()
             })
             .collect();
         let contrast = Contrast {
             arm,
-            treated: units.iter().map(|&i| data.units[i as usize].arm == arm).collect(),
-            stratum: units.iter().map(|&i| strata[data.units[i as usize].stratum.as_str()]).collect(),
+            treated: units
+                .iter()
+                .map(|&i| data.units[i as usize].arm == arm)
+                .collect(),
+            stratum: units
+                .iter()
+                .map(|&i| strata[data.units[i as usize].stratum.as_str()])
+                .collect(),
             n_strata: strata.len(),
             cluster: clustered.then(|| units.iter().map(|&i| unit_cluster[i as usize]).collect()),
             units,
@@ -252,7 +275,12 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
                 e.confirmatory && e.weights == weighting.name()
             })
             .collect();
-        let adjusted = holm(&family.iter().map(|&i| estimates[i].p_value).collect::<Vec<_>>());
+        let adjusted = holm(
+            &family
+                .iter()
+                .map(|&i| estimates[i].p_value)
+                .collect::<Vec<_>>(),
+        );
         for (&i, p) in family.iter().zip(adjusted) {
             estimates[i].p_holm = Some(p);
         }
@@ -294,7 +322,11 @@ impl Ctx<'_> {
         self.contrast
             .units
             .iter()
-            .map(|&i| self.data.summaries[i as usize].post_rate.unwrap_or(f64::NAN))
+            .map(|&i| {
+                self.data.summaries[i as usize]
+                    .post_rate
+                    .unwrap_or(f64::NAN)
+            })
             .collect()
     }
 
@@ -347,7 +379,7 @@ impl Ctx<'_> {
     }
 
     fn finish(&self, core: Core) -> Result<Estimate, EstimateError> {
-        if !(core.variance.is_finite() && core.variance >= 0.0) || !core.estimate.is_finite() {
+        if !(core.variance.is_finite() && core.variance >= 0.0 && core.estimate.is_finite()) {
             return Err(EstimateError::Singular(format!(
                 "{} gave a non-finite estimate or variance",
                 core.estimator.name()
@@ -419,10 +451,12 @@ impl Ctx<'_> {
             "CR2"
         } else if w.is_some() {
             "HC2"
-        } else if r.design == "Blocked" {
-            "Neyman"
         } else {
-            "Pashley-Miratrix"
+            match r.design.as_str() {
+                "Blocked" => "Neyman",
+                "Matched-pair" => "Matched-pair",
+                _ => "Pashley-Miratrix",
+            }
         };
         let n_clusters = c.cluster.as_ref().map(|cl| {
             let used: BTreeSet<u32> = (0..cl.len()).map(|k| cl[k]).collect();
@@ -446,12 +480,17 @@ impl Ctx<'_> {
 
     /// Baseline columns: b (0 when missing) and, when any is missing, the indicator.
     fn baseline_columns(&self, units: &[u32]) -> Vec<(String, Vec<f64>)> {
-        let b: Vec<Option<f64>> = units.iter().map(|&i| self.data.summaries[i as usize].baseline).collect();
+        let b: Vec<Option<f64>> = units
+            .iter()
+            .map(|&i| self.data.summaries[i as usize].baseline)
+            .collect();
         let mut cols = vec![("b".to_owned(), b.iter().map(|v| v.unwrap_or(0.0)).collect())];
         if b.iter().any(Option::is_none) {
             cols.push((
                 "b_missing".to_owned(),
-                b.iter().map(|v| if v.is_none() { 1.0 } else { 0.0 }).collect(),
+                b.iter()
+                    .map(|v| if v.is_none() { 1.0 } else { 0.0 })
+                    .collect(),
             ));
         }
         cols
@@ -474,7 +513,7 @@ impl Ctx<'_> {
                         clusters.len()
                     )));
                 }
-                let r = fit.cr2(influence, &clusters);
+                let r = fit.cr2(influence, &clusters)?;
                 Ok((r.variance, r.df, "CR2".into(), Some(clusters.len()), 0))
             }
             None => {
@@ -495,7 +534,11 @@ impl Ctx<'_> {
         let p = 1 + base.len();
         let n = c.units.len();
         let x = Array2::from_shape_fn((n, p), |(i, j)| {
-            if j == 0 { f64::from(u8::from(c.treated[i])) } else { base[j - 1].1[i] }
+            if j == 0 {
+                f64::from(u8::from(c.treated[i]))
+            } else {
+                base[j - 1].1[i]
+            }
         });
         let fit = ols::fit(Problem {
             y: y.view(),
@@ -516,7 +559,8 @@ impl Ctx<'_> {
         for &k in &fit.ginv.dropped {
             dropped.insert(format!("collinear_column:{}", base[k - 1].0), 0);
         }
-        let (variance, df, se_type, n_clusters, saturated) = self.robust(&fit, &influence, &keep)?;
+        let (variance, df, se_type, n_clusters, saturated) =
+            self.robust(&fit, &influence, &keep)?;
         if saturated > 0 {
             dropped.insert("leverage_one_rows".into(), saturated);
         }
@@ -549,7 +593,10 @@ impl Ctx<'_> {
             .collect();
         let mut dropped = self.base_dropped();
         if keep.len() < c.units.len() {
-            dropped.insert("stratum_without_both_arms".into(), c.units.len() - keep.len());
+            dropped.insert(
+                "stratum_without_both_arms".into(),
+                c.units.len() - keep.len(),
+            );
         }
         let units: Vec<u32> = keep.iter().map(|&k| c.units[k]).collect();
         let treated: Vec<bool> = keep.iter().map(|&k| c.treated[k]).collect();
@@ -563,7 +610,11 @@ impl Ctx<'_> {
         // Columns: each baseline column times z, then times (1 - z).
         let x = Array2::from_shape_fn((n, 2 * nb), |(i, j)| {
             let (col, arm) = (j / 2, j % 2 == 0);
-            if treated[i] == arm { base[col].1[i] } else { 0.0 }
+            if treated[i] == arm {
+                base[col].1[i]
+            } else {
+                0.0
+            }
         });
         let group: Vec<u32> = keep
             .iter()
@@ -613,12 +664,18 @@ impl Ctx<'_> {
                         clusters.len()
                     )));
                 }
-                let r = fit.cr2(&influence, &clusters);
+                let r = fit.cr2(&influence, &clusters)?;
                 (r.variance, r.df, "CR2".to_owned(), Some(clusters.len()), 0)
             }
             None => {
                 let (v, s) = fit.hc2(&influence);
-                (v, fit.n() as f64 - fit.rank() as f64, "HC2".to_owned(), None, s)
+                (
+                    v,
+                    fit.n() as f64 - fit.rank() as f64,
+                    "HC2".to_owned(),
+                    None,
+                    s,
+                )
             }
         };
         if saturated > 0 {
@@ -657,10 +714,9 @@ impl Ctx<'_> {
             firm_cluster: (0..c.units.len())
                 .map(|k| c.cluster.as_ref().map_or(k as u32, |cl| cl[k]))
                 .collect(),
-            n_clusters: c
-                .cluster
-                .as_ref()
-                .map_or(c.units.len(), |cl| cl.iter().max().map_or(0, |m| *m as usize + 1)),
+            n_clusters: c.cluster.as_ref().map_or(c.units.len(), |cl| {
+                cl.iter().max().map_or(0, |m| *m as usize + 1)
+            }),
         };
         for o in &self.data.obs {
             let Some(&k) = pos.get(&o.unit) else { continue };
@@ -672,7 +728,11 @@ impl Ctx<'_> {
                 Weighting::Firm => 1.0,
                 Weighting::Dagsverk => o.mulige,
             });
-            p.treat_col.push(if c.treated[k] { treat_col(rel).unwrap_or(u16::MAX) } else { u16::MAX });
+            p.treat_col.push(if c.treated[k] {
+                treat_col(rel).unwrap_or(u16::MAX)
+            } else {
+                u16::MAX
+            });
         }
         let singletons = panel::drop_singletons(&mut p);
         (p, singletons)
@@ -753,7 +813,11 @@ impl Ctx<'_> {
         let pre = self.data.windows.pre as i32;
         let post = self.data.windows.post as i32;
         let rels: Vec<i32> = (-pre..post).filter(|&e| e != -1).collect();
-        let col_of: HashMap<i32, u16> = rels.iter().enumerate().map(|(k, &e)| (e, k as u16)).collect();
+        let col_of: HashMap<i32, u16> = rels
+            .iter()
+            .enumerate()
+            .map(|(k, &e)| (e, k as u16))
+            .collect();
         let (p, singletons) = self.panel(rels.len(), |rel| col_of.get(&rel).copied());
         let fit = panel::fit_cr1(&p)?;
         let df = fit.n_clusters as f64 - 1.0;
@@ -776,7 +840,12 @@ impl Ctx<'_> {
             })?);
         }
         // Joint Wald test of the leads (e <= -2), F on (rank, G - 1).
-        let leads: Vec<usize> = rels.iter().enumerate().filter(|(_, e)| **e <= -2).map(|(k, _)| k).collect();
+        let leads: Vec<usize> = rels
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| **e <= -2)
+            .map(|(k, _)| k)
+            .collect();
         if !leads.is_empty() {
             let l = leads.len();
             let v = Array2::from_shape_fn((l, l), |(a, b)| fit.vcov_cr1[[leads[a], leads[b]]]);

@@ -2,12 +2,25 @@
 //! NAV's (the 15 fylker, real næringskoder and sectors, log-normal firm sizes, sick-leave levels by
 //! bransje, kommuner as overordnet enheter). Reproducible: the same size and seed give the same
 //! register, drawn from its own ChaCha20 stream.
+//!
+//! [`panel`] adds the register's NAV firm-quarter statistics (with known effects per arm, if asked),
+//! streamed to DVH CSV or `virksomhet.json`; [`scenario`] writes a whole simulated trial to a
+//! directory, as `ia-rct simulate` does.
 
 use crate::domain::{FYLKER, FylkeCode, Naeringskode, Orgnr, Sektor};
 use crate::randomization::{TrialRng, below};
 use crate::register::{BaselineDagsverk, Firm};
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
+
+pub mod panel;
+pub mod scenario;
+
+pub use panel::{
+    ArmEffect, Effects, FirmQuarter, OutputFormat, Panel, PanelError, StatsWriter, baseline_facts,
+    write_statistics,
+};
+pub use scenario::{Scenario, ScenarioReport, Trial, run};
 
 /// Næringskoder (SN2007) with a share of firms, a sector and a typical sick-leave rate (legemeldt,
 /// roughly NAV's published levels by bransje, `trial-design-brief.md` §2.2).
@@ -127,14 +140,25 @@ pub fn register(n: usize, seed: u64) -> Vec<Firm> {
     firms
 }
 
+/// The header `register_csv` writes.
+pub const REGISTER_HEADER: &str = "orgnr,navn,fylke,naringskode,sektor,antall_ansatte,overordnet_enhet,villig,tapte_dagsverk,mulige_dagsverk";
+
 /// Writes a register as CSV in the format of `data-formats.md` §1 (with the baseline columns).
 pub fn register_csv(firms: &[Firm]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::from(
-        "orgnr,navn,fylke,naringskode,sektor,antall_ansatte,overordnet_enhet,villig,tapte_dagsverk,mulige_dagsverk\n",
-    );
+    let mut out = Vec::with_capacity(96 * (firms.len() + 1));
+    // Writing to a Vec cannot fail, and every field is UTF-8.
+    let _ = write_register_csv(&mut out, firms);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes a register as [`register_csv`] does, streaming to `out`.
+///
+/// # Errors
+/// The writer's error.
+pub fn write_register_csv<W: std::io::Write>(mut out: W, firms: &[Firm]) -> std::io::Result<()> {
+    writeln!(out, "{REGISTER_HEADER}")?;
     for f in firms {
-        let _ = writeln!(
+        writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{}",
             f.orgnr,
@@ -149,9 +173,9 @@ pub fn register_csv(firms: &[Firm]) -> String {
             f.villig.map(|v| v.to_string()).unwrap_or_default(),
             f.baseline.map(|b| b.tapte.to_string()).unwrap_or_default(),
             f.baseline.map(|b| b.mulige.to_string()).unwrap_or_default(),
-        );
+        )?;
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]
@@ -184,3 +208,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod statistics_tests;

@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod delivery;
 mod errors;
+mod estimates;
 mod openapi;
 mod process;
 mod randomization;

@@ -1,0 +1,177 @@
+//! `ia-rct estimate`: effect estimates from an assignment file and NAV statistics files, with no
+//! database, through the same library functions the service uses (protocols/ANALYSIS.md).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use crate::domain::Quarter;
+use crate::estimate::{
+    self, Estimator, Options, StudyData, Weighting, Windows, format_table, read_assignment_table,
+};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `{"estimates": [...], "tests": [...], "skipped": [...], "attrition": [...]}`.
+    Json,
+    /// A table for reading.
+    Table,
+}
+
+/// Which weightings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsArg {
+    /// Each firm counts once.
+    Firm,
+    /// Weighted by possible workdays.
+    Dagsverk,
+    /// Both.
+    Both,
+}
+
+/// Options of `estimate`.
+#[derive(Debug, clap::Args)]
+pub struct EstimateArgs {
+    /// The assignment: `orgnr, arm, stratum` (and `klynge` when clusters were randomized), as
+    /// `ia-rct assign` or the service's draw files write it.
+    #[arg(long)]
+    pub assignment: PathBuf,
+    /// NAV statistics (DVH CSV or virksomhet.json); repeat for several files.
+    #[arg(long, required = true)]
+    pub stats: Vec<PathBuf>,
+    /// The protocol: gives the control arm, the windows, the confirmatory family and the hash.
+    #[arg(long)]
+    pub protocol: Option<PathBuf>,
+    /// The randomization quarter (relative time 0), e.g. 2025K1.
+    #[arg(long, required_unless_present = "protocol")]
+    pub randomized_at: Option<Quarter>,
+    /// Quarters before randomization in the analysis (default 8, or the protocol's).
+    #[arg(long)]
+    pub pre: Option<u32>,
+    /// Quarters from randomization on (default 12, or the protocol's).
+    #[arg(long)]
+    pub post: Option<u32>,
+    /// The control arm (default `kontroll`, or the protocol's control arm).
+    #[arg(long)]
+    pub control: Option<String>,
+    /// `all`, or a comma-separated list of itt_dim, itt_ancova, itt_lin, did_twfe, event_study.
+    #[arg(long, default_value = "all")]
+    pub estimator: String,
+    /// Weighting.
+    #[arg(long, value_enum, default_value_t = WeightsArg::Both)]
+    pub weights: WeightsArg,
+    /// Skip the CR2 version of did_twfe (it builds the dense design; CR1 is always reported).
+    #[arg(long)]
+    pub no_cr2: bool,
+    /// Confidence level.
+    #[arg(long, default_value_t = 0.95)]
+    pub conf_level: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Runs `estimate`.
+pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
+    let protocol = args
+        .protocol
+        .as_deref()
+        .map(super::offline::load_protocol)
+        .transpose()?;
+    let randomized_at = match (args.randomized_at, &protocol) {
+        (Some(q), _) => q,
+        (None, Some(p)) => p.follow_up.randomization_quarter,
+        (None, None) => bail!("--randomized-at is required without --protocol"),
+    };
+    let pre = args
+        .pre
+        .or(protocol.as_ref().map(|p| p.follow_up.pre_quarters))
+        .unwrap_or(8);
+    let post = args
+        .post
+        .or(protocol.as_ref().map(|p| p.follow_up.post_quarters))
+        .unwrap_or(12);
+    let control = match (&args.control, &protocol) {
+        (Some(c), _) => c.clone(),
+        (None, Some(p)) => p
+            .arms
+            .iter()
+            .find(|a| a.control)
+            .map(|a| a.id.clone())
+            .context("the protocol has no control arm")?,
+        (None, None) => "kontroll".into(),
+    };
+    let estimators = if args.estimator == "all" {
+        Estimator::ALL.to_vec()
+    } else {
+        args.estimator
+            .split(',')
+            .map(|name| {
+                Estimator::from_name(name.trim()).with_context(|| {
+                    format!(
+                        "unknown estimator {name:?}; use all or some of itt_dim, itt_ancova, \
+                         itt_lin, did_twfe, event_study"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    if !(args.conf_level > 0.0 && args.conf_level < 1.0) {
+        bail!("--conf-level must be between 0 and 1");
+    }
+    let text = std::fs::read_to_string(&args.assignment)
+        .with_context(|| format!("cannot read {}", args.assignment.display()))?;
+    let (units, _meta) = read_assignment_table(&text)
+        .with_context(|| format!("{} is not a valid assignment", args.assignment.display()))?;
+    let windows = Windows {
+        randomized_at,
+        pre,
+        post,
+    };
+    let data = if args.stats.len() == 1 {
+        let file = File::open(&args.stats[0])
+            .with_context(|| format!("cannot read {}", args.stats[0].display()))?;
+        StudyData::from_stats_reader(windows, units, BufReader::new(file))?
+    } else {
+        // Several files: read each and pool the rows (a firm-quarter may appear only once).
+        let mut rows = Vec::new();
+        for path in &args.stats {
+            let file =
+                File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (format, r) = crate::statistics::sniff(BufReader::new(file))
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            for row in crate::statistics::read_stats(r, format) {
+                rows.push(row.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+            }
+        }
+        StudyData::new(windows, units, rows)?
+    };
+    let weights = match args.weights {
+        WeightsArg::Firm => vec![Weighting::Firm],
+        WeightsArg::Dagsverk => vec![Weighting::Dagsverk],
+        WeightsArg::Both => vec![Weighting::Firm, Weighting::Dagsverk],
+    };
+    let mut opts = Options::all(&control);
+    opts.estimators = estimators;
+    opts.weights = weights;
+    opts.conf_level = args.conf_level;
+    opts.did_cr2 = !args.no_cr2;
+    if let Some(p) = &protocol {
+        opts.confirmatory = p
+            .analysis
+            .confirmatory
+            .iter()
+            .filter_map(|n| Estimator::from_name(n))
+            .collect();
+        opts.protocol_hash = Some(p.content_hash());
+    }
+    let report = estimate::estimate(&data, &opts)?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => print!("{}", format_table(&report)),
+    }
+    Ok(())
+}
