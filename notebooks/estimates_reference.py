@@ -827,6 +827,11 @@ def write_outputs(case_dir, case, params, rows, xrows, notes, K_notes, versions,
              "1e-6 is not precise enough for a fixture); kvartal = year-quarter label (2024K1), "
              "d = z*post, "
              "w = muligedv; ssc_factor = fit._ssc; df = G-1; p = pyfixest's")
+    H.append("p_value of pyfixest rows (did_twfe CR1, event_study) is pyfixest's 2*(1 - "
+             "t.cdf(|t|, df)), exact only in absolute terms (~1e-16): compare it with an absolute "
+             "tolerance, or recompute 2*t.sf from statistic and df (crosscheck.csv has both; in "
+             "longer, did_twfe firm, pyfixest gives 0.0 where 2*t.sf = 7.1e-40). pyfixest rows "
+             "agree with an exact dummy-variable fit to ~1e-12 relative (crosscheck.csv)")
     H.append("did_twfe CR2: clubSandwich vcovCR(lm(r ~ d + factor(orgnr) + factor(kvartal) "
              "[, weights = w]), cluster = cl, type = 'CR2') [weighted: inverse_var = FALSE, the "
              "default for weighted lm, which equals estimatr lm_robust(se_type='CR2', weights=)]"
