@@ -1,6 +1,7 @@
 //! The `ia-rct` command line: `serve`, `migrate`, `token`, and the offline `protocol`, `assign` and
 //! `verify`.
 
+mod demo;
 mod estimate;
 mod offline;
 mod simulate;
@@ -83,7 +84,7 @@ pub enum Command {
     Assign(offline::AssignArgs),
     /// Recompute an assignment from its inputs and list every difference (no database).
     Verify(offline::VerifyArgs),
-    /// Apply NAV statistics files (DVH CSV or virksomhet.json) to the register, each file in one
+    /// Apply NAV statistics files (DVH CSV, virksomhet.json or virksomhet_metadata.json) to the register, each file in one
     /// transaction, exactly as `POST /v1/statistics` does.
     Ingest(IngestArgs),
     /// Write a synthetic register, its NAV statistics and, with a protocol, a draw with known
@@ -92,6 +93,9 @@ pub enum Command {
     /// Effect estimates from an assignment and NAV statistics files (no database):
     /// itt_dim, itt_ancova, itt_lin, did_twfe, event_study, for every arm and weighting.
     Estimate(estimate::EstimateArgs),
+    /// The whole trial on an embedded SQLite database in a temporary folder, through the service's
+    /// own routes: protocol, statistics, enrollment, randomization, follow-up, estimates.
+    Demo(demo::DemoArgs),
 }
 
 /// Options of `ingest`.
@@ -172,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => return offline::verify(args),
         Command::Simulate(args) => return simulate::run(args),
         Command::Estimate(args) => return estimate::run(args),
+        Command::Demo(args) => return demo::run(args).await,
         _ => {}
     }
     let options = StoreOptions {
@@ -193,7 +198,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Assign(_)
         | Command::Verify(_)
         | Command::Simulate(_)
-        | Command::Estimate(_) => Ok(()),
+        | Command::Estimate(_)
+        | Command::Demo(_) => Ok(()),
     };
     store.close().await;
     result
@@ -260,7 +266,7 @@ async fn shutdown_signal() {
 }
 
 /// Who acts on the command line: `cli:<login>`, recorded as the actor in the audit log.
-fn cli_operator() -> String {
+pub(super) fn cli_operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_owned());
@@ -268,7 +274,7 @@ fn cli_operator() -> String {
 }
 
 /// An audit entry for a command-line action by [`cli_operator`].
-fn cli_audit(command: &str, status: u16) -> NewAuditEntry {
+pub(super) fn cli_audit(command: &str, status: u16) -> NewAuditEntry {
     let mut entry = NewAuditEntry::now("CLI", command, &format!("ia-rct {command}"));
     entry.operator = Some(cli_operator());
     entry.status = status;

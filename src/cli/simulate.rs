@@ -11,7 +11,7 @@ use crate::protocol::Protocol;
 use crate::simulate::{OutputFormat, Scenario, ScenarioReport, Trial};
 
 /// The protocol used when `--effect` is given without `--protocol`.
-const DEFAULT_PROTOCOL: &str = include_str!("../../protocols/nals-arbeidsformer.toml");
+pub(super) const DEFAULT_PROTOCOL: &str = include_str!("../../protocols/nals-arbeidsformer.toml");
 /// Its path, as printed.
 const DEFAULT_PROTOCOL_NAME: &str = "protocols/nals-arbeidsformer.toml";
 /// The quarter range without a protocol: 2023K1 and 20 quarters (2023K1-2027K4), the range of the
@@ -66,7 +66,7 @@ pub struct SimulateArgs {
     pub draw_seed: Option<String>,
 }
 
-fn parse_effect(text: &str) -> Result<(String, f64), String> {
+pub(super) fn parse_effect(text: &str) -> Result<(String, f64), String> {
     let (arm, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}`: expected ARM=PERCENTAGE_POINTS, e.g. ledere=-0.4"))?;

@@ -98,8 +98,25 @@ impl StudyData {
     /// A duplicate firm in the assignment or a duplicate firm-quarter in the statistics.
     pub fn new(
         windows: Windows,
-        mut units: Vec<AssignedUnit>,
+        units: Vec<AssignedUnit>,
         rows: impl IntoIterator<Item = StatRow>,
+    ) -> Result<StudyData, EstimateError> {
+        StudyData::from_values(
+            windows,
+            units,
+            rows.into_iter()
+                .map(|r| (r.orgnr, r.quarter, r.tapte_dagsverk, r.mulige_dagsverk)),
+        )
+    }
+
+    /// Builds the study from (orgnr, quarter, tapte, mulige) values, e.g. as stored.
+    ///
+    /// # Errors
+    /// A duplicate firm in the assignment or a duplicate firm-quarter in the statistics.
+    pub fn from_values(
+        windows: Windows,
+        mut units: Vec<AssignedUnit>,
+        rows: impl IntoIterator<Item = (Orgnr, Quarter, f64, f64)>,
     ) -> Result<StudyData, EstimateError> {
         units.sort_by_key(|u| u.orgnr);
         if let Some(w) = units.windows(2).find(|w| w[0].orgnr == w[1].orgnr) {
@@ -116,18 +133,23 @@ impl StudyData {
         let mut obs = Vec::new();
         let mut rows_read = 0;
         let mut rows_ignored = 0;
-        for row in rows {
+        for (orgnr, quarter, tapte, mulige) in rows {
             rows_read += 1;
-            let (Some(&unit), Some(rel)) = (index.get(&row.orgnr), windows.relative(row.quarter))
-            else {
+            let (Some(&unit), Some(rel)) = (index.get(&orgnr), windows.relative(quarter)) else {
                 rows_ignored += 1;
                 continue;
             };
+            if !(mulige > 0.0 && tapte >= 0.0 && tapte.is_finite() && mulige.is_finite()) {
+                return Err(EstimateError::InvalidData(format!(
+                    "firm {orgnr} quarter {quarter}: tapte {tapte} and mulige {mulige} dagsverk \
+                     (mulige must be positive, tapte non-negative)"
+                )));
+            }
             obs.push(Obs {
                 unit,
                 rel: rel as i16,
-                tapte: row.tapte_dagsverk,
-                mulige: row.mulige_dagsverk,
+                tapte,
+                mulige,
             });
         }
         obs.sort_by_key(|o| (o.unit, o.rel));
@@ -188,28 +210,28 @@ impl StudyData {
         let (format, reader) = statistics::sniff(reader).map_err(|e| {
             EstimateError::InvalidData(format!("the statistics could not be read: {e}"))
         })?;
+        // Stream the rows: only the window rows of assigned firms are kept (24 bytes each).
         let mut errors: Vec<RowError> = Vec::new();
-        let mut rows = Vec::new();
-        for row in statistics::read_stats(reader, format) {
-            match row {
-                Ok(r) => rows.push(r),
-                Err(e) => {
-                    if errors.len() < 10 {
-                        errors.push(e);
-                    } else {
-                        break;
-                    }
+        let mut total_errors = 0usize;
+        let rows = statistics::read_stats(reader, format).filter_map(|row| match row {
+            Ok(r) => Some((r.orgnr, r.quarter, r.tapte_dagsverk, r.mulige_dagsverk)),
+            Err(e) => {
+                total_errors += 1;
+                if errors.len() < 10 {
+                    errors.push(e);
                 }
+                None
             }
-        }
+        });
+        let built = StudyData::from_values(windows, units, rows);
         if !errors.is_empty() {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Err(EstimateError::InvalidData(format!(
-                "statistics: {}",
+                "statistics: {total_errors} problem(s); first: {}",
                 list.join("; ")
             )));
         }
-        StudyData::new(windows, units, rows)
+        built
     }
 }
 

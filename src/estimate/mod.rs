@@ -114,7 +114,7 @@ impl Weighting {
 }
 
 /// One estimate with every field of statistics.md §A.4.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Estimate {
     /// Estimator name.
     pub estimator: String,

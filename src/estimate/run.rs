@@ -55,7 +55,7 @@ impl Options {
 }
 
 /// Attrition by arm: firms without post-window data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Attrition {
     /// Arm.
     pub arm: String,
@@ -70,7 +70,7 @@ pub struct Attrition {
 }
 
 /// An estimate that could not be computed, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Skipped {
     /// Estimator.
     pub estimator: String,
@@ -85,7 +85,7 @@ pub struct Skipped {
 }
 
 /// A joint Wald test on cluster-adjusted df (statistics.md B.11).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct WaldTest {
     /// Estimator the test belongs to.
     pub estimator: String,
@@ -112,7 +112,7 @@ pub struct WaldTest {
 }
 
 /// Everything one run produces.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Report {
     /// The estimates.
     pub estimates: Vec<Estimate>,
@@ -374,6 +374,31 @@ impl Ctx<'_> {
                 "{} firm(s) in {} and {} in {} have post-period data",
                 n1, self.contrast.arm, n0, self.opts.control
             )));
+        }
+        if n1 < 2 || n0 < 2 {
+            return Err(EstimateError::TooFewClusters(format!(
+                "{n1} firm(s) in {} and {n0} in {}; robust standard errors need at least 2 in each \
+                 arm",
+                self.contrast.arm, self.opts.control
+            )));
+        }
+        // A cluster-robust variance with one cluster in an arm is degenerate (the arm is that
+        // cluster): refuse rather than report a zero standard error.
+        if let Some(cl) = &self.contrast.cluster {
+            let mut per_arm = [BTreeSet::new(), BTreeSet::new()];
+            for (k, t) in self.contrast.treated.iter().enumerate() {
+                per_arm[usize::from(*t)].insert(cl[k]);
+            }
+            if per_arm.iter().any(|s| s.len() < 2) {
+                return Err(EstimateError::TooFewClusters(format!(
+                    "{} cluster(s) in {} and {} in {}; cluster-robust standard errors need at \
+                     least 2 in each arm",
+                    per_arm[1].len(),
+                    self.contrast.arm,
+                    per_arm[0].len(),
+                    self.opts.control
+                )));
+            }
         }
         Ok(())
     }
@@ -870,5 +895,149 @@ impl Ctx<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Orgnr, Quarter};
+    use crate::estimate::data::{AssignedUnit, Windows};
+
+    /// Valid orgnrs (MOD11) from a counter.
+    fn orgnr(k: u32) -> Orgnr {
+        let mut n = 800_000_000 + k * 100;
+        loop {
+            if let Ok(o) = format!("{n:09}").parse::<Orgnr>() {
+                return o;
+            }
+            n += 1;
+        }
+    }
+
+    fn study(arms: &[(&str, &str, Option<&str>)], with_post: impl Fn(usize) -> bool) -> StudyData {
+        let r: Quarter = "2025K1".parse().expect("quarter");
+        let units: Vec<AssignedUnit> = arms
+            .iter()
+            .enumerate()
+            .map(|(i, (arm, stratum, klynge))| AssignedUnit {
+                orgnr: orgnr(i as u32),
+                arm: (*arm).into(),
+                stratum: (*stratum).into(),
+                klynge: klynge.map(str::to_owned),
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for (i, u) in units.iter().enumerate() {
+            for t in -2..2 {
+                if t >= 0 && !with_post(i) {
+                    continue;
+                }
+                let mulige = 100.0 + i as f64;
+                let tapte = mulige * (0.05 + 0.001 * ((i * 7 + (t + 2) as usize * 3) % 13) as f64);
+                rows.push((u.orgnr, r.plus(t).expect("quarter"), tapte, mulige));
+            }
+        }
+        let windows = Windows {
+            randomized_at: r,
+            pre: 2,
+            post: 2,
+        };
+        StudyData::from_values(windows, units, rows).expect("study")
+    }
+
+    fn errors_of(report: &Report, estimator: &str) -> Vec<String> {
+        report
+            .skipped
+            .iter()
+            .filter(|s| s.estimator == estimator)
+            .map(|s| s.error.clone())
+            .collect()
+    }
+
+    #[test]
+    fn an_arm_without_post_data_is_a_typed_error_not_a_nan() {
+        let design: Vec<(&str, &str, Option<&str>)> = (0..12)
+            .map(|i| (if i % 2 == 0 { "kontroll" } else { "a" }, "s1", None))
+            .collect();
+        let data = study(&design, |i| i % 2 == 0);
+        let report = estimate(&data, &Options::all("kontroll")).expect("report");
+        assert!(report.estimates.is_empty());
+        for e in Estimator::ALL {
+            let errors = errors_of(&report, e.name());
+            assert!(!errors.is_empty(), "{e:?}");
+            assert!(
+                errors.iter().all(|m| m.starts_with("empty arm")),
+                "{errors:?}"
+            );
+        }
+        assert_eq!(
+            report
+                .attrition
+                .iter()
+                .map(|a| a.no_post_data)
+                .sum::<usize>(),
+            6
+        );
+    }
+
+    #[test]
+    fn one_cluster_per_arm_is_too_few_clusters() {
+        let design: Vec<(&str, &str, Option<&str>)> = (0..12)
+            .map(|i| {
+                if i % 2 == 0 {
+                    ("kontroll", "s1", Some("k0"))
+                } else {
+                    ("a", "s1", Some("k1"))
+                }
+            })
+            .collect();
+        let data = study(&design, |_| true);
+        let report = estimate(&data, &Options::all("kontroll")).expect("report");
+        for e in ["itt_dim", "itt_ancova", "itt_lin", "did_twfe"] {
+            let errors = errors_of(&report, e);
+            assert!(!errors.is_empty(), "{e}: {:?}", report.estimates);
+        }
+        assert!(report.estimates.iter().all(|e| e.std_error.is_finite()));
+        assert!(
+            errors_of(&report, "did_twfe")
+                .iter()
+                .any(|m| m.contains("too few clusters"))
+        );
+    }
+
+    #[test]
+    fn a_missing_control_arm_is_refused() {
+        let design: Vec<(&str, &str, Option<&str>)> = (0..6).map(|_| ("a", "s1", None)).collect();
+        let data = study(&design, |_| true);
+        assert!(matches!(
+            estimate(&data, &Options::all("kontroll")),
+            Err(EstimateError::EmptyArm(_))
+        ));
+    }
+
+    #[test]
+    fn every_estimate_is_finite_on_a_regular_design() {
+        let design: Vec<(&str, &str, Option<&str>)> = (0..40)
+            .map(|i| {
+                let arm = ["kontroll", "a"][i % 2];
+                (arm, ["s1", "s2"][(i / 2) % 2], None)
+            })
+            .collect();
+        let data = study(&design, |_| true);
+        let report = estimate(&data, &Options::all("kontroll")).expect("report");
+        assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+        for e in &report.estimates {
+            for v in [
+                e.estimate,
+                e.std_error,
+                e.df,
+                e.p_value,
+                e.ci_low,
+                e.ci_high,
+            ] {
+                assert!(v.is_finite(), "{e:?}");
+            }
+        }
     }
 }

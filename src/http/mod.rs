@@ -6,6 +6,7 @@
 
 mod audit;
 pub mod error;
+mod estimates;
 mod health;
 pub mod middleware;
 pub mod routes;
@@ -145,8 +146,10 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::max(state.config.upload_limit)),
         )
         .routes(routes!(takeup::outcome_summary).admit(AGGREGATES))
+        .routes(routes!(estimates::get_estimates).admit(AGGREGATES))
         .routes(routes!(statistics::upload_statistics).admit(DIREKTORAT))
         .routes(routes!(statistics::list_vintages).admit(AGGREGATES))
+        .routes(routes!(statistics::get_metadata).admit(DIREKTORAT))
         .routes(routes!(trials::get_draw_units).admit(DIREKTORAT))
         .routes(routes!(trials::get_draw_assignment).admit(DIREKTORAT))
         // A panic inside a handler becomes a 500 here, inside the audit layer, so it is audited.

@@ -1,4 +1,5 @@
-//! `/v1/statistics`: NAV's firm-quarter sickness statistics, uploaded in NAV's own formats.
+//! `/v1/statistics`: NAV's firm-quarter sickness statistics and metadata (sector, næring), uploaded
+//! in NAV's own formats.
 
 use axum::Json;
 use axum::body::Body;
@@ -10,12 +11,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, ErrorEnvelope};
-use super::middleware::{AuditedJson, RequestMeta};
+use super::error::{ApiError, ApiQuery, ErrorEnvelope};
+use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::auth::Caller;
+use crate::domain::Orgnr;
 use crate::storage::StoreError;
 use crate::storage::statistics::{
-    IngestFailure, NewStatisticsUpload, StatisticsReceipt, UploadSource,
+    IngestFailure, NewStatisticsUpload, StatisticsReceipt, StoredMetadata, UploadSource,
 };
 
 /// The header that makes a retried upload apply once.
@@ -59,15 +61,16 @@ fn replayed(receipt: StatisticsReceipt) -> Response {
     response
 }
 
-/// Applies one upload of NAV statistics (DVH CSV or `virksomhet.json`, data-formats §2), streamed
-/// and applied in one transaction. Any invalid row refuses the whole upload with 422 listing the
-/// first 100 problems and the total. New firm-quarters are inserted, identical ones left
-/// unchanged, changed ones revised as a new vintage beside the old. With `Idempotency-Key`, a
-/// retried upload applies once and the retry gets the first receipt.
+/// Applies one upload of NAV statistics (DVH CSV or `virksomhet.json`) or of NAV's metadata
+/// (`virksomhet_metadata.json` or the DVH metadata CSV: sector and næring), data-formats §2; the
+/// content tells which. Streamed and applied in one transaction. Any invalid row refuses the whole
+/// upload with 422 listing the first 100 problems and the total. New firm-quarters are inserted,
+/// identical ones left unchanged, changed ones revised as a new vintage beside the old. With
+/// `Idempotency-Key`, a retried upload applies once and the retry gets the first receipt.
 #[utoipa::path(
     post, path = "/v1/statistics", tag = "statistics",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried upload apply once")),
-    request_body(content = String, description = "DVH CSV or virksomhet.json rows", content_type = "application/json"),
+    request_body(content = String, description = "DVH CSV, virksomhet.json or virksomhet_metadata.json rows", content_type = "application/json"),
     responses(
         (status = 201, description = "Applied: something was inserted or revised", body = UploadOutcome),
         (status = 200, description = "Nothing changed, or a replay of an earlier upload with the same Idempotency-Key", body = UploadOutcome),
@@ -160,4 +163,60 @@ pub async fn list_vintages(State(state): State<AppState>) -> Result<Json<Vintage
     Ok(Json(VintageList {
         vintages: state.store.statistics_uploads(None).await?,
     }))
+}
+
+/// Which firm's metadata to read.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MetadataParams {
+    /// The firm (9 digits).
+    #[param(value_type = String, example = "974760673")]
+    pub orgnr: Orgnr,
+    /// The register as of this vintage (default: latest).
+    pub vintage: Option<i64>,
+}
+
+/// One firm's metadata per quarter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetadataList {
+    /// The firm.
+    #[schema(value_type = String, example = "974760673")]
+    pub orgnr: Orgnr,
+    /// The vintage asked for; absent for the latest.
+    pub vintage: Option<i64>,
+    /// Per quarter, oldest first, the values of the latest vintage not after the one asked for.
+    pub quarters: Vec<StoredMetadata>,
+}
+
+/// Reads one firm's NAV metadata (sector, primærnæring, næringskode, rectype) per quarter, as of a
+/// vintage. Firm-level: the read is audited with the firm.
+#[utoipa::path(
+    get, path = "/v1/statistics/metadata", tag = "statistics",
+    params(MetadataParams),
+    responses(
+        (status = 200, body = MetadataList),
+        (status = 422, description = "orgnr missing or not a valid organisation number", body = ErrorEnvelope),
+    )
+)]
+pub async fn get_metadata(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<MetadataParams>,
+) -> Result<Response, ApiError> {
+    let quarters = state
+        .store
+        .statistics_metadata(params.orgnr, params.vintage)
+        .await?;
+    let details = AuditDetails {
+        trial_id: None,
+        object_ids: vec![format!("orgnr:{}", params.orgnr)],
+    };
+    let mut response = Json(MetadataList {
+        orgnr: params.orgnr,
+        vintage: params.vintage,
+        quarters,
+    })
+    .into_response();
+    response.extensions_mut().insert(details);
+    Ok(response)
 }

@@ -1,4 +1,5 @@
-//! Applying NAV statistics uploads: one code path for `POST /v1/statistics` and `ia-rct ingest`.
+//! Applying NAV statistics and metadata uploads: one code path for `POST /v1/statistics` and
+//! `ia-rct ingest`.
 //!
 //! A blocking task reads the upload (any `std::io::Read`: a file, or the request body bridged from
 //! the async stream), parses it row by row and sends chunks over a bounded channel; the store
@@ -11,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::statistics::{StatsFormat, read_stats, sniff};
+use crate::statistics::{Rows, StatsFormat, read_metadata, read_stats, sniff};
 use crate::storage::statistics::{
-    IngestFailure, IngestMessage, NewStatisticsUpload, StatisticsReceipt,
+    IngestFailure, IngestMessage, NewStatisticsUpload, StatisticsReceipt, UploadKind,
 };
 use crate::storage::{Audited, NewAuditEntry, Store};
 
@@ -55,6 +56,7 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// Parses `reader` and sends the store its rows, problems and, last, the content's SHA-256.
+/// Statistics and metadata take the same path; the first bytes tell which the upload holds.
 fn produce<R: Read>(reader: R, limit: u64, tx: &mpsc::Sender<IngestMessage>) -> Result<(), ()> {
     let hasher = Arc::new(Mutex::new(Sha256::new()));
     let mut hashing = Hashing {
@@ -72,38 +74,17 @@ fn produce<R: Read>(reader: R, limit: u64, tx: &mpsc::Sender<IngestMessage>) -> 
             )));
         }
     };
-    if matches!(format, StatsFormat::MetadataCsv | StatsFormat::MetadataJson) {
-        return send(IngestMessage::Failed(
-            "this is NAV's virksomhet_metadata (sector and næring), not sickness statistics; \
-             upload virksomhet.json or the DVH virksomhet view"
-                .to_owned(),
-        ));
-    }
-    let mut rows = read_stats(reader, format);
-    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-    let mut problems = Vec::new();
-    while let Some(item) = rows.next() {
-        match item {
-            Ok(row) => chunk.push((rows.last_row(), row)),
-            Err(e) if e.row == 0 && e.reason.contains("larger than the limit") => {
-                return send(IngestMessage::Failed(e.reason));
-            }
-            Err(e) => problems.push(e),
-        }
-        if chunk.len() == CHUNK_ROWS {
-            send(IngestMessage::Rows(std::mem::take(&mut chunk)))?;
-        }
-        if problems.len() == PROBLEM_BATCH {
-            send(IngestMessage::Problems(std::mem::take(&mut problems)))?;
-        }
-    }
-    if !chunk.is_empty() {
-        send(IngestMessage::Rows(chunk))?;
-    }
-    if !problems.is_empty() {
-        send(IngestMessage::Problems(problems))?;
-    }
-    drop(rows);
+    let kind = if matches!(format, StatsFormat::MetadataCsv | StatsFormat::MetadataJson) {
+        pump(
+            read_metadata(reader, format),
+            IngestMessage::Metadata,
+            &send,
+        )?;
+        UploadKind::Metadata
+    } else {
+        pump(read_stats(reader, format), IngestMessage::Rows, &send)?;
+        UploadKind::Statistics
+    };
     // Hash whatever the parser did not need to read (trailing whitespace, say).
     if let Err(e) = io::copy(&mut hashing, &mut io::sink()) {
         return send(IngestMessage::Failed(format!(
@@ -114,10 +95,46 @@ fn produce<R: Read>(reader: R, limit: u64, tx: &mpsc::Sender<IngestMessage>) -> 
         .lock()
         .map(|h| hex::encode(h.clone().finalize()))
         .unwrap_or_default();
-    send(IngestMessage::Done { sha256 })
+    send(IngestMessage::Done { sha256, kind })
 }
 
-/// Applies one statistics upload read from `reader`, refusing more than `limit` bytes.
+/// Sends the rows of one upload in chunks (made into messages by `wrap`) and its problems in
+/// batches. A reader that hit the size limit ends the upload with [`IngestMessage::Failed`].
+fn pump<R: Read, T>(
+    mut rows: Rows<R, T>,
+    wrap: fn(Vec<(usize, T)>) -> IngestMessage,
+    send: &dyn Fn(IngestMessage) -> Result<(), ()>,
+) -> Result<(), ()> {
+    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    let mut problems = Vec::new();
+    while let Some(item) = rows.next() {
+        match item {
+            Ok(row) => chunk.push((rows.last_row(), row)),
+            Err(e) if e.row == 0 && e.reason.contains("larger than the limit") => {
+                return send(IngestMessage::Failed(e.reason)).and(Err(()));
+            }
+            Err(e) => problems.push(e),
+        }
+        if chunk.len() == CHUNK_ROWS {
+            send(wrap(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(CHUNK_ROWS),
+            )))?;
+        }
+        if problems.len() == PROBLEM_BATCH {
+            send(IngestMessage::Problems(std::mem::take(&mut problems)))?;
+        }
+    }
+    if !chunk.is_empty() {
+        send(wrap(chunk))?;
+    }
+    if !problems.is_empty() {
+        send(IngestMessage::Problems(problems))?;
+    }
+    Ok(())
+}
+
+/// Applies one statistics or metadata upload read from `reader`, refusing more than `limit` bytes.
 ///
 /// # Errors
 /// [`IngestFailure::Invalid`] with the first 100 problems (row, field, value, reason) and their

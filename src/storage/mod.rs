@@ -435,12 +435,13 @@ pub trait TrialStore: Send + Sync {
     async fn acknowledgements(&self, id: &str) -> Result<Vec<Acknowledgement>, StoreError>;
 }
 
-/// NAV's statistics register: uploads applied whole or not at all, every value kept by vintage.
+/// NAV's statistics register (sickness statistics and metadata): uploads applied whole or not at
+/// all, every value kept by vintage.
 #[async_trait]
 pub trait StatisticsStore: Send + Sync {
-    /// Applies an upload streamed as [`statistics::IngestMessage`]s in one transaction: every row
-    /// staged and checked, duplicates refused, then each firm-quarter inserted, left unchanged or
-    /// revised (a new vintage beside the old), with the receipt and its audit row.
+    /// Applies an upload of statistics or metadata streamed as [`statistics::IngestMessage`]s in
+    /// one transaction, one upload at a time: duplicates refused, then each firm-quarter inserted,
+    /// left unchanged or revised (a new vintage beside the old), with the receipt and its audit row.
     ///
     /// # Errors
     /// [`statistics::IngestFailure::Invalid`] with the first 100 problems and the total, and
@@ -472,6 +473,13 @@ pub trait StatisticsStore: Send + Sync {
         orgnr: Orgnr,
         vintage: Option<i64>,
     ) -> Result<Vec<statistics::StoredValue>, StoreError>;
+
+    /// One firm's metadata (sector, næring) per quarter as of `vintage` (latest if none).
+    async fn statistics_metadata(
+        &self,
+        orgnr: Orgnr,
+        vintage: Option<i64>,
+    ) -> Result<Vec<statistics::StoredMetadata>, StoreError>;
 }
 
 /// What was delivered and measured in a trial: take-up events, survey results, and the outcome
@@ -521,6 +529,16 @@ pub trait TakeupStore: Send + Sync {
         id: &str,
         vintage: Option<i64>,
     ) -> Result<Vec<takeup::OutcomeCell>, StoreError>;
+
+    /// The randomized firms' statistics from `from` to `to`, each firm-quarter at its latest
+    /// vintage up to `vintage` (latest if none), sorted by firm and quarter: the estimators' input.
+    async fn trial_panel(
+        &self,
+        id: &str,
+        from: crate::domain::Quarter,
+        to: crate::domain::Quarter,
+        vintage: Option<i64>,
+    ) -> Result<Vec<takeup::PanelRow>, StoreError>;
 }
 
 /// The persistence interface. One implementation per backend; handlers only see this trait.

@@ -61,31 +61,156 @@ impl PgStore {
 impl_store!(PgStore, Postgres, Backend::Postgres);
 impl_trial_store!(PgStore, Postgres);
 
-/// The staging table an upload is checked in, dropped with its transaction's connection use.
-const CREATE_INCOMING: [&str; 1] = [
-    "CREATE TEMP TABLE incoming (row_no BIGINT NOT NULL, orgnr TEXT NOT NULL, arstall INTEGER NOT NULL, \
-     kvartal INTEGER NOT NULL, tapte_dagsverk DOUBLE PRECISION NOT NULL, \
-     mulige_dagsverk DOUBLE PRECISION NOT NULL, antall_personer INTEGER NOT NULL, \
-     tapte_gradert DOUBLE PRECISION, prosent DOUBLE PRECISION, rectype TEXT, varighet TEXT NOT NULL, \
-     status TEXT) ON COMMIT DROP",
-];
+/// The primitives of applying a statistics upload on PostgreSQL.
+mod bulk {
+    use sqlx::{PgPool, Postgres, Transaction};
+    use tokio::sync::mpsc::Receiver;
 
-/// Stages a chunk with `COPY`, PostgreSQL's bulk path.
-async fn stage(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    chunk: &[(usize, crate::statistics::StatRow)],
-) -> Result<(), sqlx::Error> {
-    let mut copy = tx
-        .copy_in_raw(
-            "COPY incoming (row_no, orgnr, arstall, kvartal, tapte_dagsverk, mulige_dagsverk, \
-             antall_personer, tapte_gradert, prosent, rectype, varighet) FROM STDIN WITH (FORMAT text)",
-        )
-        .await?;
-    copy.send(statistics::copy_text(chunk)).await?;
-    copy.finish().await?;
-    Ok(())
+    use super::statistics::{self, Dest, End, IngestMessage, Plan, Target, UploadKind, Work};
+
+    /// The key of the transaction-scoped advisory lock that makes uploads apply one at a time.
+    const UPLOAD_LOCK: i64 = 0x6961_7263_7473_7431; // "iarctst1"
+
+    /// A transaction that holds the upload lock, so that uploads apply one at a time, in the order
+    /// of their vintages, each compared with everything committed before it.
+    pub(super) async fn begin(
+        pool: &PgPool,
+    ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(UPLOAD_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// The next id of the receipts' identity column (taken under the lock, so vintages are
+    /// committed in order; a refused upload leaves a gap).
+    pub(super) async fn reserve_vintage(
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('statistics_uploads', 'id'))")
+            .fetch_one(&mut **tx)
+            .await
+    }
+
+    /// Takes the upload's stream in and writes it with `COPY`; returns how the stream ended
+    /// (`None`: the sender went away first).
+    ///
+    /// One `COPY` stays open for as long as the chunks go to the same place, so PostgreSQL takes
+    /// in a stream of rows, as from `\copy`, while the next chunks are parsed: a new statement per
+    /// chunk would leave the server idle between chunks.
+    pub(super) async fn receive(
+        tx: &mut Transaction<'static, Postgres>,
+        plan: &mut Plan,
+        messages: &mut Receiver<IngestMessage>,
+    ) -> Result<Option<End>, sqlx::Error> {
+        let mut work = Work::new();
+        let mut end = None;
+        let mut pending: Option<IngestMessage> = None;
+        loop {
+            let Some((dest, kind)) = work.front().map(|(d, rows)| (*d, rows.batch().kind())) else {
+                if end.is_some() {
+                    break;
+                }
+                let message = match pending.take() {
+                    Some(message) => message,
+                    None => match messages.recv().await {
+                        Some(message) => message,
+                        None => break,
+                    },
+                };
+                if let Some(kind) = plan.quarters_needed(&message) {
+                    let known = sqlx::query_as(statistics::SELECT_QUARTERS)
+                        .bind(kind.as_str())
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    plan.known_quarters(known);
+                }
+                plan.take(message, &mut work, &mut end);
+                continue;
+            };
+            let target = prepare(tx, plan, dest, kind).await?;
+            let sql = kind.sql();
+            let mut copy = tx
+                .copy_in_raw(match dest {
+                    Dest::Register => sql.copy_register,
+                    Dest::Incoming => sql.copy_incoming,
+                })
+                .await?;
+            let streamed: Result<(), sqlx::Error> = async {
+                loop {
+                    while work.front().is_some_and(|(d, _)| *d == dest) {
+                        if let Some((_, rows)) = work.pop_front() {
+                            copy.send(statistics::copy_text(rows.batch(), target))
+                                .await?;
+                        }
+                    }
+                    if !work.is_empty() || end.is_some() {
+                        return Ok(());
+                    }
+                    let Some(message) = messages.recv().await else {
+                        return Ok(());
+                    };
+                    if plan.quarters_needed(&message).is_some() {
+                        pending = Some(message);
+                        return Ok(());
+                    }
+                    plan.take(message, &mut work, &mut end);
+                }
+            }
+            .await;
+            match streamed {
+                Ok(()) => {
+                    copy.finish().await?;
+                }
+                Err(e) => {
+                    let _ = copy.abort("sending the rows failed").await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(end)
+    }
+
+    /// Where `dest` writes: reserves the vintage before the register is first written, and
+    /// creates the staging table before it is first written.
+    async fn prepare(
+        tx: &mut Transaction<'static, Postgres>,
+        plan: &mut Plan,
+        dest: Dest,
+        kind: UploadKind,
+    ) -> Result<Target, sqlx::Error> {
+        match dest {
+            Dest::Register => {
+                let vintage = match plan.vintage {
+                    Some(vintage) => vintage,
+                    None => reserve_vintage(tx).await?,
+                };
+                plan.vintage = Some(vintage);
+                Ok(Target::Register(vintage))
+            }
+            Dest::Incoming if !plan.incoming => {
+                sqlx::query(&format!(
+                    "CREATE TEMP TABLE incoming ON COMMIT DROP AS {}",
+                    kind.sql().incoming_like
+                ))
+                .execute(&mut **tx)
+                .await?;
+                plan.incoming = true;
+                Ok(Target::Incoming)
+            }
+            Dest::Incoming => Ok(Target::Incoming),
+        }
+    }
+
+    /// The receipt, with the id reserved by [`reserve_vintage`].
+    pub(super) const INSERT_UPLOAD: &str = "\
+        INSERT INTO statistics_uploads (id, sha256, idempotency_key, source, rows, inserted, unchanged, \
+                                        revised, created_at, created_by, kind) \
+        OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 }
 
-impl_statistics_store!(PgStore, Postgres, CREATE_INCOMING, stage);
+impl_statistics_store!(PgStore, Postgres, bulk);
 
 impl_takeup_store!(PgStore);

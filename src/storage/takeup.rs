@@ -43,6 +43,31 @@ pub struct OutcomeCell {
     pub mulige: f64,
 }
 
+/// One randomized firm's quarter of NAV statistics, as the estimators read it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct PanelRow {
+    /// The firm.
+    pub orgnr: String,
+    /// Year.
+    pub arstall: i32,
+    /// Quarter.
+    pub kvartal: i32,
+    /// Tapte dagsverk.
+    pub tapte: f64,
+    /// Mulige dagsverk.
+    pub mulige: f64,
+}
+
+/// The trial's randomized firms' statistics between two quarters (as year * 4 + quarter), each
+/// firm-quarter at its latest vintage up to $4.
+pub(super) const TRIAL_PANEL: &str = "\
+    SELECT s.orgnr, s.arstall, s.kvartal, s.tapte_dagsverk AS tapte, s.mulige_dagsverk AS mulige \
+    FROM assignments a JOIN statistics s ON s.orgnr = a.orgnr \
+    WHERE a.trial_id = $1 AND s.arstall * 4 + s.kvartal BETWEEN $2 AND $3 \
+      AND s.vintage = (SELECT MAX(v.vintage) FROM statistics v WHERE v.orgnr = s.orgnr \
+                       AND v.arstall = s.arstall AND v.kvartal = s.kvartal AND v.vintage <= $4) \
+    ORDER BY s.orgnr, s.arstall, s.kvartal";
+
 pub(super) const SELECT_EVENTS: &str = "\
     SELECT orgnr, status, dato, arbeidsform_levert, timer, merknad, upload_row \
     FROM takeup_events WHERE trial_id = $1 AND ($2 IS NULL OR fylke = $2) ORDER BY orgnr, dato, id";
@@ -256,6 +281,23 @@ macro_rules! impl_takeup_store {
             ) -> Result<Vec<takeup::OutcomeCell>, StoreError> {
                 Ok(sqlx::query_as(takeup::OUTCOME_SUMMARY)
                     .bind(id)
+                    .bind(vintage.unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn trial_panel(
+                &self,
+                id: &str,
+                from: crate::domain::Quarter,
+                to: crate::domain::Quarter,
+                vintage: Option<i64>,
+            ) -> Result<Vec<takeup::PanelRow>, StoreError> {
+                let index = |q: crate::domain::Quarter| q.year() * 4 + i32::from(q.quarter());
+                Ok(sqlx::query_as(takeup::TRIAL_PANEL)
+                    .bind(id)
+                    .bind(index(from))
+                    .bind(index(to))
                     .bind(vintage.unwrap_or(i64::MAX))
                     .fetch_all(&self.pool)
                     .await?)

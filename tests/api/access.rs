@@ -44,10 +44,12 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/v1/trials/{id}/draws/{wave}/assignment.csv"),
     ("POST", "/v1/statistics"),
     ("GET", "/v1/statistics/vintages"),
+    ("GET", "/v1/statistics/metadata"),
     ("POST", "/v1/trials/{id}/takeup"),
     ("GET", "/v1/trials/{id}/takeup"),
     ("POST", "/v1/trials/{id}/surveys"),
     ("GET", "/v1/trials/{id}/outcomes/summary"),
+    ("GET", "/v1/trials/{id}/estimates"),
 ];
 
 /// The trial the read-only cases use: randomized, with firms enrolled.
@@ -79,8 +81,16 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
             (format!("/v1/tokens/{}/revoke", victim.info.id), Body::None)
         }
         ("GET", "/v1/statistics/vintages") => (template.to_owned(), Body::None),
+        ("GET", "/v1/statistics/metadata") => (
+            "/v1/statistics/metadata?orgnr=974760673".to_owned(),
+            Body::None,
+        ),
         ("GET", "/v1/trials/{id}/takeup") => (shared("/takeup"), Body::None),
         ("GET", "/v1/trials/{id}/outcomes/summary") => (shared("/outcomes/summary"), Body::None),
+        ("GET", "/v1/trials/{id}/estimates") => (
+            shared("/estimates?estimator=itt_dim,itt_ancova&weights=firm"),
+            Body::None,
+        ),
         ("POST", "/v1/trials/{id}/takeup" | "/v1/trials/{id}/surveys") => {
             let id = fresh("deliver");
             app.trial_in_state(&id, "randomized", 200).await;
@@ -191,6 +201,30 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
     let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
     let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
     app.trial_in_state(SHARED, "randomized", 200).await;
+    // Statistics for the shared trial's firms around randomization (2025K1), so estimates exist.
+    let assigned = app
+        .store
+        .assignments(SHARED, None, None, 10_000)
+        .await
+        .expect("assignments");
+    let mut csv = String::from("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n");
+    for (i, a) in assigned.iter().enumerate() {
+        for (year, quarter) in [(2024, 4), (2025, 1)] {
+            csv.push_str(&format!(
+                "{},{year},{quarter},{},100,12\n",
+                a.orgnr,
+                4 + (i * 7 + quarter) % 9
+            ));
+        }
+    }
+    let response = app
+        .as_direktorat(Method::POST, "/v1/statistics")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 201);
     let bad = format!("iarct_{}", "ab".repeat(32));
 
     let doc: Value = app

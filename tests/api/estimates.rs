@@ -245,3 +245,157 @@ fn every_estimator_matches_the_reference_packages() {
         failures.join("\n")
     );
 }
+
+mod api {
+    use reqwest::Method;
+
+    use ia_rct::domain::{Quarter, Role};
+    use ia_rct::estimate::{self, AssignedUnit, Options, StudyData, Windows};
+
+    use crate::helpers::{Backend, TestApp, make_token};
+
+    /// The service's estimates are the library's on the same rows, name the vintage and protocol,
+    /// mark the confirmatory family, and are audited reads for direktorat and forsker.
+    async fn the_service_estimates_every_arm_from_the_register(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        app.trial_in_state("est", "randomized", 400).await;
+        let assigned = app
+            .store
+            .assignments("est", None, None, 10_000)
+            .await
+            .expect("assignments");
+        // nals-arbeidsformer: randomized 2025K1, 8 quarters before, 12 after.
+        let first: Quarter = "2023K1".parse().expect("quarter");
+        let mut csv = String::from("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n");
+        let mut values = Vec::new();
+        for (i, a) in assigned.iter().enumerate() {
+            for t in 0..20 {
+                if (i + t) % 37 == 0 {
+                    continue; // a missing quarter now and then
+                }
+                let q = first.plus(t as i32).expect("quarter");
+                let effect = if t >= 8 && a.arm == "bred_prosess" {
+                    -3.0
+                } else {
+                    0.0
+                };
+                let mulige = 100.0 + (i % 17) as f64 * 13.0;
+                let rate =
+                    6.0 + (i % 7) as f64 * 0.5 + ((i * 31 + t * 7) % 11) as f64 * 0.3 + effect;
+                let tapte = mulige * rate / 100.0;
+                csv.push_str(&format!(
+                    "{},{},{},{tapte},{mulige},{}\n",
+                    a.orgnr,
+                    q.year(),
+                    q.quarter(),
+                    10 + i % 5
+                ));
+                values.push((a.orgnr, q, tapte, mulige));
+            }
+        }
+        let response = app
+            .as_direktorat(Method::POST, "/v1/statistics")
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 201);
+        let before = app.audit_count().await;
+        let body = app
+            .direktorat_call(
+                Method::GET,
+                "/v1/trials/est/estimates?weights=firm",
+                None,
+                200,
+            )
+            .await;
+        assert_eq!(app.audit_count().await, before + 1, "the read is audited");
+        assert_eq!(body["vintage"], 1);
+        let estimates = body["estimates"].as_array().expect("estimates");
+        assert!(!estimates.is_empty(), "{body}");
+        // The same rows through the library.
+        let units: Vec<AssignedUnit> = assigned
+            .iter()
+            .map(|a| AssignedUnit {
+                orgnr: a.orgnr,
+                arm: a.arm.clone(),
+                stratum: format!("{}:{}", a.wave, a.stratum),
+                klynge: a.klynge.map(|k| k.to_string()),
+            })
+            .collect();
+        let windows = Windows {
+            randomized_at: "2025K1".parse().expect("quarter"),
+            pre: 8,
+            post: 12,
+        };
+        let data = StudyData::from_values(windows, units, values).expect("data");
+        let mut opts = Options::all("kontroll");
+        opts.weights = vec![ia_rct::estimate::Weighting::Firm];
+        let report = estimate::estimate(&data, &opts).expect("estimates");
+        assert_eq!(estimates.len(), report.estimates.len());
+        for (served, local) in estimates.iter().zip(&report.estimates) {
+            assert_eq!(served["estimator"], local.estimator.as_str());
+            assert_eq!(served["arm"], local.arm.as_str());
+            // Same rows, same code: equal up to the last bits of the stored doubles.
+            let same = |key: &str, want: f64| {
+                served[key]
+                    .as_f64()
+                    .is_some_and(|got| (got - want).abs() <= 1e-12 * want.abs())
+            };
+            assert!(same("estimate", local.estimate), "{served} vs {local:?}");
+            assert!(same("std_error", local.std_error), "{served} vs {local:?}");
+        }
+        let did = estimates
+            .iter()
+            .find(|e| {
+                e["estimator"] == "did_twfe" && e["arm"] == "bred_prosess" && e["se_type"] == "CR1"
+            })
+            .expect("did_twfe");
+        assert!(
+            (did["estimate"].as_f64().expect("estimate") + 3.0).abs() < 0.5,
+            "{did}"
+        );
+        assert_eq!(did["confirmatory"], true);
+        assert!(did["p_holm"].as_f64().is_some());
+        assert_eq!(did["data_vintage"], "1");
+        assert!(did["protocol_hash"].as_str().is_some_and(|h| h.len() == 64));
+        let lin = estimates
+            .iter()
+            .find(|e| e["estimator"] == "itt_lin")
+            .expect("itt_lin");
+        assert_eq!(
+            lin["confirmatory"], false,
+            "itt_lin is exploratory in this protocol"
+        );
+
+        // A researcher sees the same estimates (every arm has well over 5 firms).
+        let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+        let response = app
+            .client
+            .get(app.url("/v1/trials/est/estimates?weights=firm&estimator=did_twfe"))
+            .bearer_auth(&forsker.secret)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 200);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(
+            body["estimates"].as_array().map(Vec::len),
+            Some(2 * 3),
+            "CR1 and CR2 for three arms: {body}"
+        );
+        // A vintage before any upload: nothing to estimate from.
+        let body = app
+            .direktorat_call(Method::GET, "/v1/trials/est/estimates?vintage=0", None, 409)
+            .await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("no NAV statistics")),
+            "{body}"
+        );
+    }
+
+    crate::on_both_backends!(the_service_estimates_every_arm_from_the_register);
+}

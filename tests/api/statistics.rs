@@ -441,7 +441,239 @@ async fn what_is_uploaded_reads_back_exactly(backend: Backend) {
     }
 }
 
+/// NAV `virksomhet_metadata.json` rows for some firms and one quarter, every firm in sektor
+/// `sektor` (NAV's code or name).
+fn metadata_json(firms: &[Orgnr], year: i32, quarter: u32, sektor: &str) -> String {
+    let rows: Vec<Value> = firms
+        .iter()
+        .map(|orgnr| {
+            json!({
+                "årstall": year,
+                "kvartal": quarter,
+                "orgnr": orgnr.to_string(),
+                "sektor": sektor,
+                "primærnæring": "88",
+                "primærnæringskode": "88.911",
+                "rectype": "2"
+            })
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("json")
+}
+
+async fn metadata(app: &TestApp, orgnr: Orgnr, vintage: Option<i64>) -> Value {
+    let path = match vintage {
+        Some(v) => format!("/v1/statistics/metadata?orgnr={orgnr}&vintage={v}"),
+        None => format!("/v1/statistics/metadata?orgnr={orgnr}"),
+    };
+    app.direktorat_call(Method::GET, &path, None, 200).await
+}
+
+/// NAV's metadata take the statistics' path: uploaded twice it is unchanged, a revised sector is a
+/// new vintage beside the old, and a firm's metadata read back as of either vintage, audited.
+async fn metadata_are_versioned_like_the_statistics(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(40);
+    let body = metadata_json(&firms, 2024, 2, "3");
+    let (status, first, _) = upload(&app, body.clone(), None).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["receipt"]["kind"], "metadata");
+    assert_eq!(first["receipt"]["inserted"], firms.len());
+    let (status, second, _) = upload(&app, body.clone(), None).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["outcome"], "unchanged");
+    assert_eq!(second["receipt"]["unchanged"], firms.len());
+
+    // One firm moves to KOMMUNAL (given by name this time); NDJSON, as NAV also publishes it.
+    let mut rows: Vec<Value> = serde_json::from_str(&body).expect("rows");
+    rows[7]["sektor"] = json!("KOMMUNAL");
+    let ndjson: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    let (status, third, _) = upload(&app, ndjson, Some("metadata-2024K2-rev")).await;
+    assert_eq!(status, 201, "{third}");
+    assert_eq!(third["receipt"]["revised"], 1);
+    assert_eq!(third["receipt"]["unchanged"], firms.len() - 1);
+
+    let first_vintage = first["receipt"]["vintage"].as_i64().expect("vintage");
+    let latest = metadata(&app, firms[7], None).await;
+    assert_eq!(latest["quarters"].as_array().expect("quarters").len(), 1);
+    assert_eq!(latest["quarters"][0]["sektor"], "KOMMUNAL");
+    assert_eq!(latest["quarters"][0]["primaernaringskode"], "88911");
+    assert_eq!(
+        latest["quarters"][0]["vintage"],
+        third["receipt"]["vintage"]
+    );
+    let audit = app.last_audit().await;
+    assert_eq!(audit.route, "/v1/statistics/metadata");
+    assert_eq!(audit.object_ids, vec![format!("orgnr:{}", firms[7])]);
+    let before = metadata(&app, firms[7], Some(first_vintage)).await;
+    assert_eq!(
+        before["quarters"][0]["sektor"], "PRIVAT",
+        "the first vintage stays"
+    );
+    assert_eq!(before["quarters"][0]["vintage"], first_vintage);
+
+    // The statistics and the metadata share vintages but not values.
+    assert!(
+        app.store
+            .statistics_values(firms[7], None)
+            .await
+            .expect("values")
+            .is_empty()
+    );
+    let vintages = app
+        .direktorat_call(Method::GET, "/v1/statistics/vintages", None, 200)
+        .await;
+    let kinds: Vec<&str> = vintages["vintages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["metadata"; 3]);
+
+    // The metadata are firm-level: the directorate's only.
+    let forsker = make_token(
+        app.store.as_ref(),
+        "Forsker",
+        ia_rct::domain::Role::Forsker,
+        None,
+    )
+    .await;
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/statistics/metadata?orgnr={}", firms[0])))
+        .bearer_auth(&forsker.secret)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 403);
+    let response = app
+        .as_direktorat(Method::GET, "/v1/statistics/metadata?orgnr=12345678")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 422);
+}
+
+/// A metadata upload with one bad row is refused whole, naming the row and the field.
+async fn one_bad_metadata_row_refuses_the_upload(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(20);
+    let mut rows: Vec<Value> =
+        serde_json::from_str(&metadata_json(&firms, 2024, 3, "1")).expect("rows");
+    rows[11]["sektor"] = json!("9");
+    let (status, body, _) = upload(&app, serde_json::to_string(&rows).expect("json"), None).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["total"], 1);
+    let error = &body["error"]["details"]["errors"][0];
+    assert_eq!(error["row"], 12);
+    assert_eq!(error["field"], "sektor");
+    assert!(
+        app.store
+            .statistics_uploads(None)
+            .await
+            .expect("uploads")
+            .is_empty()
+    );
+    let read = metadata(&app, firms[0], None).await;
+    assert_eq!(read["quarters"], json!([]), "nothing written");
+
+    // The command line takes the same path.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("virksomhet_metadata.json");
+    std::fs::write(&file, metadata_json(&firms, 2024, 3, "1")).expect("write");
+    let out = std::process::Command::new(crate::helpers::BIN)
+        .args(["--database-url", &app.db.url, "ingest"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("20 inserted"), "{stderr}");
+    let read = metadata(&app, firms[0], None).await;
+    assert_eq!(read["quarters"][0]["sektor"], "STATLIG");
+}
+
+/// Firm-quarters are compared with the register only in quarters it has: an upload of one known
+/// and one new quarter inserts the new and leaves the known unchanged; and out-of-order rows over
+/// several chunks still have every duplicate named.
+async fn known_and_new_quarters_and_duplicates_out_of_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(3300);
+    assert!(firms.len() > 2900, "two chunks of one quarter");
+    let (status, _, _) = upload(&app, virksomhet_json(&firms, 2024, 1, 0.0), None).await;
+    assert_eq!(status, 201);
+    // 2024K1 again (known) and 2024K2 (new), by quarter then firm: three chunks.
+    let mut rows: Vec<Value> =
+        serde_json::from_str(&virksomhet_json(&firms, 2024, 1, 0.0)).expect("rows");
+    let second: Vec<Value> =
+        serde_json::from_str(&virksomhet_json(&firms, 2024, 2, 0.0)).expect("rows");
+    rows.extend(second);
+    let (status, body, _) = upload(&app, serde_json::to_string(&rows).expect("json"), None).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["receipt"]["inserted"], firms.len());
+    assert_eq!(body["receipt"]["unchanged"], firms.len());
+    assert_eq!(
+        app.store
+            .statistics_values(firms[3], None)
+            .await
+            .expect("values")
+            .len(),
+        2
+    );
+
+    // 2024K3: sorted for the first chunk (written straight into the register), then out of order,
+    // with one firm-quarter of the first chunk and one of the second given again.
+    let mut rows: Vec<Value> =
+        serde_json::from_str(&virksomhet_json(&firms, 2024, 3, 0.0)).expect("rows");
+    rows.swap(2600, 2700);
+    let early = rows[10].clone();
+    let late = rows[2650].clone();
+    rows.insert(2800, early);
+    rows.push(late);
+    let (status, body, _) = upload(&app, serde_json::to_string(&rows).expect("json"), None).await;
+    assert_eq!(status, 422, "{body}");
+    let errors = body["error"]["details"]["errors"]
+        .as_array()
+        .expect("errors");
+    assert_eq!(body["error"]["details"]["total"], 2, "{body}");
+    assert_eq!(errors[0]["row"], 2801);
+    assert!(
+        errors[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("twice") && r.contains("before row 2501")),
+        "{errors:?}"
+    );
+    assert_eq!(errors[1]["row"], rows.len());
+    assert!(
+        errors[1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("first on row 2651")),
+        "{errors:?}"
+    );
+    assert!(
+        app.store
+            .statistics_values(firms[10], None)
+            .await
+            .expect("values")
+            .iter()
+            .all(|v| v.kvartal != 3),
+        "nothing of the refused upload was written"
+    );
+    assert_eq!(
+        app.store
+            .statistics_uploads(None)
+            .await
+            .expect("uploads")
+            .len(),
+        2
+    );
+}
+
 on_both_backends!(
+    metadata_are_versioned_like_the_statistics,
+    one_bad_metadata_row_refuses_the_upload,
+    known_and_new_quarters_and_duplicates_out_of_order,
     what_is_uploaded_reads_back_exactly,
     the_same_quarter_twice_is_unchanged_and_a_revision_keeps_the_old_vintage,
     one_bad_row_refuses_the_upload_naming_row_and_field,

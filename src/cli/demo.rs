@@ -1,0 +1,346 @@
+//! `ia-rct demo`: the whole trial on an embedded SQLite database in a temporary folder, through the
+//! service's own HTTP routes (in process, with a direktorat token): register the protocol, ingest
+//! NAV statistics for the baseline, enroll a simulated register, randomize with the protocol's
+//! published demonstration seed, ingest the follow-up statistics (with known effects), and print
+//! the estimates a researcher would read.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use tower::ServiceExt;
+
+use crate::auth::{TokenSpec, generate_token};
+use crate::config::HttpConfig;
+use crate::domain::Role;
+use crate::estimate::{Report, format_table};
+use crate::http::{self, AppState};
+use crate::protocol::Protocol;
+use crate::randomization::files::read_assignment;
+use crate::simulate::{self, Effects, OutputFormat, Panel, StatsWriter};
+use crate::storage::{self, NewToken, StoreOptions};
+
+use super::simulate::{DEFAULT_PROTOCOL, parse_effect};
+
+/// Options of `demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Firms in the simulated register (about a third are eligible under the protocol).
+    #[arg(long, default_value_t = 20_000)]
+    pub firms: usize,
+    /// Seed of the simulated register and statistics.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// True effects in percentage points per arm, from the randomization quarter on.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = parse_effect,
+        default_value = "bred_prosess=-0.8,ledere=-0.4,digital=-0.2"
+    )]
+    pub effect: Vec<(String, f64)>,
+    /// Keep the database and files in this folder (default: a temporary folder, removed after).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print the estimates as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Client {
+    app: axum::Router,
+    token: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        expected: StatusCode,
+    ) -> anyhow::Result<Vec<u8>> {
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .context("request")?;
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .context("the service failed")?;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .context("response body")?;
+        if status != expected {
+            bail!(
+                "{method} {path} answered {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(2000)])
+            );
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+fn step(started: Instant, what: &str) {
+    eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
+}
+
+/// Runs `demo`.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.firms < 100 {
+        bail!("--firms must be at least 100 for a trial with strata");
+    }
+    let started = Instant::now();
+    let (dir, temporary) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            (
+                std::env::temp_dir().join(format!("ia-rct-demo-{}-{nanos}", std::process::id())),
+                true,
+            )
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let result = demo(&args, &dir, started).await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn demo(args: &DemoArgs, dir: &std::path::Path, started: Instant) -> anyhow::Result<()> {
+    let url = format!("sqlite://{}", dir.join("ia-rct-demo.db").display());
+    let store = storage::connect(&url, StoreOptions::default())
+        .await
+        .with_context(|| format!("could not open {url}"))?;
+    step(
+        started,
+        &format!("embedded SQLite database at {}", dir.display()),
+    );
+    let generated = generate_token()?;
+    let spec =
+        TokenSpec::new("demo", Role::Direktorat, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let audit = super::cli_audit("token create", 201);
+    store
+        .create_token(
+            &NewToken {
+                name: spec.name,
+                role: spec.role,
+                fylke: spec.fylke,
+                hash: generated.hash,
+                created_by: super::cli_operator(),
+            },
+            &audit,
+        )
+        .await?;
+    let state = AppState::new(Arc::clone(&store), HttpConfig::default());
+    let client = Client {
+        app: http::app(state),
+        token: generated.secret,
+    };
+
+    // The protocol.
+    let protocol = Protocol::from_toml(DEFAULT_PROTOCOL).context("the built-in protocol")?;
+    let id = protocol.id.clone();
+    client
+        .call(
+            Method::POST,
+            "/v1/trials",
+            "application/toml",
+            DEFAULT_PROTOCOL.into(),
+            StatusCode::CREATED,
+        )
+        .await?;
+    for to in ["registered", "enrolling"] {
+        client
+            .call(
+                Method::POST,
+                &format!("/v1/trials/{id}/transitions"),
+                "application/json",
+                serde_json::to_vec(&serde_json::json!({ "to": to }))?,
+                StatusCode::OK,
+            )
+            .await?;
+    }
+    step(
+        started,
+        &format!(
+            "registered protocol {id} ({} arms) and opened enrollment",
+            protocol.arms.len()
+        ),
+    );
+
+    // Simulated register and NAV statistics over the baseline and follow-up windows.
+    let firms = simulate::register(args.firms, args.seed);
+    let follow = &protocol.follow_up;
+    let r = follow.randomization_quarter;
+    let first = r
+        .plus(-(follow.pre_quarters as i32))
+        .context("the follow-up window")?
+        .min(protocol.baseline.from);
+    let last = r
+        .plus(follow.post_quarters as i32 - 1)
+        .context("the follow-up window")?;
+    let quarters = u32::try_from(last - first + 1).context("quarters")?;
+    let panel = Panel::new(&firms, args.seed, first, quarters)?;
+    let before = r.plus(-1).context("quarter before randomization")?;
+    let mut writer = StatsWriter::new(Vec::new(), OutputFormat::DvhCsv)?;
+    for row in panel.rows_through(None, before) {
+        writer.write(&row)?;
+    }
+    let (baseline_csv, baseline_rows) = writer.finish()?;
+    client
+        .call(
+            Method::POST,
+            "/v1/statistics",
+            "text/csv",
+            baseline_csv,
+            StatusCode::CREATED,
+        )
+        .await?;
+    step(
+        started,
+        &format!("ingested {baseline_rows} firm-quarters of NAV statistics, {first} to {before}"),
+    );
+
+    let register = simulate::register_csv(&firms);
+    client
+        .call(
+            Method::POST,
+            &format!("/v1/trials/{id}/enrollment"),
+            "text/csv",
+            register.into_bytes(),
+            StatusCode::CREATED,
+        )
+        .await?;
+    step(
+        started,
+        &format!(
+            "enrolled a register of {} firms (eligibility from the baseline statistics)",
+            firms.len()
+        ),
+    );
+
+    let seed = format!("{id}-demo-wave-1");
+    client
+        .call(
+            Method::POST,
+            &format!("/v1/trials/{id}/randomize"),
+            "application/json",
+            serde_json::to_vec(&serde_json::json!({ "seed": seed }))?,
+            StatusCode::CREATED,
+        )
+        .await?;
+    let csv = client
+        .call(
+            Method::GET,
+            &format!("/v1/trials/{id}/draws/1/assignment.csv"),
+            "text/plain",
+            Vec::new(),
+            StatusCode::OK,
+        )
+        .await?;
+    let assignment = read_assignment(&String::from_utf8(csv)?)
+        .map_err(|e| anyhow::anyhow!("the published assignment: {e:?}"))?;
+    let mut per_arm: BTreeMap<&str, usize> = BTreeMap::new();
+    for row in &assignment.rows {
+        *per_arm.entry(row.arm.as_str()).or_default() += 1;
+    }
+    step(
+        started,
+        &format!(
+            "randomized wave 1 with the published seed `{seed}`: {}",
+            per_arm
+                .iter()
+                .map(|(a, n)| format!("{a} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+
+    let effects_map: BTreeMap<String, f64> = args.effect.iter().cloned().collect();
+    let effects = Effects::from_assignment(r, &assignment, &effects_map);
+    let mut writer = StatsWriter::new(Vec::new(), OutputFormat::DvhCsv)?;
+    for row in panel.rows(Some(&effects)).filter(|row| row.quarter >= r) {
+        writer.write(&row)?;
+    }
+    let (follow_csv, follow_rows) = writer.finish()?;
+    client
+        .call(
+            Method::POST,
+            "/v1/statistics",
+            "text/csv",
+            follow_csv,
+            StatusCode::CREATED,
+        )
+        .await?;
+    step(
+        started,
+        &format!(
+            "ingested {follow_rows} follow-up firm-quarters, {r} to {last}, with true effects {}",
+            args.effect
+                .iter()
+                .map(|(a, e)| format!("{a} {e:+}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+
+    let body = client
+        .call(
+            Method::GET,
+            &format!("/v1/trials/{id}/estimates"),
+            "application/json",
+            Vec::new(),
+            StatusCode::OK,
+        )
+        .await?;
+    step(started, "estimated (GET /v1/trials/{id}/estimates)");
+    store.close().await;
+    if args.json {
+        println!("{}", String::from_utf8_lossy(&body));
+        return Ok(());
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(&body)?;
+    let report = Report {
+        estimates: serde_json::from_value(value["estimates"].take())?,
+        tests: serde_json::from_value(value["tests"].take())?,
+        skipped: serde_json::from_value(value["skipped"].take())?,
+        attrition: serde_json::from_value(value["attrition"].take())?,
+    };
+    println!(
+        "\nia-rct demo: trial {id}, protocol {}, statistics vintage {}, randomized {r}, \
+         {} quarters before and {} after\n",
+        value["protocol_hash"]
+            .as_str()
+            .map_or("", |h| &h[..12.min(h.len())]),
+        value["vintage"],
+        follow.pre_quarters,
+        follow.post_quarters
+    );
+    print!("{}", format_table(&report));
+    println!(
+        "\ntrue effects used by the simulation (percentage points): {}",
+        args.effect
+            .iter()
+            .map(|(a, e)| format!("{a} {e:+}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}

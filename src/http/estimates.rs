@@ -1,0 +1,288 @@
+//! `GET /v1/trials/{id}/estimates`: the effect estimates of protocols/ANALYSIS.md over the trial's
+//! randomized firms and the statistics register, as of a vintage; confirmatory estimates (the
+//! protocol's analysis plan) are marked and Holm-adjusted, the rest are exploratory.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use super::trials::not_found;
+use crate::auth::Caller;
+use crate::domain::{Quarter, Role};
+use crate::estimate::{
+    self, AssignedUnit, Attrition, Estimate, EstimateError, Estimator, Options, Skipped, StudyData,
+    WaldTest, Weighting, Windows,
+};
+use crate::storage::statistics::UploadKind;
+
+/// Below this many firms in an arm nothing is shown outside the directorate (NAV's rule).
+const MIN_FIRMS: usize = 5;
+
+/// Query of `GET /v1/trials/{id}/estimates`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EstimatesParams {
+    /// The statistics vintage (default: latest).
+    pub vintage: Option<i64>,
+    /// Comma-separated estimators (default: all): itt_dim, itt_ancova, itt_lin, did_twfe, event_study.
+    pub estimator: Option<String>,
+    /// `firm`, `dagsverk` or `both` (default: the protocol's analysis plan).
+    pub weights: Option<String>,
+    /// Also report did_twfe with CR2 and Satterthwaite df (default true).
+    pub cr2: Option<bool>,
+}
+
+/// The estimates of one trial.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EstimatesResponse {
+    /// The trial.
+    pub trial: String,
+    /// The protocol version's hash.
+    pub protocol_hash: String,
+    /// The statistics vintage used (the latest upload at or before the one asked for).
+    pub vintage: Option<i64>,
+    /// The randomization quarter (relative time 0).
+    pub randomized_at: String,
+    /// Quarters before randomization in the analysis.
+    pub pre_quarters: u32,
+    /// Quarters from randomization on.
+    pub post_quarters: u32,
+    /// Every estimate with the fields of statistics.md §A.4.
+    #[schema(value_type = Vec<Object>)]
+    pub estimates: Vec<Estimate>,
+    /// Joint tests (the event study's pre-trend test).
+    #[schema(value_type = Vec<Object>)]
+    pub tests: Vec<WaldTest>,
+    /// Estimates not computed (or withheld), with the reason.
+    #[schema(value_type = Vec<Object>)]
+    pub skipped: Vec<Skipped>,
+    /// Firms without post-period data, by arm (counts under 5 hidden outside the directorate).
+    #[schema(value_type = Vec<Object>)]
+    pub attrition: Vec<serde_json::Value>,
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::Invalid {
+        message: message.clone(),
+        details: serde_json::json!({ "errors": [{ "field": "query", "reason": message }] }),
+    }
+}
+
+/// Effect estimates for every arm against control: ITT (difference in means, ANCOVA, Lin) and
+/// TWFE difference in differences with its event study (protocols/ANALYSIS.md). Outside the
+/// directorate, contrasts with an arm of fewer than 5 firms are withheld.
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/estimates", tag = "estimates",
+    params(("id" = String, Path, description = "The trial id"), EstimatesParams),
+    responses(
+        (status = 200, body = EstimatesResponse),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)
+    )
+)]
+pub async fn get_estimates(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<EstimatesParams>,
+) -> Result<Json<EstimatesResponse>, ApiError> {
+    let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
+    let protocol = &trial.protocol;
+    let estimators = match params.estimator.as_deref() {
+        None | Some("all") => Estimator::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|n| {
+                Estimator::from_name(n.trim())
+                    .ok_or_else(|| bad(format!("unknown estimator {n:?}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let weights = match params.weights.as_deref() {
+        None => {
+            let w: Vec<Weighting> = protocol
+                .analysis
+                .weights
+                .iter()
+                .filter_map(|w| match w.as_str() {
+                    "firm" => Some(Weighting::Firm),
+                    "dagsverk" => Some(Weighting::Dagsverk),
+                    _ => None,
+                })
+                .collect();
+            if w.is_empty() {
+                vec![Weighting::Firm, Weighting::Dagsverk]
+            } else {
+                w
+            }
+        }
+        Some("firm") => vec![Weighting::Firm],
+        Some("dagsverk") => vec![Weighting::Dagsverk],
+        Some("both") => vec![Weighting::Firm, Weighting::Dagsverk],
+        Some(other) => {
+            return Err(bad(format!(
+                "weights {other:?}: use firm, dagsverk or both"
+            )));
+        }
+    };
+    let control = protocol
+        .arms
+        .iter()
+        .find(|a| a.control)
+        .map(|a| a.id.clone())
+        .ok_or_else(|| ApiError::Conflict("the protocol has no control arm".into()))?;
+    let follow = &protocol.follow_up;
+    let windows = Windows {
+        randomized_at: follow.randomization_quarter,
+        pre: follow.pre_quarters,
+        post: follow.post_quarters,
+    };
+    let (from, to) = windows
+        .span()
+        .ok_or_else(|| ApiError::Conflict("the follow-up window leaves the calendar".into()))?;
+    let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
+    if assignments.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "trial `{id}` has no randomized firms yet; POST /v1/trials/{id}/randomize first"
+        )));
+    }
+    let vintage = state
+        .store
+        .statistics_uploads(None)
+        .await?
+        .iter()
+        .filter(|r| r.kind == UploadKind::Statistics)
+        .map(|r| r.vintage)
+        .filter(|v| params.vintage.is_none_or(|want| *v <= want))
+        .max();
+    let rows = state
+        .store
+        .trial_panel(&id, from, to, params.vintage)
+        .await?;
+    let units: Vec<AssignedUnit> = assignments
+        .iter()
+        .map(|a| AssignedUnit {
+            orgnr: a.orgnr,
+            arm: a.arm.clone(),
+            // Strata are formed per wave (RANDOMIZATION.md); block on (wave, stratum).
+            stratum: format!("{}:{}", a.wave, a.stratum),
+            klynge: a.klynge.map(|k| k.to_string()),
+        })
+        .collect();
+    let mut values = Vec::with_capacity(rows.len());
+    for r in rows {
+        let orgnr = r
+            .orgnr
+            .parse()
+            .map_err(|e| ApiError::Internal(format!("stored orgnr {}: {e}", r.orgnr)))?;
+        let quarter = Quarter::new(r.arstall, r.kvartal)
+            .map_err(|e| ApiError::Internal(format!("stored quarter: {e}")))?;
+        values.push((orgnr, quarter, r.tapte, r.mulige));
+    }
+    if values.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "no NAV statistics for the trial's firms from {from} to {to}{}; POST /v1/statistics first",
+            params
+                .vintage
+                .map(|v| format!(" as of vintage {v}"))
+                .unwrap_or_default()
+        )));
+    }
+    let mut opts = Options::all(&control);
+    opts.estimators = estimators;
+    opts.weights = weights;
+    opts.conf_level = 1.0 - protocol.analysis.alpha;
+    opts.did_cr2 = params.cr2.unwrap_or(true);
+    opts.confirmatory = protocol
+        .analysis
+        .confirmatory
+        .iter()
+        .filter_map(|n| Estimator::from_name(n))
+        .collect();
+    opts.protocol_hash = Some(trial.content_hash.clone());
+    opts.data_vintage = vintage.map(|v| v.to_string());
+    let report = tokio::task::spawn_blocking(move || {
+        let data = StudyData::from_values(windows, units, values)?;
+        estimate::estimate(&data, &opts)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("estimation task: {e}")))?
+    .map_err(|e| match e {
+        EstimateError::Internal(m) => ApiError::Internal(m),
+        other => ApiError::Conflict(other.to_string()),
+    })?;
+    let open = caller.role == Role::Direktorat;
+    let small: BTreeMap<&str, bool> = report
+        .attrition
+        .iter()
+        .map(|a| (a.arm.as_str(), a.with_post_data < MIN_FIRMS))
+        .collect();
+    let withheld = |arm: &str| {
+        !open
+            && (small.get(arm).copied().unwrap_or(true)
+                || small.get(control.as_str()).copied().unwrap_or(true))
+    };
+    let mut skipped = report.skipped.clone();
+    let mut estimates = Vec::new();
+    for e in report.estimates {
+        if withheld(&e.arm) {
+            if !skipped
+                .iter()
+                .any(|s| s.arm == e.arm && s.estimator == e.estimator && s.weights == e.weights)
+            {
+                skipped.push(Skipped {
+                    estimator: e.estimator.clone(),
+                    arm: e.arm.clone(),
+                    weights: e.weights.clone(),
+                    se_type: None,
+                    error: format!("withheld: fewer than {MIN_FIRMS} firms with data in an arm"),
+                });
+            }
+        } else {
+            estimates.push(e);
+        }
+    }
+    let tests = report
+        .tests
+        .into_iter()
+        .filter(|t| !withheld(&t.arm))
+        .collect();
+    let attrition = report
+        .attrition
+        .iter()
+        .map(|a: &Attrition| {
+            let count = |n: usize| {
+                if open || n >= MIN_FIRMS || n == 0 {
+                    serde_json::json!(n)
+                } else {
+                    serde_json::Value::Null
+                }
+            };
+            serde_json::json!({
+                "arm": a.arm,
+                "assigned": count(a.assigned),
+                "with_post_data": count(a.with_post_data),
+                "no_post_data": count(a.no_post_data),
+                "no_pre_data": count(a.no_pre_data),
+            })
+        })
+        .collect();
+    Ok(Json(EstimatesResponse {
+        trial: id,
+        protocol_hash: trial.content_hash,
+        vintage,
+        randomized_at: follow.randomization_quarter.to_string(),
+        pre_quarters: follow.pre_quarters,
+        post_quarters: follow.post_quarters,
+        estimates,
+        tests,
+        skipped,
+        attrition,
+    }))
+}

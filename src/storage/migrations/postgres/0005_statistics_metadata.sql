@@ -1,0 +1,47 @@
+-- NAV's virksomhet_metadata (sector and primary næring per firm-quarter), versioned by upload like
+-- the statistics, and the quarters each register has (PostgreSQL). Kept in step with migrations/sqlite/0005_statistics_metadata.sql.
+
+-- What an upload brought: sickness statistics (every upload before this migration) or metadata.
+-- Both kinds share one sequence of vintages and one receipt table.
+ALTER TABLE statistics_uploads ADD COLUMN kind TEXT NOT NULL DEFAULT 'statistics'
+    CHECK (kind IN ('statistics', 'metadata'));
+
+-- Every metadata value ever accepted for a firm-quarter; a revision is a new row with a later
+-- vintage (statistics_uploads.id, written in the same transaction) and the old row stays.
+CREATE TABLE statistics_metadata (
+    orgnr              TEXT    NOT NULL CHECK (length(orgnr) = 9),
+    arstall            INTEGER NOT NULL,
+    kvartal            INTEGER NOT NULL CHECK (kvartal BETWEEN 1 AND 4),
+    vintage            BIGINT  NOT NULL,
+    sektor             TEXT    NOT NULL CHECK (sektor IN ('STATLIG', 'KOMMUNAL', 'PRIVAT', 'UKJENT')),
+    primaernaring      TEXT    CHECK (length(primaernaring) = 2),
+    primaernaringskode TEXT    CHECK (length(primaernaringskode) = 5),
+    rectype            TEXT,
+    PRIMARY KEY (orgnr, arstall, kvartal, vintage)
+);
+
+-- The quarters in which each register has values: how an upload knows, without an index on the
+-- registers' quarters (which would cost a third of the time of writing a national quarter), that
+-- a quarter is new to the register and its rows can be written straight in. Written in the
+-- transaction of the upload that brings a quarter's first values.
+CREATE TABLE statistics_quarters (
+    kind    TEXT    NOT NULL CHECK (kind IN ('statistics', 'metadata')),
+    arstall INTEGER NOT NULL,
+    kvartal INTEGER NOT NULL CHECK (kvartal BETWEEN 1 AND 4),
+    PRIMARY KEY (kind, arstall, kvartal)
+);
+
+INSERT INTO statistics_quarters (kind, arstall, kvartal)
+    SELECT DISTINCT 'statistics', arstall, kvartal FROM statistics;
+
+-- Its only use was finding whether a quarter is in the register; statistics_quarters answers that.
+DROP INDEX statistics_quarter;
+
+CREATE TRIGGER statistics_metadata_refuse_change BEFORE UPDATE OR DELETE ON statistics_metadata
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER statistics_metadata_refuse_truncate BEFORE TRUNCATE ON statistics_metadata
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER statistics_quarters_refuse_change BEFORE UPDATE OR DELETE ON statistics_quarters
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER statistics_quarters_refuse_truncate BEFORE TRUNCATE ON statistics_quarters
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
