@@ -1,0 +1,182 @@
+# R half of notebooks/check_unseen.py: the reference calls of notebooks/estimates_reference.R that
+# produce the fixture rows (not its cross-check variants, which make it slow on a 1000-firm draw).
+#
+#     LC_ALL=C Rscript --vanilla notebooks/check_unseen.R <tmpdir>
+#
+# Input and output are those of estimates_reference.R: <tmpdir>/meta.csv (arm, clustered,
+# use_bmiss, panel), <tmpdir>/firm_<arm>.csv and <tmpdir>/panel_<arm>.csv with every double as a
+# C99 hex float, and <tmpdir>/r_out.csv with the same columns and variant names. The helpers
+# (read_hex, hx, emit, emit_err, emit_estimatr, dropped_names, build) are taken from
+# estimates_reference.R itself: its top-level expressions are evaluated up to its main loop.
+#
+# Calls, exactly as estimates_reference.R makes them:
+#   itt_dim     difference_in_means(y ~ z, blocks = stratum [, clusters = cl] [, weights = m])
+#   itt_ancova  lm_robust(y ~ z + b [+ bmiss], fixed_effects = ~stratum, se_type = HC2|CR2 ...)
+#               and the same with + factor(stratum) (used when estimatr refuses fixed_effects)
+#   itt_lin     lm_lin(y ~ z, covariates = ~ b [+ bmiss] + factor(stratum), se_type = HC2|CR2 ...)
+#   did_twfe    clubSandwich vcovCR(lm(r ~ d + factor(orgnr) + factor(kvartal) [, weights = w]),
+#               cluster = cl, type = "CR2" [, inverse_var = FALSE when weighted]) + coef_test and
+#               conf_int (Satterthwaite); weighted, by default, estimatr lm_robust(r ~ d +
+#               factor(orgnr) + factor(kvartal), clusters = cl, se_type = "CR2", weights = w)
+#               instead (the same numbers; see below), unless CHECK_UNSEEN_CLUB_WEIGHTED=1
+# Unlike estimates_reference.R, a job with panel = 0 still gets itt_ancova and itt_lin (check_unseen
+# uses such jobs for a contrast restricted to the strata having both arms).
+
+suppressPackageStartupMessages({
+  library(estimatr)
+  library(clubSandwich)
+  library(sandwich)
+})
+
+here <- local({
+  a <- commandArgs(trailingOnly = FALSE)
+  f <- sub("^--file=", "", a[grepl("^--file=", a)])
+  if (length(f) == 1) dirname(normalizePath(f)) else "notebooks"
+})
+ref_exprs <- parse(file.path(here, "estimates_reference.R"))
+found_main <- FALSE
+for (e in ref_exprs) {
+  if (is.call(e) && identical(e[[1]], as.name("<-")) && identical(e[[2]], as.name("meta"))) {
+    found_main <- TRUE
+    break
+  }
+  eval(e, globalenv())
+}
+if (!found_main) stop("estimates_reference.R changed: no `meta <- ...` line to stop at")
+# now defined: args, wd, NUMERIC, read_hex, hx, OUT, emit, FIELDS, emit_err, emit_estimatr,
+# dropped_names, build
+
+meta <- read.csv(file.path(wd, "meta.csv"), colClasses = "character")
+
+for (k in seq_len(nrow(meta))) {
+  arm <- meta$arm[k]
+  clustered <- meta$clustered[k] == "1"
+  use_bmiss <- meta$use_bmiss[k] == "1"
+  do_panel <- meta$panel[k] == "1"
+  fd <- read_hex(file.path(wd, paste0("firm_", arm, ".csv")))
+  fd$stratum <- factor(fd$stratum)
+  first_level <- levels(fd$stratum)[1]
+  if (do_panel) pd <- read_hex(file.path(wd, paste0("panel_", arm, ".csv")))
+
+  for (wt in c("firm", "dagsverk")) {
+    wextra <- if (wt == "dagsverk") list(weights = quote(m)) else list()
+    cextra <- if (clustered) list(clusters = quote(cl)) else list()
+
+    # ---------------------------------------------------------------- itt_dim
+    wmsg <- character(0)
+    tryCatch(withCallingHandlers({
+      f <- build("difference_in_means", y ~ z, fd, c(list(blocks = quote(stratum)), cextra, wextra))
+      emit_estimatr(f, "z", arm, wt, "itt_dim", "estimatr", "difference_in_means",
+                    note = paste0("nblocks=", f$nblocks,
+                                  if (length(wmsg)) paste0("|WARNING: ", paste(wmsg, collapse = " / "))
+                                  else ""))
+    }, warning = function(w) {
+      wmsg <<- c(wmsg, gsub("[\r\n]+", " ", conditionMessage(w)))
+      invokeRestart("muffleWarning")
+    }), error = function(e) emit_err(arm, wt, "itt_dim", "estimatr", "difference_in_means", e))
+
+    se_itt <- if (clustered) "CR2" else "HC2"
+    xs <- if (use_bmiss) "z + b + bmiss" else "z + b"
+
+    # ---------------------------------------------------------------- itt_ancova
+    tryCatch({
+      f <- build("lm_robust", as.formula(paste("y ~", xs)), fd,
+                 c(list(fixed_effects = ~stratum, se_type = se_itt), cextra, wextra))
+      emit_estimatr(f, "z", arm, wt, "itt_ancova", "fixed_effects", se_itt,
+                    note = paste0("dropped=", dropped_names(f)))
+    }, error = function(e) emit_err(arm, wt, "itt_ancova", "fixed_effects", se_itt, e))
+    tryCatch({
+      f <- build("lm_robust", as.formula(paste("y ~", xs, "+ factor(stratum)")), fd,
+                 c(list(se_type = se_itt), cextra, wextra))
+      emit_estimatr(f, "z", arm, wt, "itt_ancova", "factor", se_itt,
+                    note = paste0("dropped=", dropped_names(f)))
+    }, error = function(e) emit_err(arm, wt, "itt_ancova", "factor", se_itt, e))
+
+    # ---------------------------------------------------------------- itt_lin
+    tryCatch({
+      cov <- as.formula(paste("~", if (use_bmiss) "b + bmiss" else "b", "+ factor(stratum)"))
+      f <- build("lm_lin", y ~ z, fd, c(list(covariates = cov, se_type = se_itt), cextra, wextra))
+      cn <- names(coef(f))
+      left_out <- !any(cn == paste0("factor(stratum)", first_level, "_c"))
+      emit_estimatr(f, "z", arm, wt, "itt_lin", "lm_lin", se_itt,
+                    note = paste0("dropped=", dropped_names(f), "|first_level_left_out=",
+                                  left_out, "|first_level=", first_level,
+                                  "|ncoef=", length(cn)))
+    }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin", se_itt, e))
+
+    # itt_lin with R lm's rule for collinear columns made explicit (not in estimates_reference.R):
+    # lm_lin's columns (Intercept), z, centered covariates, their interactions with z, in that
+    # order; R's dqrdc2 (qr(), tol 1e-7, what lm() uses) keeps the first linearly independent
+    # ones, and lm_robust fits those. Same numbers as lm_lin when nothing is collinear; when
+    # something is, estimatr's own pivoted QR may drop another column of the collinear set
+    # (ANALYSIS.md §4: "a column that is a linear combination of earlier columns is dropped").
+    tryCatch({
+      mm <- model.matrix(as.formula(paste("~", if (use_bmiss) "b + bmiss" else "b",
+                                          "+ factor(stratum)")), data = fd)[, -1, drop = FALSE]
+      ww <- if (wt == "dagsverk") fd$m else rep(1, nrow(fd))
+      Xc <- sweep(mm, 2, colSums(mm * ww) / sum(ww))
+      X <- cbind(1, fd$z, Xc, fd$z * Xc)
+      colnames(X) <- c("(Intercept)", "z", paste0(colnames(mm), "_c"),
+                       paste0("z:", colnames(mm), "_c"))
+      q <- qr(X * sqrt(ww))
+      keep <- sort(q$pivot[seq_len(q$rank)])
+      if (!(2 %in% keep)) stop("z is collinear")
+      Xk <- X[, keep, drop = FALSE]
+      colnames(Xk) <- paste0("v", seq_len(ncol(Xk)))
+      dl <- data.frame(y = fd$y, cl = fd$cl, m = fd$m)
+      dl$Xk <- Xk
+      f <- build("lm_robust", y ~ 0 + Xk, dl, c(list(se_type = se_itt), cextra, wextra))
+      emit_estimatr(f, "Xkv2", arm, wt, "itt_lin", "lm_lin_lmrule", se_itt,
+                    note = paste0("dropped=", paste(colnames(X)[-keep], collapse = ";")))
+    }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin_lmrule", se_itt, e))
+
+    if (!do_panel) next
+
+    # ---------------------------------------------------------------- did_twfe CR2
+    G <- length(unique(pd$cl))
+    if (wt == "dagsverk" && Sys.getenv("CHECK_UNSEEN_CLUB_WEIGHTED") != "1") {
+      # weighted: clubSandwich's coef_test(Satterthwaite) with inverse_var = FALSE builds
+      # N x N matrices (killed at 13 GB on a 10 000-row panel); estimatr's CR2 on the same dummy
+      # regression is the same estimator (crosscheck.csv of every fixture: SE within 4e-15, df
+      # within 7e-14 of clubSandwich inverse_var = FALSE), the call of estimates_reference.R's
+      # "estimatr_dummies" cross-check
+      tryCatch({
+        f <- build("lm_robust", r ~ d + factor(orgnr) + factor(kvartal), pd,
+                   list(clusters = quote(cl), se_type = "CR2", weights = quote(w)))
+        emit_estimatr(f, "d", arm, wt, "did_twfe", "estimatr_dummies", "CR2")
+      }, error = function(e) emit_err(arm, wt, "did_twfe", "estimatr_dummies", "CR2", e))
+      next
+    }
+    fit <- if (wt == "dagsverk") {
+      lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd, weights = w)
+    } else {
+      lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd)
+    }
+    iv <- if (wt == "dagsverk") "FALSE" else "default"
+    tryCatch({
+      V <- if (iv == "default") {
+        vcovCR(fit, cluster = pd$cl, type = "CR2")
+      } else {
+        vcovCR(fit, cluster = pd$cl, type = "CR2", inverse_var = as.logical(iv))
+      }
+      ct <- coef_test(fit, vcov = V, coefs = "d", test = "Satterthwaite")
+      ci <- conf_int(fit, vcov = V, coefs = "d", test = "Satterthwaite", level = 0.95)
+      emit(arm = arm, weights = wt, estimator = "did_twfe",
+           variant = paste0("clubSandwich_inverse_var=", iv), se_type = "CR2", term = "d",
+           estimate = hx(ct$beta[1]), std_error = hx(ct$SE[1]), df = hx(ct$df_Satt[1]),
+           statistic = hx(ct$tstat[1]), p_value = hx(ct$p_Satt[1]), ci_low = hx(ci$CI_L[1]),
+           ci_high = hx(ci$CI_U[1]), n_obs = hx(nobs(fit)), n_clusters = hx(G), design = "",
+           note = paste0("inverse_var_used=", attr(V, "inverse_var"), "|coef_test_cols=",
+                         paste(names(ct), collapse = ";")))
+    }, error = function(e) emit_err(arm, wt, "did_twfe", paste0("clubSandwich_inverse_var=", iv),
+                                    "CR2", e))
+  }
+}
+
+rows <- lapply(OUT, function(r) {
+  v <- setNames(rep("", length(FIELDS)), FIELDS)
+  for (n in names(r)) v[[n]] <- as.character(r[[n]])
+  v
+})
+df <- as.data.frame(do.call(rbind, rows), stringsAsFactors = FALSE)
+write.csv(df, file.path(wd, "r_out.csv"), row.names = FALSE)
