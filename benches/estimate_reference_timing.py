@@ -391,6 +391,7 @@ def ia_coefs(path: str) -> dict:
 
 
 def fmt_s(x) -> str:
+    """Seconds (milliseconds below 0.1 s)."""
     if x is None:
         return "-"
     if x < 0.1:
@@ -475,6 +476,10 @@ def cmd_report(d: str, label: str) -> None:
                 n_cmp += 1
         if n_cmp == 0:
             notes.append(f"{est}: nothing compared")
+        elif max(d_est, d_se) > 1e-6:
+            notes.append(f"{est}: ia-rct and {ref['tool']} differ (rel {max(d_est, d_se):.1e}): on "
+                         "small data, strata lacking an arm are dropped by ia-rct (ANALYSIS.md §5) "
+                         "and kept by estimatr; otherwise a bug")
         fit = ref["fit_s"]
         lines.append(
             f"{ia_est:<12} {fmt_s(ia_total):>10} {fmt_s(ia_cpu):>8} {fmt_s(ia_only):>8} {ia_mb:>7.0f} "
@@ -493,7 +498,7 @@ def cmd_report(d: str, label: str) -> None:
     if load:
         print(f"ia-rct data step alone (`ia-rct estimate --control` naming no arm: reads the "
               f"assignment and statistics, builds the study, stops): {load[0]:.3f} s wall "
-              f"({fmt_s(load[3])} s CPU), peak {load[1] / 1024:.0f} MB"
+              f"({fmt_s(load[3])} CPU), peak {load[1] / 1024:.0f} MB"
               + (f"; in-process (benches/estimate.rs): {phases['load_s']:.3f} s for "
                  f"{phases['rows']:,} window rows" if phases else ""))
     if n_rows:
