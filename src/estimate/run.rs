@@ -169,20 +169,32 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
         .enumerate()
         .map(|(i, s)| (s, i as u32))
         .collect();
-    let clustered = data.units.iter().any(|u| u.klynge.is_some());
-    let mut cluster_ids: HashMap<String, u32> = HashMap::new();
-    let unit_cluster: Vec<u32> = data
+    // Dense ids once per unit: the stratum (sorted order) and the cluster (a klynge, or the firm
+    // itself when it was randomized alone; only built for clustered designs).
+    let unit_stratum: Vec<u32> = data
         .units
         .iter()
-        .map(|u| {
-            let key = match &u.klynge {
-                Some(k) => format!("k:{k}"),
-                None => format!("f:{}", u.orgnr),
-            };
-            let next = cluster_ids.len() as u32;
-            *cluster_ids.entry(key).or_insert(next)
-        })
+        .map(|u| strata[u.stratum.as_str()])
         .collect();
+    let clustered = data.units.iter().any(|u| u.klynge.is_some());
+    let unit_cluster: Vec<u32> = if clustered {
+        let mut klynge_ids: HashMap<&str, u32> = HashMap::new();
+        let mut next = data.units.len() as u32;
+        data.units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| match &u.klynge {
+                // Firm ids are 0..n; klynge ids follow, so the two never collide.
+                Some(k) => *klynge_ids.entry(k.as_str()).or_insert_with(|| {
+                    next += 1;
+                    next - 1
+                }),
+                None => i as u32,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let mut attrition = Vec::new();
     for arm in &arms {
@@ -229,10 +241,7 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
                 .iter()
                 .map(|&i| data.units[i as usize].arm == arm)
                 .collect(),
-            stratum: units
-                .iter()
-                .map(|&i| strata[data.units[i as usize].stratum.as_str()])
-                .collect(),
+            stratum: units.iter().map(|&i| unit_stratum[i as usize]).collect(),
             n_strata: strata.len(),
             cluster: clustered.then(|| units.iter().map(|&i| unit_cluster[i as usize]).collect()),
             units,
