@@ -682,6 +682,16 @@ impl Ctx<'_> {
             d[2 * col] = mean;
             d[2 * col + 1] = -mean;
         }
+        // A covariate without variation in one arm (e.g. no treated firm lacks a baseline) has no
+        // slope there; lm_lin then drops the later, interacted column, so that arm shares the
+        // other arm's slope and the covariate terms cancel in θ (ANALYSIS.md §4).
+        for col in 0..nb {
+            let (treated_col, control_col) = (2 * col, 2 * col + 1);
+            if fit.ginv.dropped.contains(&treated_col) || fit.ginv.dropped.contains(&control_col) {
+                d[treated_col] = 0.0;
+                d[control_col] = 0.0;
+            }
+        }
         let influence = fit.influence(&cvec, d.view());
         let estimate = fit.value(&influence, &ols::transformed_y(&fit, y.view()));
         for &k in &fit.ginv.dropped {
