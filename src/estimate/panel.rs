@@ -81,29 +81,18 @@ pub fn drop_singletons(panel: &mut Panel) -> usize {
             return dropped_firms;
         }
         dropped_firms += per_firm.iter().filter(|&&c| c == 1).count();
-        let mut i = 0;
-        panel.firm.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        for v in [&mut panel.y, &mut panel.w] {
-            let mut i = 0;
-            v.retain(|_| {
-                i += 1;
-                keep[i - 1]
-            });
-        }
-        let mut i = 0;
-        panel.quarter.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        let mut i = 0;
-        panel.treat_col.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
+        retain_rows(&mut panel.firm, &keep);
+        retain_rows(&mut panel.quarter, &keep);
+        retain_rows(&mut panel.y, &keep);
+        retain_rows(&mut panel.w, &keep);
+        retain_rows(&mut panel.treat_col, &keep);
     }
+}
+
+/// Keeps the rows of a panel column whose `keep` flag is set.
+fn retain_rows<T>(column: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    column.retain(|_| flags.next().copied().unwrap_or(false));
 }
 
 fn firm_ranges(firm: &[u32]) -> Vec<(usize, usize)> {

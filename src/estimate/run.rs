@@ -698,30 +698,8 @@ impl Ctx<'_> {
             let arm = if k % 2 == 0 { "z" } else { "1-z" };
             dropped.insert(format!("collinear_column:{}*{arm}", base[k / 2].0), 0);
         }
-        let (variance, df, se_type, n_clusters, saturated) = match &c.cluster {
-            Some(cl) => {
-                let ids: Vec<u32> = keep.iter().map(|&k| cl[k]).collect();
-                let clusters = Clusters::from_ids(&ids);
-                if clusters.len() < 2 {
-                    return Err(EstimateError::TooFewClusters(format!(
-                        "{} cluster(s); CR2 needs at least 2",
-                        clusters.len()
-                    )));
-                }
-                let r = fit.cr2(&influence, &clusters)?;
-                (r.variance, r.df, "CR2".to_owned(), Some(clusters.len()), 0)
-            }
-            None => {
-                let (v, s) = fit.hc2(&influence);
-                (
-                    v,
-                    fit.n() as f64 - fit.rank() as f64,
-                    "HC2".to_owned(),
-                    None,
-                    s,
-                )
-            }
-        };
+        let (variance, df, se_type, n_clusters, saturated) =
+            self.robust(&fit, &influence, &keep)?;
         if saturated > 0 {
             dropped.insert("leverage_one_rows".into(), saturated);
         }
