@@ -101,6 +101,18 @@ impl FromStr for Orgnr {
     type Err = OrgnrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Nine ASCII digits, as NAV's files write them: the loop below without its whitespace filter.
+        if let Ok(digits) = <&[u8; 9]>::try_from(s.as_bytes())
+            && digits.iter().all(u8::is_ascii_digit)
+        {
+            let value = digits
+                .iter()
+                .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+            return match Orgnr::check_digit(value / 10) {
+                Some(check) if check == value % 10 => Ok(Orgnr(value)),
+                _ => Err(OrgnrError::CheckDigit(s.to_owned())),
+            };
+        }
         let mut value: u32 = 0;
         let mut digits = 0;
         for c in s.chars().filter(|c| !c.is_whitespace()) {

@@ -2,6 +2,7 @@
 //! (protocols/ANALYSIS.md §1-§3): windows, ratio-of-sums rates, attrition, missing baselines.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 
 use crate::domain::{Orgnr, Quarter};
@@ -9,6 +10,32 @@ use crate::register::RowError;
 use crate::statistics::{self, StatRow};
 
 use super::EstimateError;
+
+/// A hasher for the orgnr → unit map read once per statistics row (12 million at register scale):
+/// a multiplicative hash of the 9-digit number, since the keys are not chosen by an adversary.
+#[derive(Default)]
+struct OrgnrHasher(u64);
+
+impl Hasher for OrgnrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
 
 /// One randomized firm.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +101,89 @@ pub struct FirmSummary {
     pub post_mulige: f64,
 }
 
+/// Dense integer ids of the units' arms, strata and clusters, derived once when the study is built,
+/// so that the estimators (and randomization inference, which re-runs them thousands of times)
+/// compare integers, not names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitIds {
+    /// The arms, sorted.
+    pub arms: Vec<String>,
+    /// Each unit's arm (index into `arms`).
+    pub arm: Vec<u32>,
+    /// The strata, sorted.
+    pub strata: Vec<String>,
+    /// Each unit's stratum (index into `strata`).
+    pub stratum: Vec<u32>,
+    /// Each unit's cluster when any unit has a klynge: a firm randomized alone is its own cluster
+    /// (its unit index, `0..n`), and klynger are numbered from `n` in order of appearance.
+    pub cluster: Option<Vec<u32>>,
+}
+
+impl UnitIds {
+    /// The ids of `units`, in their order.
+    pub fn new(units: &[AssignedUnit]) -> UnitIds {
+        let (arms, arm) = dense_ids(units.iter().map(|u| u.arm.as_str()));
+        let (strata, stratum) = dense_ids(units.iter().map(|u| u.stratum.as_str()));
+        let cluster = units.iter().any(|u| u.klynge.is_some()).then(|| {
+            let mut klynge_ids: HashMap<&str, u32> = HashMap::new();
+            let mut next = units.len() as u32;
+            units
+                .iter()
+                .enumerate()
+                .map(|(i, u)| match &u.klynge {
+                    Some(k) => *klynge_ids.entry(k.as_str()).or_insert_with(|| {
+                        next += 1;
+                        next - 1
+                    }),
+                    None => i as u32,
+                })
+                .collect()
+        });
+        UnitIds {
+            arms,
+            arm,
+            strata,
+            stratum,
+            cluster,
+        }
+    }
+}
+
+/// The distinct names in sorted order, and each item's index among them (one hash lookup per
+/// item, then a sort of the distinct names only).
+fn dense_ids<'a>(names: impl Iterator<Item = &'a str>) -> (Vec<String>, Vec<u32>) {
+    let mut first_seen: HashMap<&str, u32> = HashMap::new();
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut last: Option<(&str, u32)> = None;
+    let provisional: Vec<u32> = names
+        .map(|name| match last {
+            Some((l, id)) if l == name => id,
+            _ => {
+                let id = *first_seen.entry(name).or_insert_with(|| {
+                    distinct.push(name);
+                    distinct.len() as u32 - 1
+                });
+                last = Some((name, id));
+                id
+            }
+        })
+        .collect();
+    let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+    order.sort_by_key(|&k| distinct[k as usize]);
+    let mut rank = vec![0u32; distinct.len()];
+    for (r, &k) in order.iter().enumerate() {
+        rank[k as usize] = r as u32;
+    }
+    let sorted = order
+        .iter()
+        .map(|&k| distinct[k as usize].to_owned())
+        .collect();
+    (
+        sorted,
+        provisional.iter().map(|&k| rank[k as usize]).collect(),
+    )
+}
+
 /// The study: units, their window rows, and summaries.
 #[derive(Debug, Clone)]
 pub struct StudyData {
@@ -81,6 +191,8 @@ pub struct StudyData {
     pub windows: Windows,
     /// Units sorted by orgnr.
     pub units: Vec<AssignedUnit>,
+    /// The units' arms, strata and clusters as dense ids.
+    pub ids: UnitIds,
     /// Rows sorted by (unit, rel).
     pub obs: Vec<Obs>,
     /// Summary per unit.
@@ -125,7 +237,7 @@ impl StudyData {
                 w[0].orgnr
             )));
         }
-        let index: HashMap<Orgnr, u32> = units
+        let index: HashMap<Orgnr, u32, BuildHasherDefault<OrgnrHasher>> = units
             .iter()
             .enumerate()
             .map(|(i, u)| (u.orgnr, i as u32))
@@ -133,9 +245,19 @@ impl StudyData {
         let mut obs = Vec::new();
         let mut rows_read = 0;
         let mut rows_ignored = 0;
+        // Files come grouped by firm or by quarter: the last firm's unit is reused while it repeats.
+        let mut last: Option<(Orgnr, Option<u32>)> = None;
         for (orgnr, quarter, tapte, mulige) in rows {
             rows_read += 1;
-            let (Some(&unit), Some(rel)) = (index.get(&orgnr), windows.relative(quarter)) else {
+            let unit = match last {
+                Some((o, unit)) if o == orgnr => unit,
+                _ => {
+                    let unit = index.get(&orgnr).copied();
+                    last = Some((orgnr, unit));
+                    unit
+                }
+            };
+            let (Some(unit), Some(rel)) = (unit, windows.relative(quarter)) else {
                 rows_ignored += 1;
                 continue;
             };
@@ -152,6 +274,7 @@ impl StudyData {
                 mulige,
             });
         }
+        obs.shrink_to_fit();
         obs.sort_by_key(|o| (o.unit, o.rel));
         if let Some(w) = obs
             .windows(2)
@@ -190,6 +313,7 @@ impl StudyData {
         }
         Ok(StudyData {
             windows,
+            ids: UnitIds::new(&units),
             units,
             obs,
             summaries,

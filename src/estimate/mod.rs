@@ -18,7 +18,7 @@ pub mod panel;
 mod run;
 mod table;
 
-pub use data::{AssignedUnit, StudyData, Windows, read_assignment_table};
+pub use data::{AssignedUnit, StudyData, UnitIds, Windows, read_assignment_table};
 pub use run::{Attrition, Options, Report, Skipped, WaldTest, estimate};
 pub use table::format_table;
 

@@ -8,7 +8,8 @@
 //! plus O(firms) (statistics.md A.5). CR1 needs only the per-cluster scores. CR2 builds the dense
 //! projected design and uses [`super::ols`], so it is meant for designs with few clusters.
 
-use ndarray::{Array1, Array2};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, Axis, Slice};
 
 use super::EstimateError;
 use super::linalg::{GramInverse, KahanSum, invert_gram};
@@ -23,7 +24,8 @@ pub struct Panel {
     pub quarter: Vec<u16>,
     /// Outcome per row.
     pub y: Vec<f64>,
-    /// Weight per row (1 for equal weights).
+    /// Weight per row; empty for equal weights (every row 1), so that the firm weighting carries
+    /// no column of ones.
     pub w: Vec<f64>,
     /// Treatment column per row (`u16::MAX` for none); value 1.
     pub treat_col: Vec<u16>,
@@ -84,7 +86,9 @@ pub fn drop_singletons(panel: &mut Panel) -> usize {
         retain_rows(&mut panel.firm, &keep);
         retain_rows(&mut panel.quarter, &keep);
         retain_rows(&mut panel.y, &keep);
-        retain_rows(&mut panel.w, &keep);
+        if !panel.w.is_empty() {
+            retain_rows(&mut panel.w, &keep);
+        }
         retain_rows(&mut panel.treat_col, &keep);
     }
 }
@@ -109,6 +113,13 @@ fn firm_ranges(firm: &[u32]) -> Vec<(usize, usize)> {
     out
 }
 
+impl Panel {
+    /// The weight of row `i` (1 under equal weights).
+    fn weight(&self, i: usize) -> f64 {
+        self.w.get(i).copied().unwrap_or(1.0)
+    }
+}
+
 /// Columns of a row: its treatment column (if any) and its quarter dummy (if not the first).
 fn row_cols(panel: &Panel, i: usize) -> [Option<usize>; 2] {
     let t = panel.treat_col[i];
@@ -118,6 +129,9 @@ fn row_cols(panel: &Panel, i: usize) -> [Option<usize>; 2] {
         (q > 0).then(|| panel.n_treat + q - 1),
     ]
 }
+
+/// Firms per block of the Gram's rank-one corrections (a 512 x p matrix product at a time).
+const FIRM_BLOCK: usize = 512;
 
 /// Fits the TWFE regression with CR1 standard errors clustered as the panel says.
 pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
@@ -132,13 +146,17 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
     let mut touched: Vec<usize> = Vec::with_capacity(64);
     // mark[c] == stamp: column c already touched by the current firm.
     let mut mark = vec![usize::MAX; p];
-    let mut firm_gram = Array2::<f64>::zeros((p, p));
+    // Gram = Σ_i (X_i'W X_i − s_i s_i'/W_i): the first part row by row (at most two columns per
+    // row), the second as V'V with rows v_i = s_i/√W_i, one matrix product per block of firms.
+    let mut v = Array2::<f64>::zeros((FIRM_BLOCK, p));
+    let mut filled = 0;
     for (fi, &(a, b)) in ranges.iter().enumerate() {
         let mut wsum = KahanSum::default();
         let mut wy = KahanSum::default();
         for i in a..b {
-            wsum.add(panel.w[i]);
-            wy.add(panel.w[i] * panel.y[i]);
+            let w = panel.weight(i);
+            wsum.add(w);
+            wy.add(w * panel.y[i]);
         }
         let wi = wsum.value();
         let ybar = wy.value() / wi;
@@ -146,7 +164,7 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
         firm_ybar.push(ybar);
         touched.clear();
         for i in a..b {
-            let w = panel.w[i];
+            let w = panel.weight(i);
             let yc = panel.y[i] - ybar;
             let cols = row_cols(panel, i);
             for c in cols.iter().flatten() {
@@ -159,19 +177,21 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
             }
             for c1 in cols.iter().flatten() {
                 for c2 in cols.iter().flatten() {
-                    firm_gram[[*c1, *c2]] += w;
+                    gram[[*c1, *c2]] += w;
                 }
             }
         }
-        // Gram += X'WX − s s'/W, over the touched columns only.
-        for &c1 in &touched {
-            for &c2 in &touched {
-                gram[[c1, c2]] += firm_gram[[c1, c2]] - s[c1] * s[c2] / wi;
-                firm_gram[[c1, c2]] = 0.0;
-            }
-        }
+        let root = wi.sqrt();
         for &c in &touched {
+            v[[filled, c]] = s[c] / root;
             s[c] = 0.0;
+        }
+        filled += 1;
+        if filled == FIRM_BLOCK || fi + 1 == ranges.len() {
+            let block = v.slice_axis(Axis(0), Slice::from(..filled));
+            general_mat_mul(-1.0, &block.t(), &block, 1.0, &mut gram);
+            v.fill(0.0);
+            filled = 0;
         }
     }
     let ginv = invert_gram(&gram);
@@ -186,9 +206,16 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
     }
     let beta = ginv.inv.dot(&xty);
     // Residuals and CR1 scores: S_g = Σ w (x − x̄_i) e over the cluster's rows.
-    let r = Array2::from_shape_fn((panel.n_treat, p), |(a, b)| ginv.inv[[a, b]]);
+    // R = the treatment rows of G⁻¹, stored transposed (p x n_treat) so that column c of R is
+    // one contiguous row.
+    let rt = Array2::from_shape_fn((p, panel.n_treat), |(c, t)| ginv.inv[[t, c]]);
     let mut meat = Array2::<f64>::zeros((panel.n_treat, panel.n_treat));
-    let mut cluster_score: Vec<Option<Array1<f64>>> = vec![None; panel.n_clusters];
+    // Per cluster only u_g = R S_g (n_treat values), not the p-vector S_g: R S_g is accumulated
+    // firm by firm from the firm's (sparse) score.
+    let nt = panel.n_treat;
+    let mut cluster_u = vec![0.0; panel.n_clusters * nt];
+    let mut cluster_seen = vec![false; panel.n_clusters];
+    let mut sc = vec![0.0; p];
     mark.fill(usize::MAX);
     for (fi, &(a, b)) in ranges.iter().enumerate() {
         let f = panel.firm[a] as usize;
@@ -202,7 +229,7 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
                     mark[*c] = fi;
                     touched.push(*c);
                 }
-                s[*c] += panel.w[i];
+                s[*c] += panel.weight(i);
             }
         }
         for &c in &touched {
@@ -210,30 +237,37 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
         }
         let xbar_beta = sbeta / wi;
         let mut sum_we = 0.0;
-        let g = panel.firm_cluster[f] as usize;
-        let sc = cluster_score[g].get_or_insert_with(|| Array1::zeros(p));
         for i in a..b {
             let cols = row_cols(panel, i);
             let xb: f64 = cols.iter().flatten().map(|c| beta[*c]).sum();
             let e = (panel.y[i] - firm_ybar[fi]) - (xb - xbar_beta);
-            let we = panel.w[i] * e;
+            let we = panel.weight(i) * e;
             sum_we += we;
             for c in cols.iter().flatten() {
                 sc[*c] += we;
             }
         }
-        // Subtract x̄_i Σ w e (zero up to rounding).
+        let g = panel.firm_cluster[f] as usize;
+        cluster_seen[g] = true;
+        let u = &mut cluster_u[g * nt..(g + 1) * nt];
         for &c in &touched {
-            sc[c] -= s[c] / wi * sum_we;
+            // Subtract x̄_i Σ w e (zero up to rounding).
+            let score = sc[c] - s[c] / wi * sum_we;
+            for (u_t, r_tc) in u.iter_mut().zip(rt.row(c)) {
+                *u_t += r_tc * score;
+            }
+            sc[c] = 0.0;
             s[c] = 0.0;
         }
     }
     let mut n_clusters = 0;
-    for sc in cluster_score.iter().flatten() {
+    for (g, u) in cluster_u.chunks_exact(nt.max(1)).enumerate() {
+        if !cluster_seen.get(g).copied().unwrap_or(false) {
+            continue;
+        }
         n_clusters += 1;
-        let u = r.dot(sc);
-        for a in 0..panel.n_treat {
-            for b in 0..panel.n_treat {
+        for a in 0..nt {
+            for b in 0..nt {
                 meat[[a, b]] += u[a] * u[b];
             }
         }
@@ -289,7 +323,7 @@ pub fn cr2(panel: &Panel, k: usize) -> Result<ols::Cr2, EstimateError> {
         }
     }
     let y = Array1::from(panel.y.clone());
-    let w = Array1::from(panel.w.clone());
+    let w: Array1<f64> = (0..n).map(|i| panel.weight(i)).collect();
     let n_firms = panel.firm_cluster.len();
     let fit = ols::fit(Problem {
         y: y.view(),

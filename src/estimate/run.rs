@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ndarray::{Array1, Array2};
 use serde::Serialize;
 
-use super::data::StudyData;
+use super::data::{Obs, StudyData};
 use super::dim::{self, DimInput};
 use super::linalg::invert_gram;
 use super::ols::{self, Clusters, Problem};
@@ -142,111 +142,77 @@ struct Contrast<'a> {
 /// # Errors
 /// No control arm, or no arm besides it.
 pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateError> {
-    let arms: BTreeSet<&str> = data.units.iter().map(|u| u.arm.as_str()).collect();
-    if !arms.contains(opts.control.as_str()) {
+    // Arms, strata and clusters as the study's dense ids: everything here compares integers.
+    let ids = &data.ids;
+    let arms: Vec<&str> = ids.arms.iter().map(String::as_str).collect();
+    let (unit_arm, unit_stratum) = (&ids.arm, &ids.stratum);
+    let Some(control) = arms.iter().position(|a| *a == opts.control.as_str()) else {
         return Err(EstimateError::EmptyArm(format!(
             "the control arm {:?} has no firm in the assignment (arms: {})",
             opts.control,
-            arms.iter().copied().collect::<Vec<_>>().join(", ")
+            arms.join(", ")
         )));
-    }
-    let treatments: Vec<&str> = arms
-        .iter()
-        .copied()
-        .filter(|a| *a != opts.control)
-        .collect();
+    };
+    let control = control as u32;
+    let treatments: Vec<u32> = (0..arms.len() as u32).filter(|&a| a != control).collect();
     if treatments.is_empty() {
         return Err(EstimateError::EmptyArm(
             "the assignment has no treatment arm".into(),
         ));
     }
-    let strata: BTreeMap<&str, u32> = data
-        .units
-        .iter()
-        .map(|u| u.stratum.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| (s, i as u32))
-        .collect();
-    // Dense ids once per unit: the stratum (sorted order) and the cluster (a klynge, or the firm
-    // itself when it was randomized alone; only built for clustered designs).
-    let unit_stratum: Vec<u32> = data
-        .units
-        .iter()
-        .map(|u| strata[u.stratum.as_str()])
-        .collect();
-    let clustered = data.units.iter().any(|u| u.klynge.is_some());
-    let unit_cluster: Vec<u32> = if clustered {
-        let mut klynge_ids: HashMap<&str, u32> = HashMap::new();
-        let mut next = data.units.len() as u32;
-        data.units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| match &u.klynge {
-                // Firm ids are 0..n; klynge ids follow, so the two never collide.
-                Some(k) => *klynge_ids.entry(k.as_str()).or_insert_with(|| {
-                    next += 1;
-                    next - 1
-                }),
-                None => i as u32,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
 
-    let mut attrition = Vec::new();
-    for arm in &arms {
-        let members: Vec<usize> = (0..data.units.len())
-            .filter(|&i| data.units[i].arm == *arm)
-            .collect();
-        let with_post = members
-            .iter()
-            .filter(|&&i| data.summaries[i].post_rate.is_some())
-            .count();
-        let no_pre = members
-            .iter()
-            .filter(|&&i| {
-                data.summaries[i].post_rate.is_some() && data.summaries[i].baseline.is_none()
-            })
-            .count();
-        attrition.push(Attrition {
-            arm: (*arm).to_owned(),
-            assigned: members.len(),
-            with_post_data: with_post,
-            no_post_data: members.len() - with_post,
-            no_pre_data: no_pre,
-        });
+    // Attrition by arm, in one pass.
+    let mut counts = vec![[0usize; 3]; arms.len()];
+    for (i, &a) in unit_arm.iter().enumerate() {
+        let s = &data.summaries[i];
+        let c = &mut counts[a as usize];
+        c[0] += 1;
+        if s.post_rate.is_some() {
+            c[1] += 1;
+            if s.baseline.is_none() {
+                c[2] += 1;
+            }
+        }
     }
-    let no_post: BTreeMap<&str, usize> = attrition
+    let attrition: Vec<Attrition> = arms
         .iter()
-        .map(|a| (a.arm.as_str(), a.no_post_data))
+        .zip(&counts)
+        .map(|(arm, &[assigned, with_post, no_pre])| Attrition {
+            arm: (*arm).to_owned(),
+            assigned,
+            with_post_data: with_post,
+            no_post_data: assigned - with_post,
+            no_pre_data: no_pre,
+        })
         .collect();
 
     let mut estimates = Vec::new();
     let mut skipped = Vec::new();
     let mut tests = Vec::new();
-    for &arm in &treatments {
+    for &arm_id in &treatments {
+        let arm = arms[arm_id as usize];
         let units: Vec<u32> = (0..data.units.len() as u32)
             .filter(|&i| {
-                let u = &data.units[i as usize];
-                (u.arm == arm || u.arm == opts.control)
-                    && data.summaries[i as usize].post_rate.is_some()
+                let a = unit_arm[i as usize];
+                (a == arm_id || a == control) && data.summaries[i as usize].post_rate.is_some()
             })
             .collect();
         let contrast = Contrast {
             arm,
             treated: units
                 .iter()
-                .map(|&i| data.units[i as usize].arm == arm)
+                .map(|&i| unit_arm[i as usize] == arm_id)
                 .collect(),
             stratum: units.iter().map(|&i| unit_stratum[i as usize]).collect(),
-            n_strata: strata.len(),
-            cluster: clustered.then(|| units.iter().map(|&i| unit_cluster[i as usize]).collect()),
+            n_strata: ids.strata.len(),
+            cluster: ids
+                .cluster
+                .as_ref()
+                .map(|cl| units.iter().map(|&i| cl[i as usize]).collect()),
             units,
         };
-        let attrition_dropped = no_post[arm] + no_post[opts.control.as_str()];
+        let attrition_dropped =
+            attrition[arm_id as usize].no_post_data + attrition[control as usize].no_post_data;
         for &weighting in &opts.weights {
             let ctx = Ctx {
                 data,
@@ -724,13 +690,23 @@ impl Ctx<'_> {
         let c = self.contrast;
         let pre = self.data.windows.pre as i32;
         let n_quarters = (self.data.windows.pre + self.data.windows.post) as usize;
-        let pos: HashMap<u32, usize> = c.units.iter().enumerate().map(|(k, &u)| (u, k)).collect();
+        // The contrast's position of each unit of the study (u32::MAX: not in the contrast).
+        let mut pos = vec![u32::MAX; self.data.units.len()];
+        for (k, &u) in c.units.iter().enumerate() {
+            if let Some(slot) = pos.get_mut(u as usize) {
+                *slot = k as u32;
+            }
+        }
+        let in_contrast = |o: &&Obs| pos.get(o.unit as usize).is_some_and(|&k| k != u32::MAX);
+        // Exact capacities: the panel is the largest allocation of a register-scale estimate.
+        let n = self.data.obs.iter().filter(in_contrast).count();
+        let weighted = self.weighting == Weighting::Dagsverk;
         let mut p = Panel {
-            firm: Vec::new(),
-            quarter: Vec::new(),
-            y: Vec::new(),
-            w: Vec::new(),
-            treat_col: Vec::new(),
+            firm: Vec::with_capacity(n),
+            quarter: Vec::with_capacity(n),
+            y: Vec::with_capacity(n),
+            w: Vec::with_capacity(if weighted { n } else { 0 }),
+            treat_col: Vec::with_capacity(n),
             n_treat,
             n_quarters,
             firm_cluster: (0..c.units.len())
@@ -740,16 +716,15 @@ impl Ctx<'_> {
                 cl.iter().max().map_or(0, |m| *m as usize + 1)
             }),
         };
-        for o in &self.data.obs {
-            let Some(&k) = pos.get(&o.unit) else { continue };
+        for o in self.data.obs.iter().filter(in_contrast) {
+            let k = pos[o.unit as usize] as usize;
             let rel = i32::from(o.rel);
             p.firm.push(k as u32);
             p.quarter.push((rel + pre) as u16);
             p.y.push(100.0 * o.tapte / o.mulige);
-            p.w.push(match self.weighting {
-                Weighting::Firm => 1.0,
-                Weighting::Dagsverk => o.mulige,
-            });
+            if weighted {
+                p.w.push(o.mulige);
+            }
             p.treat_col.push(if c.treated[k] {
                 treat_col(rel).unwrap_or(u16::MAX)
             } else {

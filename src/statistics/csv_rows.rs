@@ -80,16 +80,19 @@ impl<R: Read> Read for Capped<R> {
             ));
         }
         let n = self.inner.read(buf)?;
-        for (i, &b) in buf.get(..n).unwrap_or_default().iter().enumerate() {
-            match b {
-                b'\n' => {
-                    self.newlines
-                        .push_back((self.offset + i as u64, !self.line_has_content));
-                    self.line_has_content = false;
-                }
-                b'\r' => {}
-                _ => self.line_has_content = true,
-            }
+        let read = buf.get(..n).unwrap_or_default();
+        let content = |part: &[u8]| part.iter().any(|&b| b != b'\r');
+        let mut start = 0;
+        for i in memchr::memchr_iter(b'\n', read) {
+            let line = read.get(start..i).unwrap_or_default();
+            let has_content = self.line_has_content || content(line);
+            self.newlines
+                .push_back((self.offset + i as u64, !has_content));
+            self.line_has_content = false;
+            start = i + 1;
+        }
+        if !self.line_has_content {
+            self.line_has_content = content(read.get(start..).unwrap_or_default());
         }
         self.pulled += n;
         self.offset += n as u64;
@@ -286,10 +289,32 @@ fn delimiter(header: &str) -> u8 {
     if semicolons > commas { b';' } else { b',' }
 }
 
-impl<R: Read> Iterator for CsvRows<R> {
-    type Item = Result<RawRow, RowError>;
+/// A row read: built by the fast path (with its row number), or raw for the full rules.
+pub(super) enum Record<T> {
+    Built(usize, T),
+    Raw(RawRow),
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+/// `str::trim`, without its work when the ends are visible ASCII (no whitespace there).
+fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(&first), Some(&last))
+            if (0x21..0x7f).contains(&first) && (0x21..0x7f).contains(&last) =>
+        {
+            text
+        }
+        _ => text.trim(),
+    }
+}
+
+/// The cells of one CSV record by field, trimmed (`str::trim`), for [`fields::stat_row_fast`]: `None`
+/// where the column is absent or the cell blank.
+pub(super) type FastCells<'a> = [Option<&'a str>; Field::SLOTS];
+
+impl<R: Read> CsvRows<R> {
+    /// Reads the next record that is not blank and has as many fields as the header: `Ok(row)`, an
+    /// error naming the row, or `None` at the end.
+    fn advance(&mut self) -> Option<Result<usize, RowError>> {
         if let State::Start(_) = self.state
             && let State::Start(input) = std::mem::replace(&mut self.state, State::Done)
         {
@@ -302,8 +327,8 @@ impl<R: Read> Iterator for CsvRows<R> {
         let State::Reading {
             reader,
             columns,
-            names,
             record,
+            ..
         } = &mut self.state
         else {
             return None;
@@ -347,35 +372,97 @@ impl<R: Read> Iterator for CsvRows<R> {
                     ),
                 )));
             }
-            let mut raw = RawRow::new(row, Shape::Csv);
-            for ((bytes, column), name) in record.iter().zip(columns.iter()).zip(names.iter()) {
-                let Ok(text) = std::str::from_utf8(bytes) else {
-                    raw.errors.push(error(
-                        row,
-                        name,
-                        &String::from_utf8_lossy(bytes),
-                        "not UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
-                    ));
-                    continue;
-                };
-                match column {
-                    Column::Known(field) => raw.insert(
-                        *field,
-                        Cell {
-                            name: name.clone(),
-                            value: Json::String(text.to_owned()),
-                        },
-                    ),
-                    Column::Unnamed if !text.trim().is_empty() => raw.errors.push(error(
-                        row,
-                        "",
-                        text,
-                        "a value in a column without a name in the header; name the column or remove the value",
-                    )),
-                    Column::Unnamed => {}
-                }
-            }
-            return Some(Ok(raw));
+            return Some(Ok(row));
         }
+    }
+
+    /// The record just read by [`CsvRows::advance`] as a [`RawRow`], with every cell and problem.
+    fn raw(&self, row: usize) -> RawRow {
+        let mut raw = RawRow::new(row, Shape::Csv);
+        let State::Reading {
+            columns,
+            names,
+            record,
+            ..
+        } = &self.state
+        else {
+            return raw;
+        };
+        for ((bytes, column), name) in record.iter().zip(columns.iter()).zip(names.iter()) {
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                raw.errors.push(error(
+                    row,
+                    name,
+                    &String::from_utf8_lossy(bytes),
+                    "not UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
+                ));
+                continue;
+            };
+            match column {
+                Column::Known(field) => raw.insert(
+                    *field,
+                    Cell {
+                        name: name.clone(),
+                        value: Json::String(text.to_owned()),
+                    },
+                ),
+                Column::Unnamed if !text.trim().is_empty() => raw.errors.push(error(
+                    row,
+                    "",
+                    text,
+                    "a value in a column without a name in the header; name the column or remove the value",
+                )),
+                Column::Unnamed => {}
+            }
+        }
+        raw
+    }
+
+    /// The record just read, through `fast` without building a [`RawRow`]; `None` when the record
+    /// is not plain (not ASCII, a value under an unnamed column, a field without a slot) or `fast`
+    /// finds anything to report, so that the caller takes the full path for its messages.
+    fn fast<T>(&self, fast: fn(&FastCells<'_>) -> Option<T>) -> Option<T> {
+        let State::Reading {
+            columns, record, ..
+        } = &self.state
+        else {
+            return None;
+        };
+        let mut cells: FastCells<'_> = [None; Field::SLOTS];
+        // One UTF-8 check for the whole record: an ASCII record's fields are ASCII.
+        let all = record.as_slice();
+        let all = if all.is_ascii() {
+            std::str::from_utf8(all).ok()?
+        } else {
+            return None;
+        };
+        for (i, column) in columns.iter().enumerate() {
+            let text = trim(all.get(record.range(i)?)?);
+            match column {
+                Column::Known(field) => {
+                    if !text.is_empty() {
+                        *cells.get_mut(field.slot()?)? = Some(text);
+                    }
+                }
+                Column::Unnamed if !text.is_empty() => return None,
+                Column::Unnamed => {}
+            }
+        }
+        fast(&cells)
+    }
+
+    /// The next row: its number and `fast`'s value when `fast` takes the record, else the [`RawRow`].
+    pub(super) fn next_with<T>(
+        &mut self,
+        fast: Option<fn(&FastCells<'_>) -> Option<T>>,
+    ) -> Option<Result<Record<T>, RowError>> {
+        let row = match self.advance()? {
+            Ok(row) => row,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(value) = fast.and_then(|f| self.fast(f)) {
+            return Some(Ok(Record::Built(row, value)));
+        }
+        Some(Ok(Record::Raw(self.raw(row))))
     }
 }

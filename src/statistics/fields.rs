@@ -74,6 +74,30 @@ impl Field {
         Field::Rectype,
     ];
 
+    /// How many [`Field::slot`]s there are.
+    pub(super) const SLOTS: usize = 15;
+
+    /// A dense index for the statistics fields of the DVH view (the CSV fast path's cells); `None`
+    /// for the JSON list and the metadata fields.
+    pub(super) fn slot(self) -> Option<usize> {
+        Some(match self {
+            Field::Orgnr => 0,
+            Field::Arstall => 1,
+            Field::Kvartal => 2,
+            Field::Prosent => 3,
+            Field::Tapte => 4,
+            Field::Mulige => 5,
+            Field::Gradert => 6,
+            Field::Antpers => 7,
+            Field::Rectype => 8,
+            Field::Varighet(c) => 9 + DVH_VARIGHETER.iter().position(|&d| d == c)?,
+            Field::PerVarighet
+            | Field::Sektor
+            | Field::Primaernaring
+            | Field::Primaernaringskode => return None,
+        })
+    }
+
     /// The fields of `kind`, with the varighet columns spelled out for CSV.
     fn all(kind: Kind, shape: Shape) -> Vec<Field> {
         match kind {
@@ -647,6 +671,74 @@ pub(super) fn stat_row(raw: RawRow) -> Result<StatRow, Vec<RowError>> {
     check.finish(row)
 }
 
+/// [`stat_row`] for a DVH CSV record given as trimmed cells by [`Field::slot`], without building a
+/// [`RawRow`]: the same rules on the same trimmed text, so it returns the [`StatRow`] that [`stat_row`] would,
+/// or `None` when [`stat_row`] would report anything (the caller then takes that path for the
+/// messages). Most of a 12-million-row history goes through here.
+pub(super) fn stat_row_fast(cells: &[Option<&str>; Field::SLOTS]) -> Option<StatRow> {
+    let cell = |field: Field| -> Option<&str> { cells.get(field.slot()?).copied().flatten() };
+    let non_negative = |field: Field| -> Option<Option<f64>> {
+        match cell(field) {
+            None => Some(None),
+            Some(t) => {
+                let v = decimal_token(t).ok()?;
+                (v >= 0.0).then_some(Some(v))
+            }
+        }
+    };
+    let orgnr: Orgnr = cell(Field::Orgnr)?.parse().ok()?;
+    let year = whole_token(cell(Field::Arstall)?).ok()?;
+    let kvartal = whole_token(cell(Field::Kvartal)?).ok()?;
+    if !(1..=4).contains(&kvartal) {
+        return None;
+    }
+    let quarter = Quarter::new(i32::try_from(year).ok()?, i32::try_from(kvartal).ok()?).ok()?;
+    let tapte = non_negative(Field::Tapte)??;
+    let mulige = decimal_token(cell(Field::Mulige)?).ok()?;
+    // `decimal_token` gives finite numbers only, so this is `stat_row`'s `m > 0.0` test.
+    if mulige <= 0.0 || tapte > mulige {
+        return None;
+    }
+    let antall = count_of(whole_token(cell(Field::Antpers)?).ok()?).ok()?;
+    let gradert = non_negative(Field::Gradert)?;
+    let prosent = match cell(Field::Prosent) {
+        None => None,
+        Some(t) => {
+            let p = decimal_token(t).ok()?;
+            if !(0.0..=100.0).contains(&p) {
+                return None;
+            }
+            Some(p)
+        }
+    };
+    let rectype = match cell(Field::Rectype) {
+        None => None,
+        Some(t) => {
+            if !matches!(t, "1" | "2" | "3") {
+                return None;
+            }
+            Some(t.to_owned())
+        }
+    };
+    let mut varighet = BTreeMap::new();
+    for class in DVH_VARIGHETER {
+        if let Some(v) = non_negative(Field::Varighet(class))? {
+            varighet.insert(class, v);
+        }
+    }
+    Some(StatRow {
+        orgnr,
+        quarter,
+        tapte_dagsverk: tapte,
+        mulige_dagsverk: mulige,
+        antall_personer: antall,
+        tapte_dagsverk_gradert: gradert,
+        prosent_published: prosent,
+        rectype,
+        varighet,
+    })
+}
+
 /// Validates a metadata row.
 pub(super) fn metadata_row(raw: RawRow) -> Result<MetadataRow, Vec<RowError>> {
     let mut check = Check::new(raw);
@@ -702,11 +794,15 @@ fn text(value: &Json) -> Result<String, String> {
 
 /// A finite decimal: a JSON number token or a string, parsed by Rust's `f64` parser at full precision.
 pub(super) fn decimal(value: &Json) -> Result<f64, String> {
-    let token = match value {
-        Json::Number(n) => n.as_str(),
-        Json::String(s) => s.trim(),
-        other => return Err(format!("expected a number, got {}", other.kind())),
-    };
+    match value {
+        Json::Number(n) => decimal_token(n),
+        Json::String(s) => decimal_token(s.trim()),
+        other => Err(format!("expected a number, got {}", other.kind())),
+    }
+}
+
+/// [`decimal`] of a trimmed token.
+fn decimal_token(token: &str) -> Result<f64, String> {
     match token.parse::<f64>() {
         // `+ 0.0` stores `-0` as 0.
         Ok(v) if v.is_finite() => Ok(v + 0.0),
@@ -730,11 +826,15 @@ fn non_negative(value: &Json, negative: &str) -> Result<f64, String> {
 
 /// A whole number: `40`, `"40"`, `40.0` or `4e1`.
 fn whole(value: &Json) -> Result<i64, String> {
-    let token = match value {
-        Json::Number(n) => n.as_str(),
-        Json::String(s) => s.trim(),
-        other => return Err(format!("expected a whole number, got {}", other.kind())),
-    };
+    match value {
+        Json::Number(n) => whole_token(n),
+        Json::String(s) => whole_token(s.trim()),
+        other => Err(format!("expected a whole number, got {}", other.kind())),
+    }
+}
+
+/// [`whole`] of a trimmed token.
+fn whole_token(token: &str) -> Result<i64, String> {
     if let Ok(i) = token.parse::<i64>() {
         return Ok(i);
     }
@@ -751,7 +851,11 @@ fn whole(value: &Json) -> Result<i64, String> {
 
 /// `antallPersoner`: a whole number >= 0 that fits in `u32`.
 fn count(value: &Json) -> Result<u32, String> {
-    let n = whole(value)?;
+    count_of(whole(value)?)
+}
+
+/// [`count`] of a whole number.
+fn count_of(n: i64) -> Result<u32, String> {
     if n < 0 {
         return Err("the number of persons cannot be negative".to_owned());
     }

@@ -204,13 +204,19 @@ pub fn sniff<R: Read>(mut reader: R) -> io::Result<(StatsFormat, Sniffed<R>)> {
 /// assert!(rows.next().is_none());
 /// ```
 pub fn read_stats<R: Read>(reader: R, format: StatsFormat) -> Rows<R, StatRow> {
-    Rows::new(reader, format, Kind::Stats, fields::stat_row)
+    Rows::new(
+        reader,
+        format,
+        Kind::Stats,
+        fields::stat_row,
+        Some(fields::stat_row_fast),
+    )
 }
 
 /// Streams [`MetadataRow`]s from a DVH metadata CSV or `virksomhet_metadata.json` upload; rows are
 /// numbered as in [`read_stats`]. A statistics `format` yields one row-0 error.
 pub fn read_metadata<R: Read>(reader: R, format: StatsFormat) -> Rows<R, MetadataRow> {
-    Rows::new(reader, format, Kind::Metadata, fields::metadata_row)
+    Rows::new(reader, format, Kind::Metadata, fields::metadata_row, None)
 }
 
 /// Where rows come from.
@@ -226,6 +232,8 @@ enum Source<R: Read> {
 pub struct Rows<R: Read, T> {
     source: Source<R>,
     build: fn(RawRow) -> Result<T, Vec<RowError>>,
+    /// A shortcut for plain CSV records (see [`csv_rows::FastCells`]); `build` remains the rule.
+    fast: Option<fn(&csv_rows::FastCells<'_>) -> Option<T>>,
     pending: VecDeque<RowError>,
     last_row: usize,
 }
@@ -236,6 +244,7 @@ impl<R: Read, T> Rows<R, T> {
         format: StatsFormat,
         kind: Kind,
         build: fn(RawRow) -> Result<T, Vec<RowError>>,
+        fast: Option<fn(&csv_rows::FastCells<'_>) -> Option<T>>,
     ) -> Rows<R, T> {
         let source = if format.kind() != kind {
             let reason = match kind {
@@ -258,6 +267,7 @@ impl<R: Read, T> Rows<R, T> {
         Rows {
             source,
             build,
+            fast,
             pending: VecDeque::new(),
             last_row: 0,
         }
@@ -268,14 +278,17 @@ impl<R: Read, T> Rows<R, T> {
         self.last_row
     }
 
-    fn next_raw(&mut self) -> Option<Result<RawRow, RowError>> {
+    /// The next row, already built when the CSV fast path took it.
+    fn next_raw(&mut self) -> Option<Result<csv_rows::Record<T>, RowError>> {
         match &mut self.source {
-            Source::Csv(rows) => rows.next(),
+            Source::Csv(rows) => rows.next_with(self.fast),
             Source::Json(elements, kind) => {
                 let kind = *kind;
-                elements
-                    .next()
-                    .map(|e| e.map(|(row, members)| RawRow::from_json(kind, row, members)))
+                elements.next().map(|e| {
+                    e.map(|(row, members)| {
+                        csv_rows::Record::Raw(RawRow::from_json(kind, row, members))
+                    })
+                })
             }
             Source::Refused(error) => error.take().map(Err),
         }
@@ -296,7 +309,11 @@ impl<R: Read, T> Iterator for Rows<R, T> {
                     self.last_row = e.row;
                     return Some(Err(e));
                 }
-                Ok(raw) => {
+                Ok(csv_rows::Record::Built(row, value)) => {
+                    self.last_row = row;
+                    return Some(Ok(value));
+                }
+                Ok(csv_rows::Record::Raw(raw)) => {
                     self.last_row = raw.row;
                     match (self.build)(raw) {
                         Ok(row) => return Some(Ok(row)),

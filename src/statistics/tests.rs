@@ -1264,3 +1264,137 @@ fn csv_rows_match_physical_lines_whatever_the_blank_lines_and_line_ends() {
         }
     }
 }
+
+/// Every row and `last_row` of a DVH CSV read with the fast path and without it.
+fn both_paths(input: &[u8]) -> [Vec<(Result<StatRow, RowError>, usize)>; 2] {
+    let read = |fast: bool| {
+        let mut rows = Rows::new(
+            input,
+            StatsFormat::DvhCsv,
+            Kind::Stats,
+            fields::stat_row,
+            fast.then_some(fields::stat_row_fast as fn(&csv_rows::FastCells<'_>) -> _),
+        );
+        let mut out = Vec::new();
+        while let Some(item) = rows.next() {
+            out.push((item, rows.last_row()));
+        }
+        out
+    };
+    [read(true), read(false)]
+}
+
+#[test]
+fn the_csv_fast_path_gives_what_the_full_rules_give_on_every_kind_of_cell() {
+    let o = VALID_EXAMPLE_ORGNR;
+    // One cell per line of each column, around a valid row; each is read with and without the fast
+    // path, which must agree on every row, value, error and row number.
+    let header = "orgnr;arstall;kvartal;taptedv;muligedv;antpers;prosent;taptedv_gs;rectype;varighet_A;varighet_F;";
+    let valid = [
+        o, "2024", "2", "20.23", "77.8716", "40", "26.0", "9.5", "2", "12.1527", "0", "",
+    ];
+    let variants: [(usize, &[&str]); 12] = [
+        (
+            0,
+            &[
+                " 987654325 ",
+                "987 654 325",
+                "987654321",
+                "98765432",
+                "\u{a0}987654325",
+                "",
+                "x",
+            ],
+        ),
+        (
+            1,
+            &[
+                "2024.0",
+                "2.024e3",
+                " 2024",
+                "1899",
+                "99999999999",
+                "2024.5",
+                "",
+                "-2024",
+            ],
+        ),
+        (2, &["1", "4", "0", "5", "4.0", " 3 ", "", "1e0", "2,0"]),
+        (
+            3,
+            &[
+                "0", "-0", "-0.0", "-1", "77.8716", "77.8717", "1,5", "NaN", "inf", "1e400", "",
+                " 20.23 ",
+            ],
+        ),
+        (
+            4,
+            &[
+                "0",
+                "-1",
+                "20.23",
+                "1e-300",
+                "1,5",
+                "NaN",
+                "",
+                "\u{2003}77.8716",
+            ],
+        ),
+        (
+            5,
+            &[
+                "0",
+                "40.0",
+                "4e1",
+                "-1",
+                "4294967295",
+                "4294967296",
+                "1.5",
+                "",
+            ],
+        ),
+        (6, &["0", "100", "100.0001", "-0.1", "", "26,0"]),
+        (7, &["0", "-1", "", "x"]),
+        (8, &["1", "3", "4", " 2 ", "", "02"]),
+        (9, &["0", "-0.5", "", "1e3", "abc"]),
+        (10, &["5.25", "-1", ""]),
+        (11, &["", " ", "extra"]),
+    ];
+    let mut text = format!("{header}\n{}\n", valid.join(";"));
+    let mut expected_rows = 1;
+    for (column, values) in variants {
+        for value in values {
+            let mut row = valid.map(str::to_owned);
+            row[column] = (*value).to_owned();
+            text.push_str(&row.join(";"));
+            text.push('\n');
+            expected_rows += 1;
+        }
+    }
+    text.push_str("\n;;;;;;;;;;;\n\"987654325\";\"2024\";2;\"20.23\";77.8716;40;;;;;;\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(b"987654325;2024;3;20.23;77.8716;40;;;\xff;;;\n");
+    let [fast, full] = both_paths(&bytes);
+    assert_eq!(fast, full);
+    let ok = fast.iter().filter(|(r, _)| r.is_ok()).count();
+    let bad = fast.iter().filter(|(r, _)| r.is_err()).count();
+    assert!(ok > 30 && bad > 30, "{ok} rows, {bad} errors");
+    assert!(fast.iter().any(|(_, row)| *row > expected_rows));
+
+    // And the fast path does take a plain row.
+    let mut cells = [None; fields::Field::SLOTS];
+    for (field, value) in [
+        (fields::Field::Orgnr, o),
+        (fields::Field::Arstall, "2024"),
+        (fields::Field::Kvartal, "2"),
+        (fields::Field::Tapte, "20.23"),
+        (fields::Field::Mulige, "77.8716"),
+        (fields::Field::Antpers, "40"),
+        (fields::Field::Varighet('F'), "1.5"),
+    ] {
+        cells[field.slot().expect("a DVH field")] = Some(value);
+    }
+    let row = fields::stat_row_fast(&cells).expect("a plain row");
+    assert_eq!((row.tapte_dagsverk, row.antall_personer), (20.23, 40));
+    assert_eq!(row.varighet, BTreeMap::from([('F', 1.5)]));
+}
