@@ -6,7 +6,7 @@
 # Input and output are those of estimates_reference.R: <tmpdir>/meta.csv (arm, clustered,
 # use_bmiss, panel), <tmpdir>/firm_<arm>.csv and <tmpdir>/panel_<arm>.csv with every double as a
 # C99 hex float, and <tmpdir>/r_out.csv with the same columns and variant names. The helpers
-# (read_hex, hx, emit, emit_err, emit_estimatr, dropped_names, build) are taken from
+# (read_hex, hx, emit, emit_err, emit_estimatr, dropped_names, build, ref_ancova_lin) are taken from
 # estimates_reference.R itself: its top-level expressions are evaluated up to its main loop.
 #
 # Calls, exactly as estimates_reference.R makes them:
@@ -44,7 +44,7 @@ for (e in ref_exprs) {
 }
 if (!found_main) stop("estimates_reference.R changed: no `meta <- ...` line to stop at")
 # now defined: args, wd, NUMERIC, read_hex, hx, OUT, emit, FIELDS, emit_err, emit_estimatr,
-# dropped_names, build
+# dropped_names, build, ref_ancova_lin
 
 meta <- read.csv(file.path(wd, "meta.csv"), colClasses = "character")
 
@@ -78,31 +78,7 @@ for (k in seq_len(nrow(meta))) {
     se_itt <- if (clustered) "CR2" else "HC2"
     xs <- if (use_bmiss) "z + b + bmiss" else "z + b"
 
-    # ---------------------------------------------------------------- itt_ancova
-    tryCatch({
-      f <- build("lm_robust", as.formula(paste("y ~", xs)), fd,
-                 c(list(fixed_effects = ~stratum, se_type = se_itt), cextra, wextra))
-      emit_estimatr(f, "z", arm, wt, "itt_ancova", "fixed_effects", se_itt,
-                    note = paste0("dropped=", dropped_names(f)))
-    }, error = function(e) emit_err(arm, wt, "itt_ancova", "fixed_effects", se_itt, e))
-    tryCatch({
-      f <- build("lm_robust", as.formula(paste("y ~", xs, "+ factor(stratum)")), fd,
-                 c(list(se_type = se_itt), cextra, wextra))
-      emit_estimatr(f, "z", arm, wt, "itt_ancova", "factor", se_itt,
-                    note = paste0("dropped=", dropped_names(f)))
-    }, error = function(e) emit_err(arm, wt, "itt_ancova", "factor", se_itt, e))
-
-    # ---------------------------------------------------------------- itt_lin
-    tryCatch({
-      cov <- as.formula(paste("~", if (use_bmiss) "b + bmiss" else "b", "+ factor(stratum)"))
-      f <- build("lm_lin", y ~ z, fd, c(list(covariates = cov, se_type = se_itt), cextra, wextra))
-      cn <- names(coef(f))
-      left_out <- !any(cn == paste0("factor(stratum)", first_level, "_c"))
-      emit_estimatr(f, "z", arm, wt, "itt_lin", "lm_lin", se_itt,
-                    note = paste0("dropped=", dropped_names(f), "|first_level_left_out=",
-                                  left_out, "|first_level=", first_level,
-                                  "|ncoef=", length(cn)))
-    }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin", se_itt, e))
+    ref_ancova_lin(fd, arm, wt, se_itt, xs, use_bmiss, first_level, cextra, wextra)
 
     # itt_lin with R lm's rule for collinear columns made explicit (not in estimates_reference.R):
     # lm_lin's columns (Intercept), z, centered covariates, their interactions with z, in that

@@ -72,6 +72,36 @@ build <- function(fun, fml, data, extra) {
   eval(cl)
 }
 
+# The itt_ancova (fixed effects, and factor() dummies) and itt_lin reference calls for one contrast
+# and weighting; notebooks/check_unseen.R calls this too.
+ref_ancova_lin <- function(fd, arm, wt, se_itt, xs, use_bmiss, first_level, cextra, wextra) {
+  # ---------------------------------------------------------------- itt_ancova
+  tryCatch({
+    f <- build("lm_robust", as.formula(paste("y ~", xs)), fd,
+               c(list(fixed_effects = ~stratum, se_type = se_itt), cextra, wextra))
+    emit_estimatr(f, "z", arm, wt, "itt_ancova", "fixed_effects", se_itt,
+                  note = paste0("dropped=", dropped_names(f)))
+  }, error = function(e) emit_err(arm, wt, "itt_ancova", "fixed_effects", se_itt, e))
+  tryCatch({
+    f <- build("lm_robust", as.formula(paste("y ~", xs, "+ factor(stratum)")), fd,
+               c(list(se_type = se_itt), cextra, wextra))
+    emit_estimatr(f, "z", arm, wt, "itt_ancova", "factor", se_itt,
+                  note = paste0("dropped=", dropped_names(f)))
+  }, error = function(e) emit_err(arm, wt, "itt_ancova", "factor", se_itt, e))
+
+  # ---------------------------------------------------------------- itt_lin
+  tryCatch({
+    cov <- as.formula(paste("~", if (use_bmiss) "b + bmiss" else "b", "+ factor(stratum)"))
+    f <- build("lm_lin", y ~ z, fd, c(list(covariates = cov, se_type = se_itt), cextra, wextra))
+    cn <- names(coef(f))
+    left_out <- !any(cn == paste0("factor(stratum)", first_level, "_c"))
+    emit_estimatr(f, "z", arm, wt, "itt_lin", "lm_lin", se_itt,
+                  note = paste0("dropped=", dropped_names(f), "|first_level_left_out=",
+                                left_out, "|first_level=", first_level,
+                                "|ncoef=", length(cn)))
+  }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin", se_itt, e))
+}
+
 meta <- read.csv(file.path(wd, "meta.csv"), colClasses = "character")
 
 for (k in seq_len(nrow(meta))) {
@@ -99,31 +129,7 @@ for (k in seq_len(nrow(meta))) {
     se_itt <- if (clustered) "CR2" else "HC2"
     xs <- if (use_bmiss) "z + b + bmiss" else "z + b"
 
-    # ---------------------------------------------------------------- itt_ancova
-    tryCatch({
-      f <- build("lm_robust", as.formula(paste("y ~", xs)), fd,
-                 c(list(fixed_effects = ~stratum, se_type = se_itt), cextra, wextra))
-      emit_estimatr(f, "z", arm, wt, "itt_ancova", "fixed_effects", se_itt,
-                    note = paste0("dropped=", dropped_names(f)))
-    }, error = function(e) emit_err(arm, wt, "itt_ancova", "fixed_effects", se_itt, e))
-    tryCatch({
-      f <- build("lm_robust", as.formula(paste("y ~", xs, "+ factor(stratum)")), fd,
-                 c(list(se_type = se_itt), cextra, wextra))
-      emit_estimatr(f, "z", arm, wt, "itt_ancova", "factor", se_itt,
-                    note = paste0("dropped=", dropped_names(f)))
-    }, error = function(e) emit_err(arm, wt, "itt_ancova", "factor", se_itt, e))
-
-    # ---------------------------------------------------------------- itt_lin
-    tryCatch({
-      cov <- as.formula(paste("~", if (use_bmiss) "b + bmiss" else "b", "+ factor(stratum)"))
-      f <- build("lm_lin", y ~ z, fd, c(list(covariates = cov, se_type = se_itt), cextra, wextra))
-      cn <- names(coef(f))
-      left_out <- !any(cn == paste0("factor(stratum)", first_level, "_c"))
-      emit_estimatr(f, "z", arm, wt, "itt_lin", "lm_lin", se_itt,
-                    note = paste0("dropped=", dropped_names(f), "|first_level_left_out=",
-                                  left_out, "|first_level=", first_level,
-                                  "|ncoef=", length(cn)))
-    }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin", se_itt, e))
+    ref_ancova_lin(fd, arm, wt, se_itt, xs, use_bmiss, first_level, cextra, wextra)
 
     # ---------------------------------------------------------------- did_twfe CR2
     pd <- read_hex(file.path(wd, paste0("panel_", arm, ".csv")))

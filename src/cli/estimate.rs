@@ -131,24 +131,19 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         pre,
         post,
     };
-    let data = if args.stats.len() == 1 {
-        let file = File::open(&args.stats[0])
-            .with_context(|| format!("cannot read {}", args.stats[0].display()))?;
-        StudyData::from_stats_reader(windows, units, BufReader::new(file))?
-    } else {
-        // Several files: read each and pool the rows (a firm-quarter may appear only once).
-        let mut rows = Vec::new();
-        for path in &args.stats {
-            let file =
-                File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let (format, r) = crate::statistics::sniff(BufReader::new(file))
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            for row in crate::statistics::read_stats(r, format) {
-                rows.push(row.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
-            }
-        }
-        StudyData::new(windows, units, rows)?
-    };
+    // Several files (say one per quarter) are streamed one after the other; a firm-quarter may
+    // appear only once over all of them.
+    let mut sources = Vec::with_capacity(args.stats.len());
+    for path in &args.stats {
+        let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let label = if args.stats.len() == 1 {
+            String::new()
+        } else {
+            path.display().to_string()
+        };
+        sources.push((label, BufReader::new(file)));
+    }
+    let data = StudyData::from_stats_readers(windows, units, sources)?;
     let weights = match args.weights {
         WeightsArg::Firm => vec![Weighting::Firm],
         WeightsArg::Dagsverk => vec![Weighting::Dagsverk],

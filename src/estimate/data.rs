@@ -6,7 +6,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 
 use crate::domain::{Orgnr, Quarter};
-use crate::register::RowError;
 use crate::statistics::{self, StatRow};
 
 use super::EstimateError;
@@ -331,28 +330,58 @@ impl StudyData {
         units: Vec<AssignedUnit>,
         reader: R,
     ) -> Result<StudyData, EstimateError> {
-        let (format, reader) = statistics::sniff(reader).map_err(|e| {
-            EstimateError::InvalidData(format!("the statistics could not be read: {e}"))
-        })?;
+        StudyData::from_stats_readers(windows, units, vec![(String::new(), reader)])
+    }
+
+    /// Reads several NAV statistics files (each in either format, say one per quarter as NAV
+    /// publishes them), streamed one after the other, and builds the study; a firm-quarter may
+    /// appear only once over all of them. Each source has a label that prefixes its problems.
+    ///
+    /// # Errors
+    /// The first problems in the statistics (up to 10, with how many there were), or a duplicate
+    /// firm-quarter.
+    pub fn from_stats_readers<R: Read>(
+        windows: Windows,
+        units: Vec<AssignedUnit>,
+        sources: Vec<(String, R)>,
+    ) -> Result<StudyData, EstimateError> {
+        let labels: Vec<String> = sources.iter().map(|(label, _)| label.clone()).collect();
+        // Every source's rows, in order, as (source, row or problem).
+        let rows = sources.into_iter().enumerate().flat_map(
+            |(k, (_, reader))| -> Box<dyn Iterator<Item = _>> {
+                match statistics::sniff(reader) {
+                    Ok((format, reader)) => Box::new(
+                        statistics::read_stats(reader, format)
+                            .map(move |row| (k, row.map_err(|e| e.to_string()))),
+                    ),
+                    Err(e) => Box::new(std::iter::once((
+                        k,
+                        Err(format!("the statistics could not be read: {e}")),
+                    ))),
+                }
+            },
+        );
         // Stream the rows: only the window rows of assigned firms are kept (24 bytes each).
-        let mut errors: Vec<RowError> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
         let mut total_errors = 0usize;
-        let rows = statistics::read_stats(reader, format).filter_map(|row| match row {
+        let values = rows.filter_map(|(k, row)| match row {
             Ok(r) => Some((r.orgnr, r.quarter, r.tapte_dagsverk, r.mulige_dagsverk)),
-            Err(e) => {
+            Err(problem) => {
                 total_errors += 1;
                 if errors.len() < 10 {
-                    errors.push(e);
+                    errors.push(match labels.get(k).filter(|l| !l.is_empty()) {
+                        Some(label) => format!("{label}: {problem}"),
+                        None => problem,
+                    });
                 }
                 None
             }
         });
-        let built = StudyData::from_values(windows, units, rows);
+        let built = StudyData::from_values(windows, units, values);
         if !errors.is_empty() {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Err(EstimateError::InvalidData(format!(
                 "statistics: {total_errors} problem(s); first: {}",
-                list.join("; ")
+                errors.join("; ")
             )));
         }
         built

@@ -214,13 +214,15 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
         let attrition_dropped =
             attrition[arm_id as usize].no_post_data + attrition[control as usize].no_post_data;
         for &weighting in &opts.weights {
-            let ctx = Ctx {
+            let mut ctx = Ctx {
                 data,
                 opts,
                 contrast: &contrast,
                 weighting,
                 attrition_dropped,
+                control_mean: f64::NAN,
             };
+            ctx.control_mean = ctx.control_mean();
             for &estimator in &opts.estimators {
                 let result = match estimator {
                     Estimator::IttDim => ctx.itt_dim().map(|e| vec![e]),
@@ -274,6 +276,8 @@ struct Ctx<'a> {
     contrast: &'a Contrast<'a>,
     weighting: Weighting,
     attrition_dropped: usize,
+    /// The control arm's (weighted) mean outcome, for every estimate's `control_mean`.
+    control_mean: f64,
 }
 
 /// The core numbers of one estimate.
@@ -395,7 +399,7 @@ impl Ctx<'_> {
         let se = core.variance.sqrt();
         let statistic = core.estimate / se;
         let q = t_quantile(1.0 - (1.0 - self.opts.conf_level) / 2.0, core.df);
-        let control_mean = self.control_mean();
+        let control_mean = self.control_mean;
         let primary = core.term == "z" || core.term == "d";
         Ok(Estimate {
             estimator: core.estimator.name().into(),

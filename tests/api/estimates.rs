@@ -246,6 +246,107 @@ fn every_estimator_matches_the_reference_packages() {
     );
 }
 
+/// Statistics split over several files (one per quarter, in both NAV formats) give the same study
+/// as one file; a firm-quarter given in two files is refused, and a problem names its file.
+#[test]
+fn several_statistics_files_are_one_study() {
+    let dir = fixtures().join("unbalanced");
+    let params: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("params.json")).expect("params.json"),
+    )
+    .expect("params json");
+    let windows = || Windows {
+        randomized_at: params["randomized_at"]
+            .as_str()
+            .expect("R")
+            .parse()
+            .expect("quarter"),
+        pre: params["pre"].as_u64().expect("pre") as u32,
+        post: params["post"].as_u64().expect("post") as u32,
+    };
+    let text = std::fs::read_to_string(dir.join("assignment.csv")).expect("assignment");
+    let (units, _) = read_assignment_table(&text).expect("assignment parses");
+    let stats = std::fs::read_to_string(dir.join("stats.csv")).expect("stats");
+    let mut lines = stats.lines();
+    let header = lines.next().expect("header");
+    // One CSV per quarter; every other quarter as NAV's JSON instead.
+    let mut by_quarter: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        by_quarter
+            .entry(format!("{}K{}", fields[1], fields[2]))
+            .or_default()
+            .push(line);
+    }
+    assert!(by_quarter.len() > 4, "{by_quarter:?}");
+    let files: Vec<(String, Vec<u8>)> = by_quarter
+        .iter()
+        .enumerate()
+        .map(|(k, (quarter, rows))| {
+            if k % 2 == 0 {
+                let mut csv = format!("{header}\n");
+                for row in rows {
+                    csv.push_str(row);
+                    csv.push('\n');
+                }
+                (format!("{quarter}.csv"), csv.into_bytes())
+            } else {
+                let elements: Vec<String> = rows
+                    .iter()
+                    .map(|row| {
+                        let f: Vec<&str> = row.split(',').collect();
+                        format!(
+                            r#"{{"orgnr":"{}","årstall":{},"kvartal":{},"tapteDagsverk":"{}","muligeDagsverk":"{}","antallPersoner":{}}}"#,
+                            f[0], f[1], f[2], f[3], f[4], f[5]
+                        )
+                    })
+                    .collect();
+                (
+                    format!("{quarter}.json"),
+                    format!("[{}]", elements.join(",")).into_bytes(),
+                )
+            }
+        })
+        .collect();
+    let one =
+        StudyData::from_stats_reader(windows(), units.clone(), stats.as_bytes()).expect("one file");
+    let sources = files
+        .iter()
+        .map(|(name, bytes)| (name.clone(), bytes.as_slice()))
+        .collect();
+    let several =
+        StudyData::from_stats_readers(windows(), units.clone(), sources).expect("several files");
+    assert_eq!(several.obs, one.obs);
+    assert_eq!(several.rows_read, one.rows_read);
+    let control = params["control"].as_str().expect("control");
+    let a = estimate::estimate(&one, &Options::all(control)).expect("estimates");
+    let b = estimate::estimate(&several, &Options::all(control)).expect("estimates");
+    assert_eq!(
+        serde_json::to_value(&a.estimates).expect("json"),
+        serde_json::to_value(&b.estimates).expect("json")
+    );
+
+    // The first quarter's file twice: a duplicate firm-quarter.
+    let mut twice: Vec<(String, &[u8])> = vec![(files[0].0.clone(), files[0].1.as_slice())];
+    twice.push(("again.csv".to_owned(), files[0].1.as_slice()));
+    let err = StudyData::from_stats_readers(windows(), units.clone(), twice)
+        .expect_err("duplicate firm-quarter");
+    assert!(err.to_string().contains("two rows for quarter"), "{err}");
+
+    // A bad row in the second file is named with the file.
+    let bad = b"orgnr,arstall,kvartal,taptedv,muligedv,antpers\n987654325,2023,1,5,-1,10\n";
+    let with_bad: Vec<(String, &[u8])> = vec![
+        (files[0].0.clone(), files[0].1.as_slice()),
+        ("bad.csv".to_owned(), bad.as_slice()),
+    ];
+    let err = StudyData::from_stats_readers(windows(), units, with_bad).expect_err("bad row");
+    let message = err.to_string();
+    assert!(
+        message.contains("bad.csv: row 1") && message.contains("muligedv"),
+        "{message}"
+    );
+}
+
 mod api {
     use reqwest::Method;
 
