@@ -468,8 +468,8 @@ def main() -> int:
                 allow = max(allow, P_FLOOR)
             if abs(a_ - b_) > allow:
                 bad.append(f"{fld} (rel {ref.rel(a_, b_):.1e})")
-        msg = (f"itt_lin/{arm}/{wt}: collinear column. ia-rct dropped {rdrop} (arm-separate "
-               f"slopes, so the slope of the arm without variation is set to 0); estimatr lm_lin "
+        msg = (f"itt_lin/{arm}/{wt}: collinear column. ia-rct dropped {rdrop} (the arm "
+               f"without variation in it shares the control arm's slope); estimatr lm_lin "
                f"dropped [{ldrop}]; R lm's rule (ANALYSIS.md §4, later column) drops "
                f"[{rdrop_rule}] (the treated slope equals the control slope), which gives "
                f"estimate {float(rule['estimate'])!r} se {float(rule['std_error'])!r} df "
