@@ -40,7 +40,8 @@ struct Case {
     report: estimate::Report,
 }
 
-fn run_case(dir: &Path) -> Case {
+/// A case's `params.json` and its analysis windows.
+fn case_params(dir: &Path) -> (serde_json::Value, Windows) {
     let params: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("params.json")).expect("params.json"),
     )
@@ -54,6 +55,11 @@ fn run_case(dir: &Path) -> Case {
         pre: params["pre"].as_u64().expect("pre") as u32,
         post: params["post"].as_u64().expect("post") as u32,
     };
+    (params, windows)
+}
+
+fn run_case(dir: &Path) -> Case {
+    let (params, windows) = case_params(dir);
     let control = params["control"].as_str().expect("control");
     let text = std::fs::read_to_string(dir.join("assignment.csv")).expect("assignment");
     let (units, _) = read_assignment_table(&text).expect("assignment parses");
@@ -251,19 +257,8 @@ fn every_estimator_matches_the_reference_packages() {
 #[test]
 fn several_statistics_files_are_one_study() {
     let dir = fixtures().join("unbalanced");
-    let params: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("params.json")).expect("params.json"),
-    )
-    .expect("params json");
-    let windows = || Windows {
-        randomized_at: params["randomized_at"]
-            .as_str()
-            .expect("R")
-            .parse()
-            .expect("quarter"),
-        pre: params["pre"].as_u64().expect("pre") as u32,
-        post: params["post"].as_u64().expect("post") as u32,
-    };
+    let (params, case_windows) = case_params(&dir);
+    let windows = || case_windows.clone();
     let text = std::fs::read_to_string(dir.join("assignment.csv")).expect("assignment");
     let (units, _) = read_assignment_table(&text).expect("assignment parses");
     let stats = std::fs::read_to_string(dir.join("stats.csv")).expect("stats");
