@@ -217,14 +217,7 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
             ));
         }
     }
-    let response = app
-        .as_direktorat(Method::POST, "/v1/statistics")
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status().as_u16(), 201);
+    app.statistics_csv(csv, 201).await;
     let bad = format!("iarct_{}", "ab".repeat(32));
 
     let doc: Value = app

@@ -204,14 +204,7 @@ async fn the_outcome_summary_is_a_ratio_of_sums_by_arm_and_quarter(backend: Back
             3 + i % 4
         ));
     }
-    let response = app
-        .as_direktorat(Method::POST, "/v1/statistics")
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status().as_u16(), 201);
+    app.statistics_csv(csv, 201).await;
     let summary = app
         .direktorat_call(
             Method::GET,

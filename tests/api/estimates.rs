@@ -389,14 +389,7 @@ mod api {
                 values.push((a.orgnr, q, tapte, mulige));
             }
         }
-        let response = app
-            .as_direktorat(Method::POST, "/v1/statistics")
-            .header("content-type", "text/csv")
-            .body(csv)
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(response.status().as_u16(), 201);
+        app.statistics_csv(csv, 201).await;
         let before = app.audit_count().await;
         let body = app
             .direktorat_call(

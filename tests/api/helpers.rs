@@ -458,6 +458,21 @@ impl TestApp {
         trial
     }
 
+    /// Uploads NAV statistics as DVH CSV as the direktorat and asserts the status.
+    pub async fn statistics_csv(&self, csv: String, expected: u16) -> Value {
+        let response = self
+            .as_direktorat(reqwest::Method::POST, "/v1/statistics")
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, expected, "statistics upload: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
     /// Uploads a register CSV to a trial's enrollment as the direktorat.
     pub async fn enroll_csv(&self, id: &str, csv: &str, expected: u16) -> Value {
         let response = self

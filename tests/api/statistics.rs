@@ -223,19 +223,7 @@ async fn both_nav_formats_give_the_same_register(backend: Backend) {
     }
     let (status, _, _) = upload(&json_app, json_body, None).await;
     assert_eq!(status, 201);
-    let response = csv_app
-        .as_direktorat(Method::POST, "/v1/statistics")
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(
-        response.status().as_u16(),
-        201,
-        "{}",
-        response.text().await.unwrap_or_default()
-    );
+    csv_app.statistics_csv(csv, 201).await;
     for firm in &firms {
         let a = json_app
             .store
@@ -357,14 +345,7 @@ async fn enrollment_uses_nav_statistics_for_the_baseline(backend: Backend) {
             ));
         }
     }
-    let response = app
-        .as_direktorat(Method::POST, "/v1/statistics")
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status().as_u16(), 201);
+    app.statistics_csv(csv, 201).await;
     let mut register = firms.clone();
     for f in &mut register {
         f.baseline = Some(ia_rct::register::BaselineDagsverk {
@@ -411,14 +392,7 @@ async fn what_is_uploaded_reads_back_exactly(backend: Backend) {
             expected.push((*firm, quarter, tapte, mulige, persons));
         }
     }
-    let response = app
-        .as_direktorat(Method::POST, "/v1/statistics")
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status().as_u16(), 201);
+    app.statistics_csv(csv, 201).await;
     for (firm, quarter, tapte, mulige, persons) in expected {
         let values = app
             .store
