@@ -500,12 +500,15 @@ impl Ctx<'_> {
         cols
     }
 
+    /// HC2, or CR2 when clusters were randomized, of the contrast's rows `keep`: variance, df,
+    /// SE type and clusters. Rows with leverage one under HC2 are counted in `dropped`.
     fn robust(
         &self,
         fit: &ols::Fit,
         influence: &[f64],
         keep: &[usize],
-    ) -> Result<(f64, f64, String, Option<usize>, usize), EstimateError> {
+        dropped: &mut BTreeMap<String, usize>,
+    ) -> Result<(f64, f64, String, Option<usize>), EstimateError> {
         let c = self.contrast;
         match &c.cluster {
             Some(cl) => {
@@ -518,12 +521,15 @@ impl Ctx<'_> {
                     )));
                 }
                 let r = fit.cr2(influence, &clusters)?;
-                Ok((r.variance, r.df, "CR2".into(), Some(clusters.len()), 0))
+                Ok((r.variance, r.df, "CR2".into(), Some(clusters.len())))
             }
             None => {
                 let (v, saturated) = fit.hc2(influence);
+                if saturated > 0 {
+                    dropped.insert("leverage_one_rows".into(), saturated);
+                }
                 let df = fit.n() as f64 - fit.rank() as f64;
-                Ok((v, df, "HC2".into(), None, saturated))
+                Ok((v, df, "HC2".into(), None))
             }
         }
     }
@@ -563,11 +569,8 @@ impl Ctx<'_> {
         for &k in &fit.ginv.dropped {
             dropped.insert(format!("collinear_column:{}", base[k - 1].0), 0);
         }
-        let (variance, df, se_type, n_clusters, saturated) =
-            self.robust(&fit, &influence, &keep)?;
-        if saturated > 0 {
-            dropped.insert("leverage_one_rows".into(), saturated);
-        }
+        let (variance, df, se_type, n_clusters) =
+            self.robust(&fit, &influence, &keep, &mut dropped)?;
         self.finish(Core {
             estimator: Estimator::IttAncova,
             term: "z".into(),
@@ -668,11 +671,8 @@ impl Ctx<'_> {
             let arm = if k % 2 == 0 { "z" } else { "1-z" };
             dropped.insert(format!("collinear_column:{}*{arm}", base[k / 2].0), 0);
         }
-        let (variance, df, se_type, n_clusters, saturated) =
-            self.robust(&fit, &influence, &keep)?;
-        if saturated > 0 {
-            dropped.insert("leverage_one_rows".into(), saturated);
-        }
+        let (variance, df, se_type, n_clusters) =
+            self.robust(&fit, &influence, &keep, &mut dropped)?;
         self.finish(Core {
             estimator: Estimator::IttLin,
             term: "z".into(),
