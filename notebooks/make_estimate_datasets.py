@@ -161,6 +161,24 @@ def arms_in_stratum(rng: np.random.Generator, arms: list[str], n: int, min_each:
     return out
 
 
+def add_strata(c: "Case", arms: list[str], count: int, sizes: tuple[int, int], min_each: int) -> None:
+    """`count` strata of `sizes` (low inclusive, high exclusive) firms each, at least `min_each` per
+    arm (arms_in_stratum), each stratum with its own level shift."""
+    for s in range(count):
+        n = int(c.rng.integers(*sizes))
+        c.add_firms(stratum_label(s), arms_in_stratum(c.rng, arms, n, min_each),
+                    shift=float(c.rng.normal(0, 1.5)))
+
+
+def add_singleton_stratum(c: "Case", arms: list[str], stratum: int, n: int) -> None:
+    """A stratum of n firms in which one arm (drawn) has a single firm."""
+    single = arms[int(c.rng.integers(0, 2))]
+    other = arms[1] if single == arms[0] else arms[0]
+    lab = [single] + [other] * (n - 1)
+    c.rng.shuffle(lab)
+    c.add_firms(stratum_label(stratum), lab, shift=float(c.rng.normal(0, 2.0)))
+
+
 # ---------------------------------------------------------------------------------------------
 # cases
 def case_balanced() -> Case:
@@ -168,9 +186,7 @@ def case_balanced() -> Case:
              "4 arms, 12 strata, >=2 firms per arm and stratum, balanced panel; every firm also has "
              "one row before and one after the windows (must be ignored), and two firms in stats.csv "
              "are not in the assignment (must be ignored)")
-    for s in range(12):
-        n = int(c.rng.integers(9, 15))
-        c.add_firms(stratum_label(s), arms_in_stratum(c.rng, ARMS4, n, 2), shift=float(c.rng.normal(0, 1.5)))
+    add_strata(c, ARMS4, 12, (9, 15), 2)
     c.full_panel(c.quarters(extra_before=1, extra_after=1))
     # two firms that are not in the assignment
     ghosts = c.add_firms("ghost", ["kontroll", "ledere"])
@@ -187,9 +203,7 @@ def case_unbalanced() -> Case:
              "3 arms, 8 strata, ~10% firm-quarters missing at random; 6 firms without post rows "
              "(attrition), 6 firms without pre rows (missing baseline), one firm with a single "
              "(post) row (panel singleton), one attrited firm with a single pre row")
-    for s in range(8):
-        n = int(c.rng.integers(12, 17))
-        c.add_firms(stratum_label(s), arms_in_stratum(c.rng, arms, n, 3), shift=float(c.rng.normal(0, 1.5)))
+    add_strata(c, arms, 8, (12, 17), 3)
     qs = c.quarters()
     pre_q = [t for t in qs if t < c.R]
     post_q = [t for t in qs if t >= c.R]
@@ -241,9 +255,7 @@ def case_zero_variance() -> Case:
              "2 arms, 6 strata; in stratum index 2 every treated firm has identical rows in every "
              "quarter (identical taptedv and muligedv), so s^2 of y over its treated firms is 0")
     zero_st = stratum_label(2)
-    for s in range(6):
-        n = int(c.rng.integers(10, 15))
-        c.add_firms(stratum_label(s), arms_in_stratum(c.rng, arms, n, 3), shift=float(c.rng.normal(0, 1.5)))
+    add_strata(c, arms, 6, (10, 15), 3)
     template: dict[int, tuple] = {}
     for f in c.firms:
         for t in c.quarters():
@@ -261,9 +273,7 @@ def case_collinear() -> Case:
     c = Case("collinear", 20250505, "2025K1", 4, 4, arms,
              "2 arms, 6 strata; every firm of stratum index 3 (not the first in sorted order) has no "
              "pre-window row and no other firm lacks one, so b_missing equals that stratum's indicator")
-    for s in range(6):
-        n = int(c.rng.integers(10, 15))
-        c.add_firms(stratum_label(s), arms_in_stratum(c.rng, arms, n, 3), shift=float(c.rng.normal(0, 1.5)))
+    add_strata(c, arms, 6, (10, 15), 3)
     bad = stratum_label(3)
     for f in c.firms:
         for t in c.quarters():
@@ -290,11 +300,7 @@ def case_singleton_small_blocks() -> Case:
              "itt_dim only: 8 strata of 3 or 4 firms, each with a singleton arm (1 treated or 1 "
              "control), sizes unequal, no stratum holds half of n_S")
     for s, n in enumerate([3, 4, 3, 4, 3, 3, 4, 4]):
-        single = arms[int(c.rng.integers(0, 2))]
-        other = arms[1] if single == arms[0] else arms[0]
-        lab = [single] + [other] * (n - 1)
-        c.rng.shuffle(lab)
-        c.add_firms(stratum_label(s), lab, shift=float(c.rng.normal(0, 2.0)))
+        add_singleton_stratum(c, arms, s, n)
     c.full_panel(c.quarters())
     return c
 
@@ -313,11 +319,7 @@ def case_singleton_hybrid() -> Case:
         c.add_firms(stratum_label(k), lab, shift=float(c.rng.normal(0, 2.0)))
         k += 1
     for n in small:
-        single = arms[int(c.rng.integers(0, 2))]
-        other = arms[1] if single == arms[0] else arms[0]
-        lab = [single] + [other] * (n - 1)
-        c.rng.shuffle(lab)
-        c.add_firms(stratum_label(k), lab, shift=float(c.rng.normal(0, 2.0)))
+        add_singleton_stratum(c, arms, k, n)
         k += 1
     c.full_panel(c.quarters())
     return c
