@@ -6,8 +6,9 @@
 # Input and output are those of estimates_reference.R: <tmpdir>/meta.csv (arm, clustered,
 # use_bmiss, panel), <tmpdir>/firm_<arm>.csv and <tmpdir>/panel_<arm>.csv with every double as a
 # C99 hex float, and <tmpdir>/r_out.csv with the same columns and variant names. The helpers
-# (read_hex, hx, emit, emit_err, emit_estimatr, dropped_names, build, ref_ancova_lin) are taken from
-# estimates_reference.R itself: its top-level expressions are evaluated up to its main loop.
+# (read_hex, hx, emit, emit_err, emit_estimatr, dropped_names, build, ref_ancova_lin, did_lm,
+# ref_did_club_cr2) are taken from estimates_reference.R itself: its top-level expressions are
+# evaluated up to its main loop.
 #
 # Calls, exactly as estimates_reference.R makes them:
 #   itt_dim     difference_in_means(y ~ z, blocks = stratum [, clusters = cl] [, weights = m])
@@ -44,7 +45,7 @@ for (e in ref_exprs) {
 }
 if (!found_main) stop("estimates_reference.R changed: no `meta <- ...` line to stop at")
 # now defined: args, wd, NUMERIC, read_hex, hx, OUT, emit, FIELDS, emit_err, emit_estimatr,
-# dropped_names, build, ref_ancova_lin
+# dropped_names, build, ref_ancova_lin, did_lm, ref_did_club_cr2
 
 meta <- read.csv(file.path(wd, "meta.csv"), colClasses = "character")
 
@@ -123,29 +124,7 @@ for (k in seq_len(nrow(meta))) {
       }, error = function(e) emit_err(arm, wt, "did_twfe", "estimatr_dummies", "CR2", e))
       next
     }
-    fit <- if (wt == "dagsverk") {
-      lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd, weights = w)
-    } else {
-      lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd)
-    }
-    iv <- if (wt == "dagsverk") "FALSE" else "default"
-    tryCatch({
-      V <- if (iv == "default") {
-        vcovCR(fit, cluster = pd$cl, type = "CR2")
-      } else {
-        vcovCR(fit, cluster = pd$cl, type = "CR2", inverse_var = as.logical(iv))
-      }
-      ct <- coef_test(fit, vcov = V, coefs = "d", test = "Satterthwaite")
-      ci <- conf_int(fit, vcov = V, coefs = "d", test = "Satterthwaite", level = 0.95)
-      emit(arm = arm, weights = wt, estimator = "did_twfe",
-           variant = paste0("clubSandwich_inverse_var=", iv), se_type = "CR2", term = "d",
-           estimate = hx(ct$beta[1]), std_error = hx(ct$SE[1]), df = hx(ct$df_Satt[1]),
-           statistic = hx(ct$tstat[1]), p_value = hx(ct$p_Satt[1]), ci_low = hx(ci$CI_L[1]),
-           ci_high = hx(ci$CI_U[1]), n_obs = hx(nobs(fit)), n_clusters = hx(G), design = "",
-           note = paste0("inverse_var_used=", attr(V, "inverse_var"), "|coef_test_cols=",
-                         paste(names(ct), collapse = ";")))
-    }, error = function(e) emit_err(arm, wt, "did_twfe", paste0("clubSandwich_inverse_var=", iv),
-                                    "CR2", e))
+    ref_did_club_cr2(did_lm(pd, wt), pd, G, arm, wt, if (wt == "dagsverk") "FALSE" else "default")
   }
 }
 

@@ -102,6 +102,37 @@ ref_ancova_lin <- function(fd, arm, wt, se_itt, xs, use_bmiss, first_level, cext
   }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin", se_itt, e))
 }
 
+# The did_twfe regression with firm and quarter dummies (weighted by w for dagsverk).
+did_lm <- function(pd, wt) {
+  if (wt == "dagsverk") {
+    lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd, weights = w)
+  } else {
+    lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd)
+  }
+}
+
+# clubSandwich CR2 of d with Satterthwaite df, inverse_var "default", "TRUE" or "FALSE"; G clusters.
+# notebooks/check_unseen.R calls this too.
+ref_did_club_cr2 <- function(fit, pd, G, arm, wt, iv) {
+  tryCatch({
+    V <- if (iv == "default") {
+      vcovCR(fit, cluster = pd$cl, type = "CR2")
+    } else {
+      vcovCR(fit, cluster = pd$cl, type = "CR2", inverse_var = as.logical(iv))
+    }
+    ct <- coef_test(fit, vcov = V, coefs = "d", test = "Satterthwaite")
+    ci <- conf_int(fit, vcov = V, coefs = "d", test = "Satterthwaite", level = 0.95)
+    emit(arm = arm, weights = wt, estimator = "did_twfe",
+         variant = paste0("clubSandwich_inverse_var=", iv), se_type = "CR2", term = "d",
+         estimate = hx(ct$beta[1]), std_error = hx(ct$SE[1]), df = hx(ct$df_Satt[1]),
+         statistic = hx(ct$tstat[1]), p_value = hx(ct$p_Satt[1]), ci_low = hx(ci$CI_L[1]),
+         ci_high = hx(ci$CI_U[1]), n_obs = hx(nobs(fit)), n_clusters = hx(G), design = "",
+         note = paste0("inverse_var_used=", attr(V, "inverse_var"), "|coef_test_cols=",
+                       paste(names(ct), collapse = ";")))
+  }, error = function(e) emit_err(arm, wt, "did_twfe", paste0("clubSandwich_inverse_var=", iv),
+                                  "CR2", e))
+}
+
 meta <- read.csv(file.path(wd, "meta.csv"), colClasses = "character")
 
 for (k in seq_len(nrow(meta))) {
@@ -134,11 +165,7 @@ for (k in seq_len(nrow(meta))) {
     # ---------------------------------------------------------------- did_twfe CR2
     pd <- read_hex(file.path(wd, paste0("panel_", arm, ".csv")))
     G <- length(unique(pd$cl))
-    fit <- if (wt == "dagsverk") {
-      lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd, weights = w)
-    } else {
-      lm(r ~ d + factor(orgnr) + factor(kvartal), data = pd)
-    }
+    fit <- did_lm(pd, wt)
     tryCatch({
       V0 <- sandwich::vcovCL(fit, cluster = pd$cl, type = "HC0", cadjust = FALSE)
       emit(arm = arm, weights = wt, estimator = "did_twfe", variant = "sandwich_vcovCL_HC0_dummies",
@@ -146,25 +173,7 @@ for (k in seq_len(nrow(meta))) {
            std_error = hx(sqrt(V0["d", "d"])), n_obs = hx(nobs(fit)), n_clusters = hx(G))
     }, error = function(e) emit_err(arm, wt, "did_twfe", "sandwich_vcovCL_HC0_dummies", "CR0", e))
     ivs <- if (wt == "dagsverk") c("FALSE", "TRUE") else c("default")
-    for (iv in ivs) {
-      tryCatch({
-        V <- if (iv == "default") {
-          vcovCR(fit, cluster = pd$cl, type = "CR2")
-        } else {
-          vcovCR(fit, cluster = pd$cl, type = "CR2", inverse_var = as.logical(iv))
-        }
-        ct <- coef_test(fit, vcov = V, coefs = "d", test = "Satterthwaite")
-        ci <- conf_int(fit, vcov = V, coefs = "d", test = "Satterthwaite", level = 0.95)
-        emit(arm = arm, weights = wt, estimator = "did_twfe",
-             variant = paste0("clubSandwich_inverse_var=", iv), se_type = "CR2", term = "d",
-             estimate = hx(ct$beta[1]), std_error = hx(ct$SE[1]), df = hx(ct$df_Satt[1]),
-             statistic = hx(ct$tstat[1]), p_value = hx(ct$p_Satt[1]), ci_low = hx(ci$CI_L[1]),
-             ci_high = hx(ci$CI_U[1]), n_obs = hx(nobs(fit)), n_clusters = hx(G), design = "",
-             note = paste0("inverse_var_used=", attr(V, "inverse_var"), "|coef_test_cols=",
-                           paste(names(ct), collapse = ";")))
-      }, error = function(e) emit_err(arm, wt, "did_twfe", paste0("clubSandwich_inverse_var=", iv),
-                                      "CR2", e))
-    }
+    for (iv in ivs) ref_did_club_cr2(fit, pd, G, arm, wt, iv)
     # weighted: CR2 of the unweighted regression on sqrt(w)-transformed rows (working model I on
     # the transformed scale), as ANALYSIS.md §4 words it; compared with the two settings above
     if (wt == "dagsverk") {
