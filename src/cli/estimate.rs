@@ -97,28 +97,12 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     let control = match (&args.control, &protocol) {
         (Some(c), _) => c.clone(),
         (None, Some(p)) => p
-            .arms
-            .iter()
-            .find(|a| a.control)
+            .control_arm()
             .map(|a| a.id.clone())
             .context("the protocol has no control arm")?,
         (None, None) => "kontroll".into(),
     };
-    let estimators = if args.estimator == "all" {
-        Estimator::ALL.to_vec()
-    } else {
-        args.estimator
-            .split(',')
-            .map(|name| {
-                Estimator::from_name(name.trim()).with_context(|| {
-                    format!(
-                        "unknown estimator {name:?}; use all or some of itt_dim, itt_ancova, \
-                         itt_lin, did_twfe, event_study"
-                    )
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
-    };
+    let estimators = Estimator::parse_list(&args.estimator).map_err(anyhow::Error::msg)?;
     if !(args.conf_level > 0.0 && args.conf_level < 1.0) {
         bail!("--conf-level must be between 0 and 1");
     }

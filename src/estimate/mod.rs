@@ -91,6 +91,27 @@ impl Estimator {
     pub fn from_name(name: &str) -> Option<Estimator> {
         Estimator::ALL.into_iter().find(|e| e.name() == name)
     }
+
+    /// Parses `all` or a comma-separated list of names (the command line's `--estimator` and the
+    /// API's `estimator` parameter).
+    ///
+    /// # Errors
+    /// The first unknown name, with the names there are.
+    pub fn parse_list(spec: &str) -> Result<Vec<Estimator>, String> {
+        if spec == "all" {
+            return Ok(Estimator::ALL.to_vec());
+        }
+        spec.split(',')
+            .map(|name| {
+                Estimator::from_name(name.trim()).ok_or_else(|| {
+                    format!(
+                        "unknown estimator {name:?}; use all or some of itt_dim, itt_ancova, \
+                         itt_lin, did_twfe, event_study"
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 /// How firms are weighted.
@@ -110,6 +131,13 @@ impl Weighting {
             Weighting::Firm => "firm",
             Weighting::Dagsverk => "dagsverk",
         }
+    }
+
+    /// Parses a name.
+    pub fn from_name(name: &str) -> Option<Weighting> {
+        [Weighting::Firm, Weighting::Dagsverk]
+            .into_iter()
+            .find(|w| w.name() == name)
     }
 }
 

@@ -94,27 +94,15 @@ pub async fn get_estimates(
 ) -> Result<Json<EstimatesResponse>, ApiError> {
     let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
     let protocol = &trial.protocol;
-    let estimators = match params.estimator.as_deref() {
-        None | Some("all") => Estimator::ALL.to_vec(),
-        Some(list) => list
-            .split(',')
-            .map(|n| {
-                Estimator::from_name(n.trim())
-                    .ok_or_else(|| bad(format!("unknown estimator {n:?}")))
-            })
-            .collect::<Result<_, _>>()?,
-    };
+    let estimators =
+        Estimator::parse_list(params.estimator.as_deref().unwrap_or("all")).map_err(bad)?;
     let weights = match params.weights.as_deref() {
         None => {
             let w: Vec<Weighting> = protocol
                 .analysis
                 .weights
                 .iter()
-                .filter_map(|w| match w.as_str() {
-                    "firm" => Some(Weighting::Firm),
-                    "dagsverk" => Some(Weighting::Dagsverk),
-                    _ => None,
-                })
+                .filter_map(|w| Weighting::from_name(w))
                 .collect();
             if w.is_empty() {
                 vec![Weighting::Firm, Weighting::Dagsverk]
@@ -132,9 +120,7 @@ pub async fn get_estimates(
         }
     };
     let control = protocol
-        .arms
-        .iter()
-        .find(|a| a.control)
+        .control_arm()
         .map(|a| a.id.clone())
         .ok_or_else(|| ApiError::Conflict("the protocol has no control arm".into()))?;
     let follow = &protocol.follow_up;
