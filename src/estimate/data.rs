@@ -244,7 +244,7 @@ impl StudyData {
         let mut obs = Vec::new();
         let mut rows_read = 0;
         let mut rows_ignored = 0;
-        // Files come grouped by firm or by quarter: the last firm's unit is reused while it repeats.
+        // When rows come grouped by firm, the last firm's unit is reused while it repeats.
         let mut last: Option<(Orgnr, Option<u32>)> = None;
         for (orgnr, quarter, tapte, mulige) in rows {
             rows_read += 1;

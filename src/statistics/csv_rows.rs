@@ -430,12 +430,10 @@ impl<R: Read> CsvRows<R> {
         };
         let mut cells: FastCells<'_> = [None; Field::SLOTS];
         // One UTF-8 check for the whole record: an ASCII record's fields are ASCII.
-        let all = record.as_slice();
-        let all = if all.is_ascii() {
-            std::str::from_utf8(all).ok()?
-        } else {
+        if !record.as_slice().is_ascii() {
             return None;
-        };
+        }
+        let all = std::str::from_utf8(record.as_slice()).ok()?;
         for (i, column) in columns.iter().enumerate() {
             let text = trim(all.get(record.range(i)?)?);
             match column {
