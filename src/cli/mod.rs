@@ -44,7 +44,9 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Fault injection for crash tests only: pause this many milliseconds inside every write
-    /// transaction before it commits.
+    /// transaction before it commits. Only in builds with the `fault-injection` feature (the test
+    /// build); other builds have no such option and ignore the variable.
+    #[cfg(feature = "fault-injection")]
     #[arg(
         long,
         env = "IA_RCT_FAULT_PAUSE_IN_WRITE_MS",
@@ -179,9 +181,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => return demo::run(args).await,
         _ => {}
     }
+    #[cfg(feature = "fault-injection")]
     let options = StoreOptions {
         pause_in_write: cli.fault_pause_in_write_ms.map(Duration::from_millis),
     };
+    #[cfg(not(feature = "fault-injection"))]
+    let options = StoreOptions::default();
     let url = cli.database_url.as_str();
     let store = storage::connect(url, options)
         .await

@@ -96,7 +96,8 @@ pub enum Backend {
 pub struct StoreOptions {
     /// Fault injection for crash and shutdown tests: sleep this long inside every write transaction,
     /// after its first statement and before commit, logging a warning when the pause starts.
-    /// Never set in production; set from `IA_RCT_FAULT_PAUSE_IN_WRITE_MS`.
+    /// Never set in production; the command line sets it from `IA_RCT_FAULT_PAUSE_IN_WRITE_MS` only
+    /// when built with the `fault-injection` feature (which only the tests enable).
     pub pause_in_write: Option<Duration>,
 }
 
