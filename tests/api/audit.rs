@@ -184,3 +184,69 @@ on_both_backends!(
     audit_rows_cannot_be_changed,
     audit_log_is_filtered_and_paginated
 );
+
+/// A firm of the trial in `fylke`.
+async fn firm_in(app: &TestApp, id: &str, fylke: &str) -> String {
+    let firms = app
+        .store
+        .assignments(id, Some(fylke.parse().expect("fylke")), None, 1)
+        .await
+        .expect("assignments");
+    firms
+        .first()
+        .unwrap_or_else(|| panic!("a firm in fylke {fylke}"))
+        .orgnr
+        .to_string()
+}
+
+/// `GET /takeup` as a fylke with another fylke's events present: it sees only its own firms, and
+/// the read's audit row names exactly those firms.
+async fn takeup_read_is_scoped_to_the_fylke_and_names_its_firms(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let vestland = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
+    let oslo = make_token(app.store.as_ref(), "NAV Oslo", Role::Fylke, Some("03")).await;
+    app.trial_in_state("scoped", "randomized", 200).await;
+    let west = firm_in(&app, "scoped", "46").await;
+    let east = firm_in(&app, "scoped", "03").await;
+    for (token, firm) in [(&vestland, &west), (&oslo, &east)] {
+        let response = app
+            .client
+            .post(app.url("/v1/trials/scoped/takeup"))
+            .bearer_auth(&token.secret)
+            .header("content-type", "text/csv")
+            .body(format!("orgnr,status,dato\n{firm},KONTAKTET,2025-02-03\n"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 201, "{firm}");
+    }
+    let all = app
+        .direktorat_call(Method::GET, "/v1/trials/scoped/takeup", None, 200)
+        .await;
+    assert_eq!(all["firms"].as_array().expect("firms").len(), 2, "{all}");
+
+    let read: Value = app
+        .client
+        .get(app.url("/v1/trials/scoped/takeup"))
+        .bearer_auth(&vestland.secret)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let firms: Vec<&str> = read["firms"]
+        .as_array()
+        .expect("firms")
+        .iter()
+        .map(|f| f["orgnr"].as_str().expect("orgnr"))
+        .collect();
+    assert_eq!(firms, [west.as_str()], "Vestland sees only its own firm");
+    let row = app.last_audit().await;
+    assert_eq!(row.route, "/v1/trials/{id}/takeup");
+    assert_eq!(row.actor_name.as_deref(), Some("NAV Vestland"));
+    assert_eq!(row.trial_id.as_deref(), Some("scoped"));
+    assert_eq!(row.object_ids, vec![format!("orgnr:{west}")]);
+}
+
+on_both_backends!(takeup_read_is_scoped_to_the_fylke_and_names_its_firms);
