@@ -250,3 +250,68 @@ async fn takeup_read_is_scoped_to_the_fylke_and_names_its_firms(backend: Backend
 }
 
 on_both_backends!(takeup_read_is_scoped_to_the_fylke_and_names_its_firms);
+
+/// The orgnr column of a CSV body (after its `#` comment lines), sorted.
+fn orgnr_column(csv: &str) -> Vec<String> {
+    let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let at = header
+        .iter()
+        .position(|h| *h == "orgnr")
+        .unwrap_or_else(|| panic!("no orgnr column in {header:?}"));
+    let mut firms: Vec<String> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("orgnr:{}", l.split(',').nth(at).expect("orgnr field")))
+        .collect();
+    firms.sort();
+    firms
+}
+
+/// Reads of the enrollment and of a draw's files leave an audit row naming exactly the firms
+/// returned.
+async fn enrollment_and_draw_file_reads_name_their_firms(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.trial_in_state("named", "randomized", 60).await;
+
+    let list = app
+        .direktorat_call(Method::GET, "/v1/trials/named/enrollment", None, 200)
+        .await;
+    let mut firms: Vec<String> = list["firms"]
+        .as_array()
+        .expect("firms")
+        .iter()
+        .map(|f| format!("orgnr:{}", f["orgnr"].as_str().expect("orgnr")))
+        .collect();
+    assert_eq!(firms.len(), 60, "{list}");
+    firms.sort();
+    let row = app.last_audit().await;
+    assert_eq!(row.route, "/v1/trials/{id}/enrollment");
+    assert_eq!(row.trial_id.as_deref(), Some("named"));
+    let mut named = row.object_ids.clone();
+    named.sort();
+    assert_eq!(named, firms, "the enrollment read names every firm listed");
+
+    for file in ["units.csv", "assignment.csv"] {
+        let path = format!("/v1/trials/named/draws/1/{file}");
+        let response = app
+            .as_direktorat(Method::GET, &path)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let csv = response.text().await.expect("body");
+        let listed = orgnr_column(&csv);
+        assert!(!listed.is_empty(), "{path}: {csv}");
+        let row = app.last_audit().await;
+        assert_eq!(
+            row.route,
+            format!("/v1/trials/{{id}}/draws/{{wave}}/{file}")
+        );
+        assert_eq!(row.trial_id.as_deref(), Some("named"));
+        let mut named = row.object_ids.clone();
+        named.sort();
+        assert_eq!(named, listed, "{path} names every firm in the file");
+    }
+}
+
+on_both_backends!(enrollment_and_draw_file_reads_name_their_firms);
