@@ -192,9 +192,52 @@ async fn migrate_is_idempotent(backend: Backend) {
     }
 }
 
+/// Each `ia-rct ingest` of a file leaves one audit row naming the statistics upload it made.
+async fn ingest_audit_names_its_upload(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut named = Vec::new();
+    for quarter in [1, 2] {
+        let file = dir.path().join(format!("q{quarter}.csv"));
+        std::fs::write(
+            &file,
+            format!(
+                "orgnr,arstall,kvartal,taptedv,muligedv,antpers\n974760673,2024,{quarter},5.5,100.25,12\n"
+            ),
+        )
+        .expect("write");
+        let out = ia_rct(&db.url, &["ingest", file.to_str().expect("path")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = db.store().await;
+        let audit = store
+            .query_audit(&ia_rct::storage::AuditQuery {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
+        store.close().await;
+        let row = audit.first().expect("an audit row");
+        assert_eq!(row.route, "ingest");
+        assert_eq!(row.object_ids.len(), 1, "{:?}", row.object_ids);
+        assert!(
+            row.object_ids[0].starts_with("statistics_upload:"),
+            "{:?}",
+            row.object_ids
+        );
+        named.push(row.object_ids[0].clone());
+    }
+    assert_ne!(named[0], named[1], "each upload is named by its own id");
+}
+
 on_both_backends!(
     token_create_prints_the_secret_once_and_stores_only_its_hash,
-    migrate_is_idempotent
+    migrate_is_idempotent,
+    ingest_audit_names_its_upload
 );
 
 #[test]
