@@ -16,40 +16,106 @@ enum Body {
     Csv(String),
 }
 
-/// Every operation the service has. The test fails if `/openapi.json` lists more or fewer, so a new
-/// route cannot ship without its access case.
-const OPERATIONS: &[(&str, &str)] = &[
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/openapi.json"),
-    ("GET", "/v1/tokens"),
-    ("POST", "/v1/tokens"),
-    ("POST", "/v1/tokens/{id}/revoke"),
-    ("GET", "/v1/whoami"),
-    ("GET", "/v1/audit"),
-    ("GET", "/v1/trials"),
-    ("POST", "/v1/trials"),
-    ("GET", "/v1/trials/{id}"),
-    ("PUT", "/v1/trials/{id}/protocol"),
-    ("GET", "/v1/trials/{id}/versions"),
-    ("POST", "/v1/trials/{id}/transitions"),
-    ("POST", "/v1/trials/{id}/enrollment"),
-    ("GET", "/v1/trials/{id}/enrollment"),
-    ("POST", "/v1/trials/{id}/randomize"),
-    ("GET", "/v1/trials/{id}/assignments"),
-    ("POST", "/v1/trials/{id}/acknowledgements"),
-    ("GET", "/v1/trials/{id}/acknowledgements"),
-    ("GET", "/v1/trials/{id}/balance"),
-    ("GET", "/v1/trials/{id}/draws/{wave}/units.csv"),
-    ("GET", "/v1/trials/{id}/draws/{wave}/assignment.csv"),
-    ("POST", "/v1/statistics"),
-    ("GET", "/v1/statistics/vintages"),
-    ("GET", "/v1/statistics/metadata"),
-    ("POST", "/v1/trials/{id}/takeup"),
-    ("GET", "/v1/trials/{id}/takeup"),
-    ("POST", "/v1/trials/{id}/surveys"),
-    ("GET", "/v1/trials/{id}/outcomes/summary"),
-    ("GET", "/v1/trials/{id}/estimates"),
+/// Every operation the service has, with the roles it admits, written out by hand (public probes
+/// admit everyone and have none). The test fails if `/openapi.json` lists more or fewer operations,
+/// or if a route's declared roles or its live behaviour differ from this matrix, so neither a new
+/// route nor a change of roles can ship without changing it here.
+const OPERATIONS: &[(&str, &str, &[Role])] = &[
+    ("GET", "/healthz", &[]),
+    ("GET", "/readyz", &[]),
+    ("GET", "/openapi.json", &[]),
+    ("GET", "/v1/tokens", &[Role::Direktorat]),
+    ("POST", "/v1/tokens", &[Role::Direktorat]),
+    ("POST", "/v1/tokens/{id}/revoke", &[Role::Direktorat]),
+    (
+        "GET",
+        "/v1/whoami",
+        &[Role::Direktorat, Role::Fylke, Role::Forsker],
+    ),
+    ("GET", "/v1/audit", &[Role::Direktorat]),
+    (
+        "GET",
+        "/v1/trials",
+        &[Role::Direktorat, Role::Fylke, Role::Forsker],
+    ),
+    ("POST", "/v1/trials", &[Role::Direktorat]),
+    (
+        "GET",
+        "/v1/trials/{id}",
+        &[Role::Direktorat, Role::Fylke, Role::Forsker],
+    ),
+    ("PUT", "/v1/trials/{id}/protocol", &[Role::Direktorat]),
+    (
+        "GET",
+        "/v1/trials/{id}/versions",
+        &[Role::Direktorat, Role::Fylke, Role::Forsker],
+    ),
+    ("POST", "/v1/trials/{id}/transitions", &[Role::Direktorat]),
+    ("POST", "/v1/trials/{id}/enrollment", &[Role::Direktorat]),
+    (
+        "GET",
+        "/v1/trials/{id}/enrollment",
+        &[Role::Direktorat, Role::Fylke],
+    ),
+    ("POST", "/v1/trials/{id}/randomize", &[Role::Direktorat]),
+    (
+        "GET",
+        "/v1/trials/{id}/assignments",
+        &[Role::Direktorat, Role::Fylke],
+    ),
+    ("POST", "/v1/trials/{id}/acknowledgements", &[Role::Fylke]),
+    (
+        "GET",
+        "/v1/trials/{id}/acknowledgements",
+        &[Role::Direktorat, Role::Fylke],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/balance",
+        &[Role::Direktorat, Role::Forsker],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/draws/{wave}/units.csv",
+        &[Role::Direktorat],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/draws/{wave}/assignment.csv",
+        &[Role::Direktorat],
+    ),
+    ("POST", "/v1/statistics", &[Role::Direktorat]),
+    (
+        "GET",
+        "/v1/statistics/vintages",
+        &[Role::Direktorat, Role::Forsker],
+    ),
+    ("GET", "/v1/statistics/metadata", &[Role::Direktorat]),
+    (
+        "POST",
+        "/v1/trials/{id}/takeup",
+        &[Role::Direktorat, Role::Fylke],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/takeup",
+        &[Role::Direktorat, Role::Fylke],
+    ),
+    (
+        "POST",
+        "/v1/trials/{id}/surveys",
+        &[Role::Direktorat, Role::Fylke],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/outcomes/summary",
+        &[Role::Direktorat, Role::Forsker],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/estimates",
+        &[Role::Direktorat, Role::Forsker],
+    ),
 ];
 
 /// The trial the read-only cases use: randomized, with firms enrolled.
@@ -242,7 +308,7 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
     documented.sort();
     let mut expected: Vec<(String, String)> = OPERATIONS
         .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     expected.sort();
     assert_eq!(
@@ -283,6 +349,17 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
                 .map(|r| r.as_str().expect("role name").parse().expect("role"))
                 .collect();
             assert!(!admitted.is_empty(), "{method} {template} admits nobody");
+            let matrix: &[Role] = OPERATIONS
+                .iter()
+                .find(|(m, p, _)| *m == method.as_str() && p == template)
+                .map(|(_, _, roles)| *roles)
+                .unwrap_or_else(|| panic!("{method} {template} is not in OPERATIONS"));
+            assert_eq!(
+                admitted, matrix,
+                "{method} {template}: declared roles differ from the hand-written matrix"
+            );
+            // The live server is held to the hand-written matrix, not to the document.
+            let admitted = matrix;
             assert!(
                 operation["security"].is_array(),
                 "{method} {template} has no security requirement"
