@@ -5,8 +5,13 @@
 //! p99 and max, on SQLite and, when `IA_RCT_BENCH_POSTGRES_URL` names a server (a database
 //! `ia_rct_bench_<pid>` is created there and dropped after), on PostgreSQL.
 //!
-//! Run: `cargo bench --bench upload_load`. Knobs: `LOAD_CLIENTS` (50), `LOAD_QUARTERS` (4 national
-//! quarters), `LOAD_FIRMS` (250000 per quarter), `LOAD_TRIAL_FIRMS` (20000 in the trial's register).
+//! Each client reads once a second (`LOAD_INTERVAL_MS`), as fylke offices do, not in a closed loop:
+//! 50 clients in a closed loop measure how many reads two cores serve beside an upload (their
+//! latency is then 50 / throughput), not whether a read waits for the upload.
+//!
+//! Run: `cargo bench --bench upload_load`. Knobs: `LOAD_CLIENTS` (50), `LOAD_INTERVAL_MS` (1000),
+//! `LOAD_QUARTERS` (4 national quarters), `LOAD_FIRMS` (250000 per quarter), `LOAD_TRIAL_FIRMS`
+//! (20000 in the trial's register).
 //! The server and the clients share one process and one tokio runtime (real HTTP on 127.0.0.1).
 
 use std::collections::BTreeSet;
@@ -84,7 +89,13 @@ struct Outcome {
     wall: Duration,
 }
 
-async fn run(url: &str, quarters: &[Vec<u8>], trial_firms: usize, clients: usize) -> Outcome {
+async fn run(
+    url: &str,
+    quarters: &[Vec<u8>],
+    trial_firms: usize,
+    clients: usize,
+    interval: Duration,
+) -> Outcome {
     let store: Arc<dyn Store> = storage::connect(url, StoreOptions::default())
         .await
         .expect("open store");
@@ -189,9 +200,15 @@ async fn run(url: &str, quarters: &[Vec<u8>], trial_firms: usize, clients: usize
         let url = format!("{base}/v1/trials/{id}/assignments");
         let done = Arc::clone(&done);
         let client = client.clone();
+        // Each client reads once per `interval`, the clients spread evenly over it.
+        let offset = interval.mul_f64(c as f64 / clients as f64);
         readers.push(tokio::spawn(async move {
             let mut seen = Vec::new();
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !done.load(Ordering::Relaxed) {
+                ticks.tick().await;
                 let started = Instant::now();
                 let status = match client.get(&url).bearer_auth(&secret).send().await {
                     Ok(response) => {
@@ -267,6 +284,7 @@ fn main() {
     let n_quarters = knob("LOAD_QUARTERS", 4);
     let national = knob("LOAD_FIRMS", 250_000);
     let trial_firms = knob("LOAD_TRIAL_FIRMS", 20_000);
+    let interval = Duration::from_millis(knob("LOAD_INTERVAL_MS", 1000) as u64);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -286,14 +304,16 @@ fn main() {
         })
         .collect();
     println!(
-        "{clients} fylke clients reading assignments of a {trial_firms}-firm trial while {n_quarters} \
-         national quarters of {national} firms ({:.1} MB each) upload back to back",
+        "{clients} fylke clients, each reading its assignments every {} ms, of a {trial_firms}-firm \
+         trial while {n_quarters} national quarters of {national} firms ({:.1} MB each) upload back \
+         to back",
+        interval.as_millis(),
         quarters.first().map_or(0, Vec::len) as f64 / 1e6
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("load.db").display());
-    let outcome = rt.block_on(run(&url, &quarters, trial_firms, clients));
+    let outcome = rt.block_on(run(&url, &quarters, trial_firms, clients, interval));
     report("sqlite", &outcome);
 
     if let Some(admin) = std::env::var("IA_RCT_BENCH_POSTGRES_URL")
@@ -310,7 +330,7 @@ fn main() {
                 .execute(&mut conn)
                 .await
                 .expect("create");
-            let outcome = run(&url, &quarters, trial_firms, clients).await;
+            let outcome = run(&url, &quarters, trial_firms, clients, interval).await;
             report("postgres", &outcome);
             sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
                 .execute(&mut conn)
