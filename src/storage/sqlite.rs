@@ -433,7 +433,9 @@ mod audit_queue {
             let Some(last) = rows.last().map(|r| r.seq) else {
                 return Ok(());
             };
-            let mut tx = main.begin().await?;
+            // IMMEDIATE: wait for the writer before reading, so a commit in between cannot
+            // leave this transaction with a stale snapshot.
+            let mut tx = main.begin_with("BEGIN IMMEDIATE").await?;
             for r in &rows {
                 sqlx::query(MOVE_INTO_LOG)
                     .bind(&r.queue_key)
