@@ -49,6 +49,39 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// SHA-256 (hex) of a request body, read in full up to `limit` bytes.
+async fn hash_body(body: Body, limit: u64) -> Result<String, ApiError> {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    let mut stream = body.into_data_stream();
+    let mut hasher = Sha256::new();
+    let mut read = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid_field("body", format!("the upload could not be read: {e}"))
+        })?;
+        read += chunk.len() as u64;
+        if read > limit {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the upload is larger than the limit of {limit} bytes"
+            )));
+        }
+        hasher.update(&chunk);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// 422 for an `Idempotency-Key` first used for other content, naming the key.
+fn key_reused_error(key: &str, earlier_sha256: &str, sha256: &str) -> ApiError {
+    match crate::storage::statistics::key_reused(key, earlier_sha256, sha256) {
+        IngestFailure::Invalid { errors, total } => ApiError::Invalid {
+            message: errors.first().map(|e| e.reason.clone()).unwrap_or_default(),
+            details: serde_json::json!({ "field": "Idempotency-Key", "errors": errors, "total": total }),
+        },
+        IngestFailure::Store(e) => e.into(),
+    }
+}
+
 fn replayed(receipt: StatisticsReceipt) -> Response {
     let mut response = Json(UploadOutcome {
         outcome: receipt.outcome(),
@@ -65,8 +98,10 @@ fn replayed(receipt: StatisticsReceipt) -> Response {
 /// (`virksomhet_metadata.json` or the DVH metadata CSV: sector and næring), data-formats §2; the
 /// content tells which. Streamed and applied in one transaction. Any invalid row refuses the whole
 /// upload with 422 listing the first 100 problems and the total. New firm-quarters are inserted,
-/// identical ones left unchanged, changed ones revised as a new vintage beside the old. With
-/// `Idempotency-Key`, a retried upload applies once and the retry gets the first receipt.
+/// identical ones left unchanged, changed ones revised as a new vintage beside the old; an upload
+/// that changes nothing makes no vintage (200 `unchanged`, naming the latest vintage), and one
+/// without rows is refused. With `Idempotency-Key`, a retried upload applies once and the retry
+/// gets the first receipt; the key reused for other content is refused with 422 naming it.
 #[utoipa::path(
     post, path = "/v1/statistics", tag = "statistics",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried upload apply once")),
@@ -86,10 +121,16 @@ pub async fn upload_statistics(
     body: Body,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
+    let limit = state.config.upload_limit as u64;
     if let Some(key) = &key
         && let Some(earlier) = state.store.statistics_uploads(Some(key)).await?.pop()
     {
-        return Ok(replayed(earlier));
+        // A retry only if the content is the one the key was first used for.
+        let sha256 = hash_body(body, limit).await?;
+        if sha256 == earlier.sha256 {
+            return Ok(replayed(earlier));
+        }
+        return Err(key_reused_error(key, &earlier.sha256, &sha256));
     }
     let stream = body
         .into_data_stream()
@@ -102,7 +143,6 @@ pub async fn upload_statistics(
     };
     let mut audit = meta.audit_entry(Some(&caller));
     audit.status = 201;
-    let limit = state.config.upload_limit as u64;
     match crate::ingest::ingest(state.store.as_ref(), reader, limit, &upload, &audit).await {
         Ok(receipt) => {
             let status = if receipt.value.outcome() == "unchanged" {
@@ -128,6 +168,12 @@ pub async fn upload_statistics(
                 return Err(ApiError::PayloadTooLarge(
                     errors.first().map(|e| e.reason.clone()).unwrap_or_default(),
                 ));
+            }
+            if let Some(e) = errors.first().filter(|e| e.field == "Idempotency-Key") {
+                return Err(ApiError::Invalid {
+                    message: e.reason.clone(),
+                    details: serde_json::json!({ "field": "Idempotency-Key", "errors": errors, "total": total }),
+                });
             }
             Err(ApiError::Invalid {
                 message: format!(

@@ -587,10 +587,14 @@ pub trait Store: TrialStore + StatisticsStore + TakeupStore + Send + Sync + 'sta
     /// The active (not revoked) token with this hash, if any.
     async fn find_active_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;
 
-    /// Appends one audit row on its own (for reads and refusals, which change nothing else).
+    /// Appends one audit row on its own (for reads and refusals, which change nothing else); the
+    /// row is durable when this returns. On SQLite, while another write holds the database's
+    /// single writer, the row is committed to the audit queue beside the database instead, and
+    /// moved into `audit_log` when the writer is free; the id returned is then its place in the
+    /// queue, not its `audit_log` id.
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError>;
 
-    /// Reads the audit log, newest first.
+    /// Reads the audit log, newest first (on SQLite, after moving every queued row into it).
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Closes the connection pool, waiting for connections to be returned.

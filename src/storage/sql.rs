@@ -159,8 +159,9 @@ pub(super) const APPLIED_MIGRATIONS: &str =
     "SELECT version, checksum FROM _sqlx_migrations WHERE success";
 
 /// Implements [`super::Store`] for a backend store type that has a `pool: sqlx::Pool<$db>` field,
-/// an `options: StoreOptions` field and an inherent `check_ready` method, in a module with a
-/// `MIGRATOR` static.
+/// an `options: StoreOptions` field and the inherent methods `check_ready`, `append_audit_row`
+/// (how a standalone audit row is made durable), `settle_audit` (makes every durable audit row
+/// readable in `audit_log`) and `before_close`, in a module with a `MIGRATOR` static.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr) => {
         impl $store {
@@ -322,10 +323,11 @@ macro_rules! impl_store {
             }
 
             async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError> {
-                Self::insert_audit(&self.pool, entry).await
+                self.append_audit_row(entry).await
             }
 
             async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+                self.settle_audit().await?;
                 let rows: Vec<sql::AuditRow> = sqlx::query_as(sql::QUERY_AUDIT)
                     .bind(q.before_id)
                     .bind(q.actor_name.as_deref())
@@ -342,6 +344,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                self.before_close().await;
                 self.pool.close().await;
             }
         }

@@ -112,7 +112,8 @@ pub struct NewStatisticsUpload {
 /// The receipt of an upload; its id is the vintage of the values it brought.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StatisticsReceipt {
-    /// The vintage (upload id).
+    /// The vintage (upload id). An upload that changed nothing makes no vintage: its receipt
+    /// (not stored) names the latest vintage, whose register already holds every row it brought.
     pub vintage: i64,
     /// Statistics or metadata.
     pub kind: UploadKind,
@@ -428,9 +429,55 @@ pub(super) const INSERT_QUARTER: &str = "\
 
 pub(super) const COUNT_STATUS: &str = "SELECT status, COUNT(*) FROM incoming GROUP BY status";
 
-/// An earlier upload with the same idempotency key, looked for once the upload holds the lock.
+/// The content hash of an earlier upload with the same idempotency key, looked for once the
+/// upload holds the lock and its own hash is known.
 pub(super) const SELECT_IDEMPOTENT: &str =
-    "SELECT id FROM statistics_uploads WHERE idempotency_key = $1";
+    "SELECT sha256 FROM statistics_uploads WHERE idempotency_key = $1";
+
+/// The latest vintage of the register (of either kind), if any.
+pub(super) const SELECT_LATEST_VINTAGE: &str = "SELECT MAX(id) FROM statistics_uploads";
+
+/// What an upload whose `Idempotency-Key` was used before gets: a conflict when the content is
+/// the same (the caller answers with the first receipt), and a refusal naming the key when the
+/// content differs, so new data is never dropped as if it were a retry.
+pub(super) fn idempotency_outcome(key: &str, earlier_sha256: &str, sha256: &str) -> IngestFailure {
+    if earlier_sha256 == sha256 {
+        IngestFailure::Store(StoreError::Conflict(
+            "an upload with this Idempotency-Key was applied meanwhile".to_owned(),
+        ))
+    } else {
+        key_reused(key, earlier_sha256, sha256)
+    }
+}
+
+/// The refusal of an `Idempotency-Key` reused with other content.
+pub fn key_reused(key: &str, earlier_sha256: &str, sha256: &str) -> IngestFailure {
+    IngestFailure::Invalid {
+        errors: vec![RowError {
+            row: 0,
+            field: "Idempotency-Key".to_owned(),
+            value: key.to_owned(),
+            reason: format!(
+                "the Idempotency-Key `{key}` was first used for other content (SHA-256 \
+                 {earlier_sha256}, this upload {sha256}); use a new key for new data"
+            ),
+        }],
+        total: 1,
+    }
+}
+
+/// The refusal of an upload without a single row: it can change nothing.
+pub(super) fn no_rows() -> IngestFailure {
+    IngestFailure::Invalid {
+        errors: vec![RowError {
+            row: 0,
+            field: String::new(),
+            value: String::new(),
+            reason: "the upload has no rows; nothing to apply".to_owned(),
+        }],
+        total: 1,
+    }
+}
 
 pub(super) const SELECT_UPLOADS: &str = "\
     SELECT id, kind, sha256, idempotency_key, source, rows, inserted, unchanged, revised, created_at, created_by \
@@ -959,17 +1006,6 @@ macro_rules! impl_statistics_store {
             ) -> Result<Audited<statistics::StatisticsReceipt>, statistics::IngestFailure> {
                 use statistics::IngestFailure;
                 let mut tx = $backend::begin(&self.pool).await?;
-                if let Some(key) = upload.idempotency_key.as_deref() {
-                    let earlier: Option<i64> = sqlx::query_scalar(statistics::SELECT_IDEMPOTENT)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if earlier.is_some() {
-                        return Err(IngestFailure::Store(StoreError::Conflict(
-                            "an upload with this Idempotency-Key was applied meanwhile".to_owned(),
-                        )));
-                    }
-                }
                 let mut plan = statistics::Plan::default();
                 let end = $backend::receive(&mut tx, &mut plan, &mut messages).await?;
                 let (sha256, kind) = match end {
@@ -991,6 +1027,17 @@ macro_rules! impl_statistics_store {
                         )));
                     }
                 };
+                // The key's first use decides: the same content is a replay (answered with the
+                // first receipt by the caller), other content is refused naming the key.
+                if let Some(key) = upload.idempotency_key.as_deref() {
+                    let earlier: Option<String> = sqlx::query_scalar(statistics::SELECT_IDEMPOTENT)
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(earlier) = earlier {
+                        return Err(statistics::idempotency_outcome(key, &earlier, &sha256));
+                    }
+                }
                 let sql = kind.sql();
                 plan.finish();
                 if let Some(from) = plan.check_duplicates_from() {
@@ -1004,6 +1051,9 @@ macro_rules! impl_statistics_store {
                 }
                 if let Some(refusal) = plan.refusal() {
                     return Err(refusal);
+                }
+                if plan.rows == 0 {
+                    return Err(statistics::no_rows());
                 }
                 let staged = i64::try_from(plan.staged).unwrap_or(i64::MAX);
                 let (mut inserted, unchanged, revised) = if plan.staged_in_known_quarters {
@@ -1022,6 +1072,39 @@ macro_rules! impl_statistics_store {
                     (staged, 0, 0)
                 };
                 inserted += i64::try_from(plan.direct).unwrap_or(i64::MAX);
+                if inserted == 0 && revised == 0 {
+                    // Nothing changed: no new vintage. The receipt names the latest vintage,
+                    // whose register already holds every row of the upload.
+                    let latest: Option<i64> = sqlx::query_scalar(statistics::SELECT_LATEST_VINTAGE)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let Some(vintage) = latest else {
+                        return Err(IngestFailure::Store(StoreError::Corrupt(
+                            "unchanged rows but no vintage in the register".to_owned(),
+                        )));
+                    };
+                    let mut audit = audit.clone();
+                    audit.status = 200;
+                    audit.object_ids.push(format!("statistics_upload:{vintage}"));
+                    audit.detail = Some("unchanged: no new vintage".to_owned());
+                    let audit_id = Self::insert_audit(&mut *tx, &audit).await?;
+                    self.fault_pause().await;
+                    tx.commit().await?;
+                    let receipt = statistics::StatisticsReceipt {
+                        vintage,
+                        kind,
+                        sha256,
+                        idempotency_key: upload.idempotency_key.clone(),
+                        source: upload.source,
+                        rows: plan.rows,
+                        inserted: 0,
+                        unchanged: u64::try_from(unchanged).unwrap_or(0),
+                        revised: 0,
+                        created_at: audit.at,
+                        created_by: upload.created_by.clone(),
+                    };
+                    return Ok(Audited::new(receipt, audit_id));
+                }
                 let vintage = match plan.vintage {
                     Some(v) => v,
                     None => $backend::reserve_vintage(&mut tx).await?,

@@ -103,7 +103,167 @@ async fn the_same_quarter_twice_is_unchanged_and_a_revision_keeps_the_old_vintag
     let vintages = app
         .direktorat_call(Method::GET, "/v1/statistics/vintages", None, 200)
         .await;
-    assert_eq!(vintages["vintages"].as_array().expect("list").len(), 3);
+    assert_eq!(
+        vintages["vintages"].as_array().expect("list").len(),
+        2,
+        "the unchanged upload made no vintage"
+    );
+}
+
+/// An identical re-upload, or one without rows, makes no vintage: the receipt says `unchanged`
+/// and names the vintage that already holds the data; an empty upload is refused.
+async fn an_upload_that_changes_nothing_makes_no_vintage(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(20);
+    let quarter = virksomhet_json(&firms, 2024, 1, 0.0);
+    let (status, first, _) = upload(&app, quarter.clone(), None).await;
+    assert_eq!(status, 201, "{first}");
+    let vintage = first["receipt"]["vintage"].as_i64().expect("vintage");
+    for _ in 0..3 {
+        let (status, again, _) = upload(&app, quarter.clone(), None).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["outcome"], "unchanged");
+        assert_eq!(
+            again["receipt"]["vintage"], vintage,
+            "names the existing vintage"
+        );
+        assert_eq!(again["receipt"]["unchanged"], firms.len());
+    }
+    for empty in ["[]", "orgnr,arstall,kvartal,taptedv,muligedv,antpers\n", ""] {
+        let (status, body, _) = upload(&app, empty.to_owned(), None).await;
+        assert_eq!(status, 422, "{body}");
+        let reason = body["error"]["details"]["errors"][0]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason.contains("no rows") || reason.contains("the upload is empty"),
+            "{body}"
+        );
+    }
+    let uploads = app.store.statistics_uploads(None).await.expect("uploads");
+    assert_eq!(uploads.len(), 1, "one vintage: {uploads:?}");
+    let audit = app.last_audit().await;
+    assert_eq!(audit.route, "/v1/statistics", "the refusals are audited");
+}
+
+/// An `Idempotency-Key` reused for other content is refused naming the key, and nothing of the
+/// new content is written; the identical retry still replays.
+async fn an_idempotency_key_reused_for_other_content_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let firms = orgnrs(10);
+    let body = virksomhet_json(&firms, 2023, 3, 0.0);
+    let (status, first, _) = upload(&app, body.clone(), Some("nav-2023K3")).await;
+    assert_eq!(status, 201, "{first}");
+    let other = virksomhet_json(&firms, 2023, 4, 0.0);
+    let (status, refused, replayed) = upload(&app, other, Some("nav-2023K3")).await;
+    assert_eq!((status, replayed), (422, false), "{refused}");
+    assert_eq!(refused["error"]["details"]["field"], "Idempotency-Key");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("nav-2023K3"), "{message}");
+    let values = app
+        .store
+        .statistics_values(firms[0], None)
+        .await
+        .expect("values");
+    assert!(
+        values.iter().all(|v| v.kvartal == 3),
+        "nothing of 2023K4: {values:?}"
+    );
+    let (status, again, replayed) = upload(&app, body, Some("nav-2023K3")).await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(first["receipt"], again["receipt"]);
+    assert_eq!(
+        app.store
+            .statistics_uploads(None)
+            .await
+            .expect("uploads")
+            .len(),
+        1
+    );
+}
+
+/// A firm-level read during an upload is answered at once and audited durably, although the
+/// upload holds the database's writer (paused before its commit by fault injection): killed
+/// then, the service leaves the read's audit row and nothing of the upload.
+async fn a_read_during_an_upload_is_answered_and_audited_at_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let firms = orgnrs(30);
+    let direktorat = {
+        let store = db.store().await;
+        let token = make_token(
+            store.as_ref(),
+            "Direktoratet",
+            ia_rct::domain::Role::Direktorat,
+            None,
+        )
+        .await;
+        store.close().await;
+        token
+    };
+    let mut server =
+        ServerProcess::start(&db.url, &[("IA_RCT_FAULT_PAUSE_IN_WRITE_MS", "30000")]).await;
+    let url = format!("{}/v1/statistics", server.base);
+    let body = virksomhet_json(&firms, 2025, 2, 0.0);
+    let secret = direktorat.secret.clone();
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(secret)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+    });
+    server
+        .wait_for_log("fault injection: pausing inside a write transaction")
+        .await;
+    let started = std::time::Instant::now();
+    let read = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/statistics/metadata?orgnr={}",
+            server.base, firms[3]
+        ))
+        .bearer_auth(&direktorat.secret)
+        .send()
+        .await
+        .expect("read");
+    let elapsed = started.elapsed();
+    assert_eq!(read.status().as_u16(), 200);
+    assert!(
+        elapsed < std::time::Duration::from_secs(2),
+        "the read waited {elapsed:?} for the upload"
+    );
+    server.child.start_kill().expect("SIGKILL");
+    server.child.wait().await.expect("wait");
+    assert!(request.await.expect("join").is_err());
+
+    let store = db.store().await;
+    let audit = store
+        .query_audit(&ia_rct::storage::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let object = format!("orgnr:{}", firms[3]);
+    assert!(
+        audit.iter().any(|e| e.route == "/v1/statistics/metadata"
+            && e.status == 200
+            && e.object_ids == [object.clone()]),
+        "the read's audit row survived the kill: {audit:?}"
+    );
+    assert!(
+        audit.iter().all(|e| e.route != "/v1/statistics"),
+        "no audit row of the killed upload"
+    );
+    assert!(
+        store
+            .statistics_uploads(None)
+            .await
+            .expect("uploads")
+            .is_empty()
+    );
+    store.close().await;
 }
 
 async fn one_bad_row_refuses_the_upload_naming_row_and_field(backend: Backend) {
@@ -316,7 +476,11 @@ async fn ingest_on_the_command_line_and_a_killed_upload_leaves_nothing(backend: 
     assert!(request.await.expect("join").is_err());
     let store = db.store().await;
     let uploads = store.statistics_uploads(None).await.expect("uploads");
-    assert_eq!(uploads.len(), 2, "only the two CLI uploads");
+    assert_eq!(
+        uploads.len(),
+        1,
+        "only the first CLI upload (the second changed nothing)"
+    );
     let values = store
         .statistics_values(firms[0], None)
         .await
@@ -503,7 +667,10 @@ async fn metadata_are_versioned_like_the_statistics(backend: Backend) {
         .iter()
         .map(|v| v["kind"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(kinds, ["metadata"; 3]);
+    assert_eq!(
+        kinds, ["metadata"; 2],
+        "the unchanged upload made no vintage"
+    );
 
     // The metadata are firm-level: the directorate's only.
     let forsker = make_token(
@@ -645,6 +812,9 @@ async fn known_and_new_quarters_and_duplicates_out_of_order(backend: Backend) {
 }
 
 on_both_backends!(
+    an_upload_that_changes_nothing_makes_no_vintage,
+    an_idempotency_key_reused_for_other_content_is_refused,
+    a_read_during_an_upload_is_answered_and_audited_at_once,
     metadata_are_versioned_like_the_statistics,
     one_bad_metadata_row_refuses_the_upload,
     known_and_new_quarters_and_duplicates_out_of_order,
