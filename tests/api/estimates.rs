@@ -229,7 +229,26 @@ fn every_estimator_matches_the_reference_packages() {
         .filter(|p| p.join("expected.csv").exists())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 8, "fixture cases missing: {dirs:?}");
+    // The exact list: a case that vanishes (or a new one without its name here) fails.
+    let names: Vec<&str> = dirs
+        .iter()
+        .filter_map(|d| d.file_name().and_then(|n| n.to_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "balanced",
+            "clustered",
+            "collinear",
+            "longer",
+            "singleton_hybrid",
+            "singleton_pairs",
+            "singleton_small_blocks",
+            "unbalanced",
+            "zero_variance",
+        ],
+        "fixture cases"
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
     for dir in &dirs {
