@@ -465,7 +465,21 @@ mod api {
             "{did}"
         );
         assert_eq!(did["confirmatory"], true);
-        assert!(did["p_holm"].as_f64().is_some());
+        // p_holm over the protocol's family: itt_ancova and did_twfe (CR1) x three arms.
+        let members: Vec<&serde_json::Value> = estimates
+            .iter()
+            .filter(|e| e["confirmatory"] == true)
+            .collect();
+        assert_eq!(members.len(), 2 * 3, "{members:?}");
+        let ps: Vec<f64> = members
+            .iter()
+            .map(|e| e["p_value"].as_f64().expect("p"))
+            .collect();
+        for (e, want) in members.iter().zip(estimate::holm(&ps)) {
+            let got = e["p_holm"].as_f64().expect("p_holm");
+            assert!((got - want).abs() <= 1e-12, "{e}: {got} vs {want}");
+        }
+        let unfiltered_holm = did["p_holm"].as_f64().expect("p_holm");
         assert_eq!(did["data_vintage"], "1");
         assert!(did["protocol_hash"].as_str().is_some_and(|h| h.len() == 64));
         let lin = estimates
@@ -493,6 +507,17 @@ mod api {
             Some(2 * 3),
             "CR1 and CR2 for three arms: {body}"
         );
+        // The filter does not shrink the Holm family (issue 10, defect 8).
+        let filtered = body["estimates"]
+            .as_array()
+            .and_then(|a| {
+                a.iter().find(|e| {
+                    e["arm"] == "bred_prosess" && e["se_type"] == "CR1" && e["confirmatory"] == true
+                })
+            })
+            .and_then(|e| e["p_holm"].as_f64())
+            .expect("filtered p_holm");
+        assert_eq!(filtered, unfiltered_holm);
         // A vintage before any upload: nothing to estimate from.
         let body = app
             .direktorat_call(Method::GET, "/v1/trials/est/estimates?vintage=0", None, 409)
