@@ -251,9 +251,42 @@ fn every_estimator_matches_the_reference_packages() {
     );
     let mut failures = Vec::new();
     let mut checked = 0;
+    // The reverse direction: per case, the ia-rct rows no reference row checks, the refusals
+    // and the attrition, pinned (a new unchecked row or refusal changes these and fails).
+    let mut reverse = Vec::new();
     for dir in &dirs {
         let case = run_case(dir);
-        for row in expected_rows(dir) {
+        let rows = expected_rows(dir);
+        let unchecked = case
+            .report
+            .estimates
+            .iter()
+            .filter(|e| {
+                !rows.iter().any(|r| {
+                    e.estimator == r["estimator"]
+                        && e.arm == r["arm"]
+                        && e.weights == r["weights"]
+                        && e.se_type == se_type(&r["se_type"])
+                        && e.term == r["term"]
+                })
+            })
+            .count();
+        let attrition: Vec<(String, usize, usize, usize)> = case
+            .report
+            .attrition
+            .iter()
+            .map(|a| (a.arm.clone(), a.assigned, a.with_post_data, a.no_pre_data))
+            .collect();
+        reverse.push(format!(
+            "{}: unchecked {unchecked}, skipped {:?}, attrition {attrition:?}",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+            case.report
+                .skipped
+                .iter()
+                .map(|s| format!("{} {} {} {:?}", s.estimator, s.arm, s.weights, s.se_type))
+                .collect::<Vec<_>>()
+        ));
+        for row in rows {
             checked += 1;
             if row["estimator"] == "event_study_pretrend" {
                 check_pretrend(&case, &row, &mut failures);
@@ -263,6 +296,14 @@ fn every_estimator_matches_the_reference_packages() {
         }
     }
     assert!(checked > 200, "only {checked} reference rows");
+    let pinned: Vec<String> = include_str!("../fixtures/estimates/reverse.txt")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        reverse, pinned,
+        "unchecked rows, refusals or attrition changed"
+    );
     assert!(
         failures.is_empty(),
         "{} of {checked} reference rows disagree:\n{}",
