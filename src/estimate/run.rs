@@ -189,6 +189,13 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
     let mut estimates = Vec::new();
     let mut skipped = Vec::new();
     let mut tests = Vec::new();
+    // The Holm family is the protocol's, whatever was asked for (ANALYSIS.md §6): run every
+    // confirmatory estimator too, and keep only the requested ones at the end.
+    let run: Vec<Estimator> = Estimator::ALL
+        .iter()
+        .copied()
+        .filter(|e| opts.estimators.contains(e) || opts.confirmatory.contains(e))
+        .collect();
     for &arm_id in &treatments {
         let arm = arms[arm_id as usize];
         let units: Vec<u32> = (0..data.units.len() as u32)
@@ -223,7 +230,7 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
                 control_mean: f64::NAN,
             };
             ctx.control_mean = ctx.control_mean();
-            for &estimator in &opts.estimators {
+            for &estimator in &run {
                 let result = match estimator {
                     Estimator::IttDim => ctx.itt_dim().map(|e| vec![e]),
                     Estimator::IttAncova => ctx.itt_ancova().map(|e| vec![e]),
@@ -244,24 +251,47 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
             }
         }
     }
-    // Holm within each weighting's confirmatory family.
+    // Holm within each weighting's confirmatory family: every confirmatory estimator x every
+    // treatment arm. A member that could not be computed counts as p = 1, and its `skipped`
+    // entry says so.
     for &weighting in &opts.weights {
-        let family: Vec<usize> = (0..estimates.len())
-            .filter(|&i| {
-                let e = &estimates[i];
-                e.confirmatory && e.weights == weighting.name()
-            })
-            .collect();
+        let mut members: Vec<Option<usize>> = Vec::new();
+        for &arm_id in &treatments {
+            for estimator in &opts.confirmatory {
+                members.push((0..estimates.len()).find(|&i| {
+                    let e = &estimates[i];
+                    e.confirmatory
+                        && e.weights == weighting.name()
+                        && e.estimator == estimator.name()
+                        && e.arm == arms[arm_id as usize]
+                }));
+            }
+        }
         let adjusted = holm(
-            &family
+            &members
                 .iter()
-                .map(|&i| estimates[i].p_value)
+                .map(|m| m.map_or(1.0, |i| estimates[i].p_value))
                 .collect::<Vec<_>>(),
         );
-        for (&i, p) in family.iter().zip(adjusted) {
-            estimates[i].p_holm = Some(p);
+        for (m, p) in members.iter().zip(adjusted) {
+            if let Some(i) = m {
+                estimates[*i].p_holm = Some(p);
+            }
         }
     }
+    for s in &mut skipped {
+        if s.se_type.is_none()
+            && opts.confirmatory.iter().any(|e| e.name() == s.estimator)
+            && opts.weights.iter().any(|w| w.name() == s.weights)
+        {
+            s.error
+                .push_str(" (a confirmatory estimate: counted as p = 1 in the Holm family)");
+        }
+    }
+    let asked = |name: &str| opts.estimators.iter().any(|e| e.name() == name);
+    estimates.retain(|e| asked(&e.estimator));
+    tests.retain(|t| asked(&t.estimator));
+    skipped.retain(|s| asked(&s.estimator));
     Ok(Report {
         estimates,
         tests,
@@ -1015,5 +1045,88 @@ mod tests {
                 assert!(v.is_finite(), "{e:?}");
             }
         }
+    }
+
+    /// Issue 10, defect 8: the Holm family is the protocol's confirmatory estimators x arms per
+    /// weighting, whatever the estimator filter; a member that could not be computed counts as 1.
+    #[test]
+    fn the_holm_family_is_the_protocols_whatever_the_filter() {
+        let design: Vec<(&str, &str, Option<&str>)> = (0..60)
+            .map(|i| {
+                let arm = ["kontroll", "a", "b"][i % 3];
+                (arm, ["s1", "s2"][(i / 3) % 2], None)
+            })
+            .collect();
+        let data = study(&design, |_| true);
+        let mut all = Options::all("kontroll");
+        all.confirmatory = vec![Estimator::IttAncova, Estimator::DidTwfe];
+        let full = estimate(&data, &all).expect("report");
+        let p_holm = |r: &Report, est: &str, arm: &str, w: &str| {
+            r.estimates
+                .iter()
+                .find(|e| e.estimator == est && e.arm == arm && e.weights == w && e.confirmatory)
+                .and_then(|e| e.p_holm)
+        };
+        for w in ["firm", "dagsverk"] {
+            let members: Vec<(&str, &str)> = [
+                ("itt_ancova", "a"),
+                ("did_twfe", "a"),
+                ("itt_ancova", "b"),
+                ("did_twfe", "b"),
+            ]
+            .to_vec();
+            let ps: Vec<f64> = members
+                .iter()
+                .map(|(est, arm)| {
+                    full.estimates
+                        .iter()
+                        .find(|e| {
+                            e.estimator == *est && e.arm == *arm && e.weights == w && e.confirmatory
+                        })
+                        .map(|e| e.p_value)
+                        .expect("member")
+                })
+                .collect();
+            let want = holm(&ps);
+            for ((est, arm), want) in members.iter().zip(want) {
+                assert_eq!(p_holm(&full, est, arm, w), Some(want), "{est} {arm} {w}");
+            }
+        }
+        let mut only = all.clone();
+        only.estimators = vec![Estimator::IttAncova];
+        let filtered = estimate(&data, &only).expect("report");
+        assert!(
+            filtered
+                .estimates
+                .iter()
+                .all(|e| e.estimator == "itt_ancova")
+        );
+        for arm in ["a", "b"] {
+            assert_eq!(
+                p_holm(&filtered, "itt_ancova", arm, "firm"),
+                p_holm(&full, "itt_ancova", arm, "firm")
+            );
+        }
+        // A member that cannot be computed (arm b keeps one firm with post data) counts as 1.
+        let design: Vec<(&str, &str, Option<&str>)> = (0..40)
+            .map(|i| (["kontroll", "a", "b"][i % 3], "s1", None))
+            .collect();
+        let data = study(&design, |i| i % 3 != 2 || i < 3);
+        let mut opts = Options::all("kontroll");
+        opts.confirmatory = vec![Estimator::IttAncova];
+        opts.weights = vec![Weighting::Firm];
+        let r = estimate(&data, &opts).expect("report");
+        let refused = r
+            .skipped
+            .iter()
+            .find(|s| s.estimator == "itt_ancova" && s.arm == "b")
+            .expect("b refused");
+        assert!(refused.error.contains("counted as p = 1"), "{refused:?}");
+        let a = r
+            .estimates
+            .iter()
+            .find(|e| e.estimator == "itt_ancova" && e.arm == "a")
+            .expect("a");
+        assert_eq!(a.p_holm, Some(holm(&[a.p_value, 1.0])[0]));
     }
 }

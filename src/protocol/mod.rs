@@ -339,6 +339,12 @@ pub const ESTIMATORS: &[&str] = &[
     "ri",
 ];
 
+/// Estimator names a protocol may not name as confirmatory yet: no estimate would come.
+pub const NOT_IMPLEMENTED: &[&str] = &["cace_iv", "ri"];
+
+/// The longest pre or post window a protocol may ask for (10 years).
+pub const MAX_WINDOW_QUARTERS: u32 = 40;
+
 /// Why a protocol is not valid: the field (a path such as `arms[2].ratio`) and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[error("{field}: {message}")]
@@ -561,6 +567,24 @@ impl Protocol {
                 ),
             );
         }
+        if self.follow_up.post_quarters > MAX_WINDOW_QUARTERS {
+            problem(
+                "follow_up.post_quarters",
+                format!(
+                    "{} quarters is out of range: at most {MAX_WINDOW_QUARTERS}",
+                    self.follow_up.post_quarters
+                ),
+            );
+        }
+        if self.follow_up.pre_quarters > MAX_WINDOW_QUARTERS {
+            problem(
+                "follow_up.pre_quarters",
+                format!(
+                    "{} quarters is out of range: at most {MAX_WINDOW_QUARTERS}",
+                    self.follow_up.pre_quarters
+                ),
+            );
+        }
         if self.follow_up.post_quarters == 0 {
             problem(
                 "follow_up.post_quarters",
@@ -637,7 +661,21 @@ impl Protocol {
         }
         let a = &self.analysis;
         for (i, name) in a.confirmatory.iter().enumerate() {
-            if !ESTIMATORS.contains(&name.as_str()) {
+            if NOT_IMPLEMENTED.contains(&name.as_str()) {
+                problem(
+                    &format!("analysis.confirmatory[{i}]"),
+                    format!(
+                        "{name} is not implemented yet in this version; a confirmatory estimator \
+                         must be estimated (implemented: {})",
+                        ESTIMATORS
+                            .iter()
+                            .filter(|e| !NOT_IMPLEMENTED.contains(e))
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            } else if !ESTIMATORS.contains(&name.as_str()) {
                 problem(
                     &format!("analysis.confirmatory[{i}]"),
                     format!(
@@ -653,8 +691,13 @@ impl Protocol {
         if !(a.alpha > 0.0 && a.alpha < 0.5) {
             problem("analysis.alpha", "alpha must be in (0, 0.5)".into());
         }
-        if a.multiplicity != "holm" && a.multiplicity != "none" {
-            problem("analysis.multiplicity", "use `holm` or `none`".into());
+        if a.multiplicity != "holm" {
+            problem(
+                "analysis.multiplicity",
+                "use `holm`: the confirmatory family is always Holm-adjusted (ANALYSIS.md §6); \
+                 `none` is not supported"
+                    .into(),
+            );
         }
         if a.family != "arms_x_primary" {
             problem(

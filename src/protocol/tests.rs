@@ -186,3 +186,54 @@ fn content_hashes_match_the_independent_python_computation() {
     }
     assert_eq!(checked, 2);
 }
+
+/// Issue 10, defects 5, 9 and 12: a window of 100000 quarters, an unimplemented confirmatory
+/// estimator and `multiplicity = "none"` are refused, each naming its field.
+#[test]
+fn unimplemented_estimators_unsupported_multiplicity_and_huge_windows_are_refused() {
+    let cases = [
+        (
+            "post_quarters = 12",
+            "post_quarters = 100000",
+            "follow_up.post_quarters",
+            "out of range",
+        ),
+        (
+            "pre_quarters = 8",
+            "pre_quarters = 100000",
+            "follow_up.pre_quarters",
+            "out of range",
+        ),
+        (
+            r#"confirmatory = ["itt_ancova", "did_twfe"]"#,
+            r#"confirmatory = ["itt_ancova", "cace_iv"]"#,
+            "analysis.confirmatory[1]",
+            "cace_iv is not implemented yet",
+        ),
+        (
+            r#"confirmatory = ["itt_ancova", "did_twfe"]"#,
+            r#"confirmatory = ["ri"]"#,
+            "analysis.confirmatory[0]",
+            "ri is not implemented yet",
+        ),
+        (
+            r#"multiplicity = "holm""#,
+            r#"multiplicity = "none""#,
+            "analysis.multiplicity",
+            "`none` is not supported",
+        ),
+    ];
+    for (from, to, field, says) in cases {
+        assert!(NALS.contains(from), "{from}");
+        let text = NALS.replace(from, to);
+        match Protocol::from_toml(&text) {
+            Err(ProtocolError::Invalid(problems)) => assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == field && p.message.contains(says)),
+                "{to}: {problems:?}"
+            ),
+            other => panic!("{to}: {other:?}"),
+        }
+    }
+}

@@ -229,12 +229,64 @@ fn every_estimator_matches_the_reference_packages() {
         .filter(|p| p.join("expected.csv").exists())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 8, "fixture cases missing: {dirs:?}");
+    // The exact list: a case that vanishes (or a new one without its name here) fails.
+    let names: Vec<&str> = dirs
+        .iter()
+        .filter_map(|d| d.file_name().and_then(|n| n.to_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "balanced",
+            "clustered",
+            "collinear",
+            "longer",
+            "singleton_hybrid",
+            "singleton_pairs",
+            "singleton_small_blocks",
+            "unbalanced",
+            "zero_variance",
+        ],
+        "fixture cases"
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
+    // The reverse direction: per case, the ia-rct rows no reference row checks, the refusals
+    // and the attrition, pinned (a new unchecked row or refusal changes these and fails).
+    let mut reverse = Vec::new();
     for dir in &dirs {
         let case = run_case(dir);
-        for row in expected_rows(dir) {
+        let rows = expected_rows(dir);
+        let unchecked = case
+            .report
+            .estimates
+            .iter()
+            .filter(|e| {
+                !rows.iter().any(|r| {
+                    e.estimator == r["estimator"]
+                        && e.arm == r["arm"]
+                        && e.weights == r["weights"]
+                        && e.se_type == se_type(&r["se_type"])
+                        && e.term == r["term"]
+                })
+            })
+            .count();
+        let attrition: Vec<(String, usize, usize, usize)> = case
+            .report
+            .attrition
+            .iter()
+            .map(|a| (a.arm.clone(), a.assigned, a.with_post_data, a.no_pre_data))
+            .collect();
+        reverse.push(format!(
+            "{}: unchecked {unchecked}, skipped {:?}, attrition {attrition:?}",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+            case.report
+                .skipped
+                .iter()
+                .map(|s| format!("{} {} {} {:?}", s.estimator, s.arm, s.weights, s.se_type))
+                .collect::<Vec<_>>()
+        ));
+        for row in rows {
             checked += 1;
             if row["estimator"] == "event_study_pretrend" {
                 check_pretrend(&case, &row, &mut failures);
@@ -244,6 +296,14 @@ fn every_estimator_matches_the_reference_packages() {
         }
     }
     assert!(checked > 200, "only {checked} reference rows");
+    let pinned: Vec<String> = include_str!("../fixtures/estimates/reverse.txt")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        reverse, pinned,
+        "unchecked rows, refusals or attrition changed"
+    );
     assert!(
         failures.is_empty(),
         "{} of {checked} reference rows disagree:\n{}",
@@ -446,7 +506,21 @@ mod api {
             "{did}"
         );
         assert_eq!(did["confirmatory"], true);
-        assert!(did["p_holm"].as_f64().is_some());
+        // p_holm over the protocol's family: itt_ancova and did_twfe (CR1) x three arms.
+        let members: Vec<&serde_json::Value> = estimates
+            .iter()
+            .filter(|e| e["confirmatory"] == true)
+            .collect();
+        assert_eq!(members.len(), 2 * 3, "{members:?}");
+        let ps: Vec<f64> = members
+            .iter()
+            .map(|e| e["p_value"].as_f64().expect("p"))
+            .collect();
+        for (e, want) in members.iter().zip(estimate::holm(&ps)) {
+            let got = e["p_holm"].as_f64().expect("p_holm");
+            assert!((got - want).abs() <= 1e-12, "{e}: {got} vs {want}");
+        }
+        let unfiltered_holm = did["p_holm"].as_f64().expect("p_holm");
         assert_eq!(did["data_vintage"], "1");
         assert!(did["protocol_hash"].as_str().is_some_and(|h| h.len() == 64));
         let lin = estimates
@@ -474,6 +548,17 @@ mod api {
             Some(2 * 3),
             "CR1 and CR2 for three arms: {body}"
         );
+        // The filter does not shrink the Holm family (issue 10, defect 8).
+        let filtered = body["estimates"]
+            .as_array()
+            .and_then(|a| {
+                a.iter().find(|e| {
+                    e["arm"] == "bred_prosess" && e["se_type"] == "CR1" && e["confirmatory"] == true
+                })
+            })
+            .and_then(|e| e["p_holm"].as_f64())
+            .expect("filtered p_holm");
+        assert_eq!(filtered, unfiltered_holm);
         // A vintage before any upload: nothing to estimate from.
         let body = app
             .direktorat_call(Method::GET, "/v1/trials/est/estimates?vintage=0", None, 409)
