@@ -8,6 +8,7 @@ pub mod auth;
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod disclosure;
 pub mod domain;
 /// Effect estimates: difference in means, ANCOVA, Lin, TWFE difference in differences, event study.
 pub mod estimate;
