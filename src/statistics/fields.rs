@@ -599,12 +599,12 @@ pub(super) fn stat_row(raw: RawRow) -> Result<StatRow, Vec<RowError>> {
     let orgnr = check.orgnr();
     let quarter = check.quarter();
     let tapte = check.get(Field::Tapte, true, |v| {
-        non_negative(v, "tapte dagsverk cannot be negative")
+        dagsverk(v, "tapte dagsverk cannot be negative")
     });
     let mulige = check.get(Field::Mulige, true, |v| {
         let m = decimal(v)?;
         if m > 0.0 {
-            Ok(m)
+            dagsverk_of(m, "")
         } else {
             Err("mulige dagsverk must be greater than 0; a quarter without possible dagsverk has no sick-leave rate".to_owned())
         }
@@ -627,7 +627,7 @@ pub(super) fn stat_row(raw: RawRow) -> Result<StatRow, Vec<RowError>> {
     }
     let antall = check.get(Field::Antpers, true, count);
     let gradert = check.get(Field::Gradert, false, |v| {
-        non_negative(v, "graded tapte dagsverk cannot be negative")
+        dagsverk(v, "graded tapte dagsverk cannot be negative")
     });
     let prosent = check.get(Field::Prosent, false, |v| {
         let p = decimal(v)?;
@@ -649,7 +649,7 @@ pub(super) fn stat_row(raw: RawRow) -> Result<StatRow, Vec<RowError>> {
     let mut varighet = BTreeMap::new();
     for class in classes {
         if let Some(value) = check.get(Field::Varighet(class), false, |v| {
-            non_negative(v, "tapte dagsverk cannot be negative")
+            dagsverk(v, "tapte dagsverk cannot be negative")
         }) {
             varighet.insert(class, value);
         }
@@ -682,7 +682,7 @@ pub(super) fn stat_row_fast(cells: &[Option<&str>; Field::SLOTS]) -> Option<Stat
             None => Some(None),
             Some(t) => {
                 let v = decimal_token(t).ok()?;
-                (v >= 0.0).then_some(Some(v))
+                (0.0..=super::MAX_DAGSVERK).contains(&v).then_some(Some(v))
             }
         }
     };
@@ -696,7 +696,7 @@ pub(super) fn stat_row_fast(cells: &[Option<&str>; Field::SLOTS]) -> Option<Stat
     let tapte = non_negative(Field::Tapte)??;
     let mulige = decimal_token(cell(Field::Mulige)?).ok()?;
     // `decimal_token` gives finite numbers only, so this is `stat_row`'s `m > 0.0` test.
-    if mulige <= 0.0 || tapte > mulige {
+    if mulige <= 0.0 || mulige > super::MAX_DAGSVERK || tapte > mulige {
         return None;
     }
     let antall = count_of(whole_token(cell(Field::Antpers)?).ok()?).ok()?;
@@ -815,16 +815,9 @@ fn decimal_token(token: &str) -> Result<f64, String> {
     }
 }
 
-fn non_negative(value: &Json, negative: &str) -> Result<f64, String> {
-    let v = decimal(value)?;
-    if v < 0.0 {
-        Err(negative.to_owned())
-    } else {
-        Ok(v)
-    }
-}
-
-/// A whole number: `40`, `"40"`, `40.0` or `4e1`.
+/// A whole number written as a plain integer: `40` or `"40"` (an optional `-`, then digits). `40.0`,
+/// `4e1` and `+40` are refused: NAV's integer columns are written as integers, and an exponent or a
+/// fraction in one is a sign of a column that went through a spreadsheet or a float conversion.
 fn whole(value: &Json) -> Result<i64, String> {
     match value {
         Json::Number(n) => whole_token(n),
@@ -835,21 +828,25 @@ fn whole(value: &Json) -> Result<i64, String> {
 
 /// [`whole`] of a trimmed token.
 fn whole_token(token: &str) -> Result<i64, String> {
-    if let Ok(i) = token.parse::<i64>() {
-        return Ok(i);
+    let digits = token.strip_prefix('-').unwrap_or(token);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return token
+            .parse::<i64>()
+            .map_err(|_| "expected a whole number; this one is too large".to_owned());
     }
     match token.parse::<f64>() {
         Ok(v) if v.is_finite() && v.fract() != 0.0 => {
             Err("expected a whole number; this one has a fractional part".to_owned())
         }
-        // Below 2^53 every whole f64 converts exactly.
-        Ok(v) if v.is_finite() && v.abs() < 9.0e15 => Ok(v as i64),
-        Ok(_) => Err("expected a whole number; this one is too large".to_owned()),
-        Err(_) => Err("expected a whole number, e.g. 40".to_owned()),
+        Ok(v) if v.is_finite() => Err(
+            "expected a plain whole number, e.g. 40 (digits only, without a decimal point or exponent)"
+                .to_owned(),
+        ),
+        _ => Err("expected a whole number, e.g. 40".to_owned()),
     }
 }
 
-/// `antallPersoner`: a whole number >= 0 that fits in `u32`.
+/// `antallPersoner`: a whole number from 0 to [`MAX_PERSONS`](super::MAX_PERSONS).
 fn count(value: &Json) -> Result<u32, String> {
     count_of(whole(value)?)
 }
@@ -859,5 +856,30 @@ fn count_of(n: i64) -> Result<u32, String> {
     if n < 0 {
         return Err("the number of persons cannot be negative".to_owned());
     }
-    u32::try_from(n).map_err(|_| format!("more than {} persons; check the column", u32::MAX))
+    match u32::try_from(n) {
+        Ok(n) if n <= super::MAX_PERSONS => Ok(n),
+        _ => Err(format!(
+            "more than {} persons in one virksomhet and quarter; NAV's largest units have far fewer, check the column",
+            super::MAX_PERSONS
+        )),
+    }
+}
+
+/// A dagsverk value within 0 ..= [`MAX_DAGSVERK`](super::MAX_DAGSVERK); `negative` says why below 0.
+fn dagsverk(value: &Json, negative: &str) -> Result<f64, String> {
+    dagsverk_of(decimal(value)?, negative)
+}
+
+/// [`dagsverk`] of a finite number.
+fn dagsverk_of(v: f64, negative: &str) -> Result<f64, String> {
+    if v < 0.0 {
+        Err(negative.to_owned())
+    } else if v > super::MAX_DAGSVERK {
+        Err(format!(
+            "more than {:e} dagsverk in one virksomhet and quarter; check the column (a unit of 1,000,000 persons has about 6e7)",
+            super::MAX_DAGSVERK
+        ))
+    } else {
+        Ok(v)
+    }
 }

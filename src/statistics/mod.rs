@@ -48,6 +48,16 @@ use fields::{Kind, RawRow};
 /// `nav-data-brief.md` §2): nothing shown outside the directorate may reveal such a cell.
 pub const MASKING_MIN_PERSONS: u32 = 5;
 
+/// The most persons accepted in one virksomhet and quarter (`antpers` / `antallPersoner`). Norway's
+/// largest employers have some tens of thousands in one unit; the bound also keeps every accepted value
+/// inside the database's `INTEGER` column (2^31 - 1) on both backends.
+pub const MAX_PERSONS: u32 = 1_000_000;
+
+/// The most dagsverk (tapte, mulige, graded or per varighet) accepted in one virksomhet and quarter:
+/// [`MAX_PERSONS`] working every day of a quarter is about 6.5e7, so 1e9 leaves room and refuses
+/// values that are off by orders of magnitude (or `1e300`).
+pub const MAX_DAGSVERK: f64 = 1e9;
+
 /// The longest row (JSON element, NDJSON line or CSV record) read, in bytes. NAV's rows are a few hundred.
 pub const MAX_ROW_BYTES: usize = 1024 * 1024;
 

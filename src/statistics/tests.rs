@@ -234,14 +234,84 @@ fn quoted_and_unquoted_numbers_are_equal() {
 }
 
 #[test]
-fn antall_personer_accepts_whole_numbers_in_any_form() {
-    for value in ["40", "\"40\"", "40.0", "\"40.0\"", "4e1", "\"4.0e1\""] {
+fn antall_personer_is_a_plain_whole_number() {
+    for value in ["40", "\"40\"", "\" 40 \""] {
         let rows = ok_stats(
             &array(&[object(&[("antallPersoner", Some(value))])]),
             StatsFormat::VirksomhetJson,
         );
         assert_eq!(rows.first().map(|r| r.antall_personer), Some(40), "{value}");
     }
+    for value in ["40.0", "\"40.0\"", "4e1", "\"4.0e1\"", "\"+40\""] {
+        let errors = errors_of(stats(
+            &array(&[object(&[("antallPersoner", Some(value))])]),
+            StatsFormat::VirksomhetJson,
+        ));
+        assert_eq!(errors.len(), 1, "{value}: {errors:?}");
+        assert_error(&errors[0], 1, "antallPersoner", "whole number");
+    }
+}
+
+#[test]
+fn integers_in_csv_must_be_plain_integers() {
+    let header = "orgnr;arstall;kvartal;taptedv;muligedv;antpers";
+    for (row, field) in [
+        ("974760673;2024;1e0;20.23;77.8716;40", "kvartal"),
+        ("974760673;2024;2.0;20.23;77.8716;40", "kvartal"),
+        ("974760673;2.024e3;2;20.23;77.8716;40", "arstall"),
+        ("974760673;2024;2;20.23;77.8716;4e1", "antpers"),
+    ] {
+        let errors = errors_of(stats(&format!("{header}\n{row}\n"), StatsFormat::DvhCsv));
+        assert_eq!(errors.len(), 1, "{row}: {errors:?}");
+        assert_error(&errors[0], 1, field, "whole number");
+    }
+}
+
+#[test]
+fn antpers_has_a_range_that_fits_the_integer_column() {
+    let header = "orgnr;arstall;kvartal;taptedv;muligedv;antpers";
+    let ok = ok_stats(
+        &format!("{header}\n974760673;2024;2;20.23;77.8716;{MAX_PERSONS}\n"),
+        StatsFormat::DvhCsv,
+    );
+    assert_eq!(ok[0].antall_personer, MAX_PERSONS);
+    const { assert!(MAX_PERSONS < i32::MAX as u32) };
+    for value in [
+        "1000001",
+        "2147483647",
+        "2147483648",
+        "4294967296",
+        "99999999999999999999",
+    ] {
+        let csv = format!("{header}\n974760673;2024;2;20.23;77.8716;{value}\n");
+        let errors = errors_of(stats(&csv, StatsFormat::DvhCsv));
+        assert_eq!(errors.len(), 1, "{value}: {errors:?}");
+        assert_error(&errors[0], 1, "antpers", "");
+        assert!(errors[0].reason.contains("persons") || errors[0].reason.contains("too large"));
+        let json = array(&[object(&[("antallPersoner", Some(value))])]);
+        let errors = errors_of(stats(&json, StatsFormat::VirksomhetJson));
+        assert_eq!(errors.len(), 1, "{value}: {errors:?}");
+        assert_error(&errors[0], 1, "antallPersoner", "");
+    }
+}
+
+#[test]
+fn dagsverk_have_an_upper_bound() {
+    let header = "orgnr;arstall;kvartal;taptedv;muligedv;antpers;taptedv_gs;varighet_A";
+    for (row, field) in [
+        ("974760673;2024;2;20.23;1e300;40;;", "muligedv"),
+        ("974760673;2024;2;2e9;3e9;40;;", "taptedv"),
+        ("974760673;2024;2;20.23;77.8716;40;1e10;", "taptedv_gs"),
+        ("974760673;2024;2;20.23;77.8716;40;;1e300", "varighet_A"),
+    ] {
+        let errors = errors_of(stats(&format!("{header}\n{row}\n"), StatsFormat::DvhCsv));
+        assert!(!errors.is_empty(), "{row}");
+        assert_error(&errors[0], 1, field, "dagsverk");
+    }
+    let json = array(&[object(&[("tapteDagsverkPerVarighet", Some(r#"[{"varighet":"B","tapteDagsverk":1e300}]"#))])]);
+    let errors = errors_of(stats(&json, StatsFormat::VirksomhetJson));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_error(&errors[0], 1, "tapteDagsverkPerVarighet[0].tapteDagsverk", "dagsverk");
 }
 
 #[test]
