@@ -95,9 +95,10 @@ pub fn mask_text(text: &str) -> String {
             let after = chars.get(i).copied();
             let glued =
                 |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '.' || c == '_');
-            let isolated = !glued(before)
-                && !(glued(after) && after != Some('.'))
-                && !(after == Some('.') && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()));
+            let glued_after = glued(after) && after != Some('.');
+            let decimal_after =
+                after == Some('.') && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit());
+            let isolated = !(glued(before) || glued_after || decimal_after);
             match run.parse::<u64>() {
                 Ok(k) if isolated && small(k) => out.push_str(MASKED),
                 _ => out.push_str(&run),

@@ -308,10 +308,18 @@ fn dagsverk_have_an_upper_bound() {
         assert!(!errors.is_empty(), "{row}");
         assert_error(&errors[0], 1, field, "dagsverk");
     }
-    let json = array(&[object(&[("tapteDagsverkPerVarighet", Some(r#"[{"varighet":"B","tapteDagsverk":1e300}]"#))])]);
+    let json = array(&[object(&[(
+        "tapteDagsverkPerVarighet",
+        Some(r#"[{"varighet":"B","tapteDagsverk":1e300}]"#),
+    )])]);
     let errors = errors_of(stats(&json, StatsFormat::VirksomhetJson));
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_error(&errors[0], 1, "tapteDagsverkPerVarighet[0].tapteDagsverk", "dagsverk");
+    assert_error(
+        &errors[0],
+        1,
+        "tapteDagsverkPerVarighet[0].tapteDagsverk",
+        "dagsverk",
+    );
 }
 
 #[test]
