@@ -1,0 +1,217 @@
+//! `/v1/trials/{id}/assignments`: each firm's arm as its fylke receives it.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::domain::{FylkeCode, Orgnr};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use crate::http::middleware::AuditDetails;
+use crate::protocol::Design;
+
+/// Page and format of an assignment list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AssignmentParams {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// Only firms after this orgnr (the `next_after` of the previous page).
+    #[param(value_type = Option<String>)]
+    pub after: Option<Orgnr>,
+    /// Page size, 1-10000 (default 1000).
+    pub limit: Option<u32>,
+}
+
+/// One firm's assignment as a fylke receives it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveredAssignment {
+    /// The firm.
+    #[schema(value_type = String)]
+    pub orgnr: Orgnr,
+    /// Its fylke.
+    #[schema(value_type = String)]
+    pub fylke: FylkeCode,
+    /// The arm's id.
+    pub arm: String,
+    /// The arm's name.
+    pub arm_navn: String,
+    /// Whether NAV is to contact the firm (false for control firms in design A: not to be
+    /// contacted at all).
+    pub kontakt: bool,
+    /// What the fylke is to do.
+    pub instruks: String,
+    /// The stratum.
+    pub stratum: String,
+    /// The cluster.
+    #[schema(value_type = Option<String>)]
+    pub klynge: Option<Orgnr>,
+    /// The wave.
+    pub bolge: u32,
+    /// The probability of the firm's arm.
+    pub sannsynlighet: f64,
+    /// When it was drawn.
+    pub trukket: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A page of assignments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignmentPage {
+    /// The trial's protocol hash.
+    pub protocol_hash: String,
+    /// Sorted by orgnr.
+    pub assignments: Vec<DeliveredAssignment>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[schema(value_type = Option<String>)]
+    pub next_after: Option<Orgnr>,
+}
+
+/// The assignments of the trial's firms, with each arm's instructions. A fylke gets only its own
+/// firms; every read is audited with the firms returned. CSV with `format=csv` (data-formats §5
+/// columns, then `arm_navn, kontakt, instruks`); the next page's cursor is in `x-next-after`.
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/assignments", tag = "randomization",
+    params(("id" = String, Path, description = "The trial id"), AssignmentParams),
+    responses(
+        (status = 200, body = AssignmentPage),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+pub async fn list_assignments(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<AssignmentParams>,
+) -> Result<Response, ApiError> {
+    let fylke = super::scope(&caller)?;
+    let limit = params.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "limit must be between 1 and 10000",
+        ));
+    }
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "format",
+                format!("`{other}` is not a format; use json or csv"),
+            ));
+        }
+    };
+    let trial = state
+        .store
+        .get_trial(&id)
+        .await
+        .map_err(super::not_found(&id))?;
+    let drawn_at: BTreeMap<u32, chrono::DateTime<chrono::Utc>> = state
+        .store
+        .draws(&id)
+        .await?
+        .into_iter()
+        .map(|d| (d.wave, d.drawn_at))
+        .collect();
+    let rows = state
+        .store
+        .assignments(&id, fylke, params.after, limit)
+        .await?;
+    let next_after = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.orgnr))
+        .flatten();
+    let design_a = trial.protocol.design == Design::A;
+    let delivered: Vec<DeliveredAssignment> = rows
+        .into_iter()
+        .map(|r| {
+            let arm = trial.protocol.arm(&r.arm);
+            let control = arm.is_some_and(|a| a.control);
+            DeliveredAssignment {
+                orgnr: r.orgnr,
+                fylke: r.fylke,
+                arm_navn: arm.map(|a| a.name.clone()).unwrap_or_default(),
+                kontakt: !(control && design_a),
+                instruks: arm.map(|a| a.instructions.clone()).unwrap_or_default(),
+                arm: r.arm,
+                stratum: r.stratum,
+                klynge: r.klynge,
+                bolge: r.wave,
+                sannsynlighet: r.sannsynlighet,
+                trukket: drawn_at.get(&r.wave).copied(),
+            }
+        })
+        .collect();
+    let details = AuditDetails {
+        trial_id: Some(id),
+        object_ids: delivered
+            .iter()
+            .map(|a| format!("orgnr:{}", a.orgnr))
+            .collect(),
+    };
+    let mut response = if csv {
+        let out =
+            fylke_csv(&delivered).map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
+        let mut response =
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+        if let Some(next) = next_after
+            && let Ok(value) = HeaderValue::from_str(&next.to_string())
+        {
+            response.headers_mut().insert("x-next-after", value);
+        }
+        response
+    } else {
+        Json(AssignmentPage {
+            protocol_hash: trial.content_hash,
+            assignments: delivered,
+            next_after,
+        })
+        .into_response()
+    };
+    response.extensions_mut().insert(details);
+    Ok(response)
+}
+
+/// The assignment CSV a fylke receives: data-formats §5 columns, then `arm_navn, kontakt,
+/// instruks`, quoted where needed.
+fn fylke_csv(delivered: &[DeliveredAssignment]) -> Result<Vec<u8>, String> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "orgnr",
+        "arm",
+        "stratum",
+        "klynge",
+        "bolge",
+        "sannsynlighet",
+        "trukket",
+        "arm_navn",
+        "kontakt",
+        "instruks",
+    ];
+    writer.write_record(header).map_err(|e| e.to_string())?;
+    for a in delivered {
+        writer
+            .write_record([
+                a.orgnr.to_string(),
+                a.arm.clone(),
+                a.stratum.clone(),
+                a.klynge.map(|k| k.to_string()).unwrap_or_default(),
+                a.bolge.to_string(),
+                a.sannsynlighet.to_string(),
+                a.trukket
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                    .unwrap_or_default(),
+                a.arm_navn.clone(),
+                a.kontakt.to_string(),
+                a.instruks.clone(),
+            ])
+            .map_err(|e| e.to_string())?;
+    }
+    writer.into_inner().map_err(|e| e.to_string())
+}

@@ -1,0 +1,216 @@
+//! `/v1/trials/{id}/enrollment`: firms enrolled for a wave from a register upload.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::domain::{Orgnr, Sektor};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use crate::http::middleware::{AuditDetails, AuditedJson, RequestMeta};
+use crate::protocol::TrialState;
+use crate::randomization::plan::verdict;
+use crate::register::{RegisterOptions, detect_format, parse_register};
+use crate::storage::{EnrollmentRecord, NewEnrollment, UploadReceipt};
+
+/// Options of an enrollment upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EnrollParams {
+    /// Sector for Brønnøysund rows, which carry none.
+    #[param(value_type = Option<String>)]
+    pub sektor: Option<Sektor>,
+}
+
+/// Why firms were excluded, counted by reason, and the first excluded firms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentSummary {
+    /// The upload's receipt.
+    pub receipt: UploadReceipt,
+    /// Excluded firms by reason code.
+    pub excluded_by_reason: BTreeMap<String, usize>,
+    /// The first 100 excluded firms with every reason.
+    pub excluded: Vec<EnrollmentRecord>,
+}
+
+/// Enrolls firms for the open wave from a register upload (CSV, JSON or Brønnøysund underenhet
+/// JSON, data-formats §1). All or nothing: any invalid row refuses the upload with every problem.
+#[utoipa::path(
+    post, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
+    params(("id" = String, Path, description = "The trial id"), EnrollParams),
+    request_body(content = String, description = "The register file", content_type = "text/csv"),
+    responses(
+        (status = 201, body = EnrollmentSummary),
+        (status = 409, description = "Not enrolling, or firms already enrolled", body = ErrorEnvelope),
+        (status = 422, description = "Invalid rows: details.errors (first 100, each with row, field, value, reason) and details.total", body = ErrorEnvelope),
+    )
+)]
+pub async fn enroll(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<EnrollParams>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let trial = state
+        .store
+        .get_trial(&id)
+        .await
+        .map_err(super::not_found(&id))?;
+    if trial.state != TrialState::Enrolling {
+        return Err(ApiError::Conflict(format!(
+            "firms are enrolled only while the trial is enrolling (it is {})",
+            trial.state
+        )));
+    }
+    let options = RegisterOptions {
+        default_sektor: params.sektor,
+    };
+    let firms =
+        parse_register(&body, detect_format(&body), &options).map_err(|e| ApiError::Invalid {
+            message: format!(
+                "the register has {} problem(s); nothing was enrolled. First: {}",
+                e.total,
+                e.errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+            details: serde_json::json!({ "errors": e.errors, "total": e.total }),
+        })?;
+    // The baseline is NAV's statistics over the protocol's window (latest vintage) where the
+    // register has them, else the dagsverk given in the uploaded file.
+    let stats = state
+        .store
+        .baseline_sums(
+            trial.protocol.baseline.from,
+            trial.protocol.baseline.to,
+            None,
+        )
+        .await?;
+    let wave = trial.current_wave();
+    // A cluster is randomized once, as a whole: a firm whose overordnet enhet was drawn in an
+    // earlier wave is not randomized again (that would split the cluster across arms).
+    let drawn_clusters: BTreeSet<Orgnr> = state
+        .store
+        .assignments(&id, None, None, u32::MAX)
+        .await?
+        .into_iter()
+        .filter_map(|a| a.klynge)
+        .collect();
+    let records: Vec<EnrollmentRecord> = firms
+        .iter()
+        .map(|firm| {
+            let mut v = verdict(&trial.protocol, firm, &stats);
+            if let Some(k) = v.klynge.filter(|k| drawn_clusters.contains(k)) {
+                v.exclusions.push(crate::protocol::Exclusion {
+                    code: "klynge_trukket".to_owned(),
+                    message: format!(
+                        "its overordnet enhet {k} was randomized in an earlier wave; a cluster is \
+                         randomized once, as a whole"
+                    ),
+                });
+            }
+            EnrollmentRecord {
+                orgnr: firm.orgnr,
+                wave,
+                upload_id: 0,
+                navn: firm.navn.clone(),
+                fylke: firm.fylke,
+                kommunenummer: firm.kommunenummer.clone(),
+                naeringskode: firm.naeringskode,
+                bransje: v.bransje,
+                sektor: firm.sektor,
+                antall_ansatte: firm.antall_ansatte,
+                overordnet_enhet: firm.overordnet_enhet,
+                villig: firm.villig,
+                baseline: v
+                    .baseline
+                    .filter(|b| b.mulige > 0.0)
+                    .map(|b| (b.tapte, b.mulige)),
+                covariates: firm.covariates.clone(),
+                eligible: v.exclusions.is_empty(),
+                exclusions: v.exclusions,
+                klynge: v.klynge,
+            }
+        })
+        .collect();
+    let mut excluded_by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &records {
+        for e in &r.exclusions {
+            *excluded_by_reason.entry(e.code.clone()).or_default() += 1;
+        }
+    }
+    let excluded: Vec<EnrollmentRecord> = records
+        .iter()
+        .filter(|r| !r.eligible)
+        .take(100)
+        .cloned()
+        .collect();
+    let upload = NewEnrollment {
+        wave,
+        sha256: hex::encode(Sha256::digest(&body)),
+        firms: records,
+        created_by: caller.name.clone(),
+    };
+    let mut audit = meta.audit_entry(Some(&caller));
+    audit.status = 201;
+    let receipt = state
+        .store
+        .enroll(&id, &upload, &audit)
+        .await
+        .map_err(super::not_found(&id))?;
+    Ok(AuditedJson(
+        StatusCode::CREATED,
+        receipt.map(|receipt| EnrollmentSummary {
+            receipt,
+            excluded_by_reason,
+            excluded,
+        }),
+    )
+    .into_response())
+}
+
+/// Enrolled firms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentList {
+    /// Sorted by orgnr.
+    pub firms: Vec<EnrollmentRecord>,
+}
+
+/// Enrolled firms with their eligibility (a fylke sees only its own firms).
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
+    params(("id" = String, Path, description = "The trial id")),
+    responses((status = 200, body = EnrollmentList), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn list_enrollment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let fylke = super::scope(&caller)?;
+    state
+        .store
+        .get_trial(&id)
+        .await
+        .map_err(super::not_found(&id))?;
+    let firms = state.store.enrollments(&id, fylke, None).await?;
+    let details = AuditDetails {
+        trial_id: Some(id),
+        object_ids: firms.iter().map(|f| format!("orgnr:{}", f.orgnr)).collect(),
+    };
+    let mut response = Json(EnrollmentList { firms }).into_response();
+    response.extensions_mut().insert(details);
+    Ok(response)
+}
