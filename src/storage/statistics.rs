@@ -1072,9 +1072,50 @@ macro_rules! impl_statistics_store {
                     (staged, 0, 0)
                 };
                 inserted += i64::try_from(plan.direct).unwrap_or(i64::MAX);
-                if inserted == 0 && revised == 0 {
-                    // Nothing changed: no new vintage. The receipt names the latest vintage,
-                    // whose register already holds every row of the upload.
+                // Nothing changed: no new vintage. The receipt names the latest vintage, whose
+                // register already holds every row of the upload.
+                let changed = inserted != 0 || revised != 0;
+                let vintage = if changed {
+                    let vintage = match plan.vintage {
+                        Some(v) => v,
+                        None => $backend::reserve_vintage(&mut tx).await?,
+                    };
+                    if staged > unchanged {
+                        sqlx::query(sql.apply).bind(vintage).execute(&mut *tx).await?;
+                    }
+                    for quarter in plan.new_quarters() {
+                        sqlx::query(statistics::INSERT_QUARTER)
+                            .bind(kind.as_str())
+                            .bind(quarter.year())
+                            .bind(i32::from(quarter.quarter()))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let rows = i64::try_from(plan.rows).unwrap_or(i64::MAX);
+                    let inserted_upload = sqlx::query($backend::INSERT_UPLOAD)
+                        .bind(vintage)
+                        .bind(sha256.as_str())
+                        .bind(upload.idempotency_key.as_deref())
+                        .bind(upload.source.as_str())
+                        .bind(rows)
+                        .bind(inserted)
+                        .bind(unchanged)
+                        .bind(revised)
+                        .bind(audit.at)
+                        .bind(upload.created_by.as_str())
+                        .bind(kind.as_str())
+                        .execute(&mut *tx)
+                        .await;
+                    match inserted_upload {
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                            return Err(IngestFailure::Store(StoreError::Conflict(
+                                "an upload with this Idempotency-Key was applied meanwhile".to_owned(),
+                            )));
+                        }
+                        other => other?,
+                    };
+                    vintage
+                } else {
                     let latest: Option<i64> = sqlx::query_scalar(statistics::SELECT_LATEST_VINTAGE)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -1083,71 +1124,18 @@ macro_rules! impl_statistics_store {
                             "unchanged rows but no vintage in the register".to_owned(),
                         )));
                     };
-                    let mut audit = audit.clone();
-                    audit.status = 200;
-                    audit.object_ids.push(format!("statistics_upload:{vintage}"));
-                    audit.detail = Some("unchanged: no new vintage".to_owned());
-                    let audit_id = Self::insert_audit(&mut *tx, &audit).await?;
-                    self.fault_pause().await;
-                    tx.commit().await?;
-                    let receipt = statistics::StatisticsReceipt {
-                        vintage,
-                        kind,
-                        sha256,
-                        idempotency_key: upload.idempotency_key.clone(),
-                        source: upload.source,
-                        rows: plan.rows,
-                        inserted: 0,
-                        unchanged: u64::try_from(unchanged).unwrap_or(0),
-                        revised: 0,
-                        created_at: audit.at,
-                        created_by: upload.created_by.clone(),
-                    };
-                    return Ok(Audited::new(receipt, audit_id));
-                }
-                let vintage = match plan.vintage {
-                    Some(v) => v,
-                    None => $backend::reserve_vintage(&mut tx).await?,
-                };
-                if staged > unchanged {
-                    sqlx::query(sql.apply).bind(vintage).execute(&mut *tx).await?;
-                }
-                for quarter in plan.new_quarters() {
-                    sqlx::query(statistics::INSERT_QUARTER)
-                        .bind(kind.as_str())
-                        .bind(quarter.year())
-                        .bind(i32::from(quarter.quarter()))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let rows = i64::try_from(plan.rows).unwrap_or(i64::MAX);
-                let inserted_upload = sqlx::query($backend::INSERT_UPLOAD)
-                    .bind(vintage)
-                    .bind(sha256.as_str())
-                    .bind(upload.idempotency_key.as_deref())
-                    .bind(upload.source.as_str())
-                    .bind(rows)
-                    .bind(inserted)
-                    .bind(unchanged)
-                    .bind(revised)
-                    .bind(audit.at)
-                    .bind(upload.created_by.as_str())
-                    .bind(kind.as_str())
-                    .execute(&mut *tx)
-                    .await;
-                match inserted_upload {
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        return Err(IngestFailure::Store(StoreError::Conflict(
-                            "an upload with this Idempotency-Key was applied meanwhile".to_owned(),
-                        )));
-                    }
-                    other => other?,
+                    vintage
                 };
                 let mut audit = audit.clone();
                 audit.object_ids.push(format!("statistics_upload:{vintage}"));
+                if !changed {
+                    audit.status = 200;
+                    audit.detail = Some("unchanged: no new vintage".to_owned());
+                }
                 let audit_id = Self::insert_audit(&mut *tx, &audit).await?;
                 self.fault_pause().await;
                 tx.commit().await?;
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
                 let receipt = statistics::StatisticsReceipt {
                     vintage,
                     kind,
@@ -1155,9 +1143,9 @@ macro_rules! impl_statistics_store {
                     idempotency_key: upload.idempotency_key.clone(),
                     source: upload.source,
                     rows: plan.rows,
-                    inserted: u64::try_from(inserted).unwrap_or(0),
-                    unchanged: u64::try_from(unchanged).unwrap_or(0),
-                    revised: u64::try_from(revised).unwrap_or(0),
+                    inserted: count(inserted),
+                    unchanged: count(unchanged),
+                    revised: count(revised),
                     created_at: audit.at,
                     created_by: upload.created_by.clone(),
                 };
