@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use ia_rct::domain::Orgnr;
 
-use crate::helpers::{Backend, ServerProcess, TestApp, TestDb, assert_envelope, make_token};
+use crate::helpers::{
+    Backend, ServerProcess, TestApp, TestDb, TestToken, assert_envelope, make_token,
+};
 use crate::on_both_backends;
 
 /// Valid organisation numbers for test firms.
@@ -188,35 +190,8 @@ async fn an_idempotency_key_reused_for_other_content_is_refused(backend: Backend
 async fn a_read_during_an_upload_is_answered_and_audited_at_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let firms = orgnrs(30);
-    let direktorat = {
-        let store = db.store().await;
-        let token = make_token(
-            store.as_ref(),
-            "Direktoratet",
-            ia_rct::domain::Role::Direktorat,
-            None,
-        )
-        .await;
-        store.close().await;
-        token
-    };
-    let mut server =
-        ServerProcess::start(&db.url, &[("IA_RCT_FAULT_PAUSE_IN_WRITE_MS", "30000")]).await;
-    let url = format!("{}/v1/statistics", server.base);
-    let body = virksomhet_json(&firms, 2025, 2, 0.0);
-    let secret = direktorat.secret.clone();
-    let request = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(url)
-            .bearer_auth(secret)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-    });
-    server
-        .wait_for_log("fault injection: pausing inside a write transaction")
-        .await;
+    let (mut server, request, direktorat) =
+        upload_paused_before_commit(&db, virksomhet_json(&firms, 2025, 2, 0.0), "30000").await;
     let started = std::time::Instant::now();
     let read = reqwest::Client::new()
         .get(format!(
@@ -442,35 +417,8 @@ async fn ingest_on_the_command_line_and_a_killed_upload_leaves_nothing(backend: 
     );
 
     // Kill the service while it applies an upload: after a restart the upload left nothing.
-    let direktorat = {
-        let store = db.store().await;
-        let token = make_token(
-            store.as_ref(),
-            "Direktoratet",
-            ia_rct::domain::Role::Direktorat,
-            None,
-        )
-        .await;
-        store.close().await;
-        token
-    };
-    let mut server =
-        ServerProcess::start(&db.url, &[("IA_RCT_FAULT_PAUSE_IN_WRITE_MS", "60000")]).await;
-    let url = format!("{}/v1/statistics", server.base);
-    let body = virksomhet_json(&firms, 2025, 1, 0.0);
-    let secret = direktorat.secret.clone();
-    let request = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(url)
-            .bearer_auth(secret)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-    });
-    server
-        .wait_for_log("fault injection: pausing inside a write transaction")
-        .await;
+    let (mut server, request, _) =
+        upload_paused_before_commit(&db, virksomhet_json(&firms, 2025, 1, 0.0), "60000").await;
     server.child.start_kill().expect("SIGKILL");
     server.child.wait().await.expect("wait");
     assert!(request.await.expect("join").is_err());
@@ -826,3 +774,47 @@ on_both_backends!(
     ingest_on_the_command_line_and_a_killed_upload_leaves_nothing,
     enrollment_uses_nav_statistics_for_the_baseline
 );
+
+/// Starts the service with fault injection pausing every write transaction for `pause_ms`, sends
+/// `body` as a direktorat statistics upload, and returns once the upload is paused before its
+/// commit (holding the database's writer), with the request still in flight and the uploader's
+/// token.
+async fn upload_paused_before_commit(
+    db: &TestDb,
+    body: String,
+    pause_ms: &str,
+) -> (
+    ServerProcess,
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+    TestToken,
+) {
+    let direktorat = {
+        let store = db.store().await;
+        let token = make_token(
+            store.as_ref(),
+            "Direktoratet",
+            ia_rct::domain::Role::Direktorat,
+            None,
+        )
+        .await;
+        store.close().await;
+        token
+    };
+    let mut server =
+        ServerProcess::start(&db.url, &[("IA_RCT_FAULT_PAUSE_IN_WRITE_MS", pause_ms)]).await;
+    let url = format!("{}/v1/statistics", server.base);
+    let secret = direktorat.secret.clone();
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(secret)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+    });
+    server
+        .wait_for_log("fault injection: pausing inside a write transaction")
+        .await;
+    (server, request, direktorat)
+}
