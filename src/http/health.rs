@@ -21,7 +21,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(3);
 /// A probe's answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
-    /// `ok` (process up) or `ready` (database reachable).
+    /// `ok` (process up) or `ready` (database reachable and writable).
     pub status: &'static str,
     /// The storage backend, on `/readyz`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,12 +38,14 @@ pub async fn healthz() -> Json<Status> {
     })
 }
 
-/// The database is reachable: 200, or 503 with the envelope.
+/// The service can work: the database is reachable and the service can write to it (PostgreSQL:
+/// not read-only, INSERT on every table and USAGE on every sequence; SQLite: the file and its log
+/// open for writing). 200, or 503 with the envelope; the service log has the cause.
 #[utoipa::path(
     get, path = "/readyz", tag = "probes",
     responses(
         (status = 200, body = Status),
-        (status = 503, description = "The database is not reachable", body = ErrorEnvelope),
+        (status = 503, description = "The database is not reachable or the service cannot write to it", body = ErrorEnvelope),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -60,7 +62,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Err(_) => format!("no answer within {} s", READY_TIMEOUT.as_secs()),
     };
     ApiError::Unavailable {
-        message: "the database is not reachable; the service log has the cause".into(),
+        message: "the database is not reachable or the service cannot write to it; the service log has the cause".into(),
         cause: reason,
     }
     .into_response()

@@ -52,9 +52,39 @@ impl PgStore {
         Ok(PgStore { pool, options })
     }
 
+    /// Ready means able to write: not a read-only server or session, and the role may insert
+    /// into every table of the schema and use every sequence (a role without them would answer
+    /// reads and fail every upload).
     async fn check_ready(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        let read_only: String = sqlx::query_scalar(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN 'the server is a read-only standby' \
+             WHEN current_setting('transaction_read_only') = 'on' THEN 'transactions are read-only' \
+             ELSE '' END",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !read_only.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "the service cannot write: {read_only}"
+            )));
+        }
+        let missing: Vec<String> = sqlx::query_scalar(MISSING_WRITE_PRIVILEGES)
+            .fetch_all(&self.pool)
+            .await?;
+        if !missing.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "the service cannot write: role {} lacks {}",
+                self.role().await?,
+                missing.join(", ")
+            )));
+        }
         Ok(())
+    }
+
+    async fn role(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// A standalone audit row goes straight into `audit_log`: PostgreSQL's row locks let it commit
@@ -70,6 +100,19 @@ impl PgStore {
 
     async fn before_close(&self) {}
 }
+
+/// The privileges the service needs to write that its role lacks, one line each: INSERT on every
+/// table of the schema but sqlx's migration ledger, USAGE on every sequence.
+const MISSING_WRITE_PRIVILEGES: &str = "\
+    SELECT 'INSERT on ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+      AND c.relname <> '_sqlx_migrations' AND NOT has_table_privilege(c.oid, 'INSERT') \
+    UNION ALL \
+    SELECT 'USAGE on sequence ' || c.relname FROM pg_class c \
+    JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE n.nspname = current_schema() AND c.relkind = 'S' \
+      AND NOT has_sequence_privilege(c.oid, 'USAGE') \
+    ORDER BY 1";
 
 impl_store!(PgStore, Postgres, Backend::Postgres);
 impl_trial_store!(PgStore, Postgres);

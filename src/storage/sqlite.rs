@@ -118,7 +118,8 @@ impl SqliteStore {
     }
 
     /// Ready when the file the service opened is still the one at its path (a deleted or replaced
-    /// file would silently swallow writes) and a query answers.
+    /// file would silently swallow writes), it and its write-ahead log can be opened for writing,
+    /// and a query answers on a connection that may write.
     async fn check_ready(&self) -> Result<(), StoreError> {
         if let Some((path, identity)) = &self.file {
             match file_identity(path) {
@@ -137,7 +138,34 @@ impl SqliteStore {
                 }
             }
         }
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if let Some((path, _)) = &self.file {
+            // Open for writing (without changing anything): a file the service may only read
+            // would answer every read and refuse every write.
+            let wal = path.with_file_name(format!(
+                "{}-wal",
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ));
+            for file in [path.as_path(), wal.as_path()] {
+                if file == wal.as_path() && !wal.exists() {
+                    continue;
+                }
+                if let Err(e) = std::fs::OpenOptions::new().write(true).open(file) {
+                    return Err(StoreError::Unavailable(format!(
+                        "the service cannot write {}: {e}",
+                        file.display()
+                    )));
+                }
+            }
+        }
+        let query_only: i64 = sqlx::query_scalar("PRAGMA query_only")
+            .fetch_one(&self.pool)
+            .await?;
+        if query_only != 0 {
+            return Err(StoreError::Unavailable(
+                "the database connection is query-only".to_owned(),
+            ));
+        }
         Ok(())
     }
 }
