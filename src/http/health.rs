@@ -39,8 +39,8 @@ pub async fn healthz() -> Json<Status> {
 }
 
 /// The service can work: the database is reachable and the service can write to it (PostgreSQL:
-/// not read-only, INSERT on every table and USAGE on every sequence; SQLite: the file and its log
-/// open for writing). 200, or 503 with the envelope; the service log has the cause.
+/// not read-only, INSERT on every table and USAGE on every sequence; SQLite: the file and its
+/// folder not read-only, the connection not query-only). 200, or 503 with the envelope; the service log has the cause.
 #[utoipa::path(
     get, path = "/readyz", tag = "probes",
     responses(

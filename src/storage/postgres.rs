@@ -105,13 +105,14 @@ impl PgStore {
 /// table of the schema but sqlx's migration ledger, USAGE on every sequence.
 const MISSING_WRITE_PRIVILEGES: &str = "\
     SELECT 'INSERT on ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
-      AND c.relname <> '_sqlx_migrations' AND NOT has_table_privilege(c.oid, 'INSERT') \
+    WHERE n.nspname = current_schema() AND c.relname <> '_sqlx_migrations' \
+      AND CASE WHEN c.relkind IN ('r', 'p') THEN NOT has_table_privilege(c.oid, 'INSERT') \
+          ELSE false END \
     UNION ALL \
     SELECT 'USAGE on sequence ' || c.relname FROM pg_class c \
     JOIN pg_namespace n ON n.oid = c.relnamespace \
-    WHERE n.nspname = current_schema() AND c.relkind = 'S' \
-      AND NOT has_sequence_privilege(c.oid, 'USAGE') \
+    WHERE n.nspname = current_schema() \
+      AND CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege(c.oid, 'USAGE') ELSE false END \
     ORDER BY 1";
 
 impl_store!(PgStore, Postgres, Backend::Postgres);

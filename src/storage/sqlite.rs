@@ -118,8 +118,8 @@ impl SqliteStore {
     }
 
     /// Ready when the file the service opened is still the one at its path (a deleted or replaced
-    /// file would silently swallow writes), it and its write-ahead log can be opened for writing,
-    /// and a query answers on a connection that may write.
+    /// file would silently swallow writes), neither it nor its folder (where the write-ahead log
+    /// and the audit queue live) is read-only, and a query answers on a connection that may write.
     async fn check_ready(&self) -> Result<(), StoreError> {
         if let Some((path, identity)) = &self.file {
             match file_identity(path) {
@@ -139,22 +139,24 @@ impl SqliteStore {
             }
         }
         if let Some((path, _)) = &self.file {
-            // Open for writing (without changing anything): a file the service may only read
-            // would answer every read and refuse every write.
-            let wal = path.with_file_name(format!(
-                "{}-wal",
-                path.file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-            ));
-            for file in [path.as_path(), wal.as_path()] {
-                if file == wal.as_path() && !wal.exists() {
-                    continue;
-                }
-                if let Err(e) = std::fs::OpenOptions::new().write(true).open(file) {
-                    return Err(StoreError::Unavailable(format!(
-                        "the service cannot write {}: {e}",
-                        file.display()
-                    )));
+            // Only stat the files: opening and closing a descriptor of the database file would
+            // drop this process's SQLite locks on it (POSIX advisory locks are per process).
+            let folder = path.parent().unwrap_or(std::path::Path::new("."));
+            for file in [path.as_path(), folder] {
+                match std::fs::metadata(file) {
+                    Ok(meta) if meta.permissions().readonly() => {
+                        return Err(StoreError::Unavailable(format!(
+                            "the service cannot write {}: it is read-only",
+                            file.display()
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "the service cannot write {}: {e}",
+                            file.display()
+                        )));
+                    }
                 }
             }
         }
