@@ -8,13 +8,25 @@
 //!   a reader can tell it was masked; 0 and counts of 5 or more are kept;
 //! - `n_units` and `n_obs` follow the same rule (below 5 they become `"<5"`); from 5 on they are
 //!   shown, since a contrast is withheld entirely when an arm has fewer than 5 firms;
-//! - every number 1..=4 written inside a message string (a `skipped` reason, an `error`) is
-//!   replaced by `<5`, so "a stratum has 1 cluster(s)" becomes "a stratum has <5 cluster(s)".
+//! - every number 1..=4 written inside a string (a `skipped` reason, an `error`, any message) is
+//!   replaced by `<5`, so "a stratum has 1 cluster(s)" becomes "a stratum has <5 cluster(s)";
+//!   only the values of [`IDENTIFIER_KEYS`] (arm ids, estimator names, quarters, hashes,
+//!   timestamps), which name things and never count them, are left as they are.
+//!
+//! The HTTP layer runs every response of an aggregate route through [`mask_for`] (see
+//! `http::routes::Admit::masked`), so no route can publish a count without it. Values that are
+//! not counts (a mean, a rate, hours) over a cell of fewer than 5 firms are hidden by the route
+//! that computes them, which marks the cell `masked: true` so a hidden value never reads as "not
+//! applicable".
 //!
 //! This is primary suppression of counts; complementary suppression of tables published with
-//! their margins is not done here yet.
+//! their margins is done where the tables are built.
 
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::Role;
 
 /// NAV's threshold: counts below this are masked outside the directorate.
 pub const MIN_CELL: u64 = 5;
@@ -46,7 +58,57 @@ pub const COUNT_KEYS: &[&str] = &[
     "persons",
     "respondents",
     "events",
+    "received",
+    "assessed",
+    "excluded_by_reason",
+    "randomized_per_arm",
 ];
+
+/// Field names whose string values are identifiers (arm ids, estimator names, quarters, hashes,
+/// timestamps, names): digits in them name things and never count firms, so they are not masked.
+pub const IDENTIFIER_KEYS: &[&str] = &[
+    "trial",
+    "id",
+    "protocol_hash",
+    "content_hash",
+    "sha256",
+    "arm",
+    "arms",
+    "versus",
+    "control",
+    "estimator",
+    "outcome",
+    "weights",
+    "term",
+    "se_type",
+    "kvartal",
+    "randomized_at",
+    "maal",
+    "covariate",
+    "covariates_used",
+    "stratum",
+    "data_vintage",
+    "code",
+];
+
+/// A count as published: the number itself, or the marker `"<5"` when it is 1 to 4 and the
+/// caller is outside the directorate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum MaskedCount {
+    /// The count (0, or 5 and more; any count for the directorate).
+    Count(u64),
+    /// A count of 1 to 4, hidden.
+    Masked(Marker),
+}
+
+/// The marker of a hidden count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum Marker {
+    /// Between 1 and 4.
+    #[serde(rename = "<5")]
+    Below5,
+}
 
 fn small(n: u64) -> bool {
     n > 0 && n < MIN_CELL
@@ -54,22 +116,38 @@ fn small(n: u64) -> bool {
 
 /// Masks a whole response for a caller outside the directorate; see the module comment.
 pub fn mask_response(value: Value) -> Value {
-    walk(value, false)
+    walk(value, false, false)
 }
 
-fn walk(value: Value, count: bool) -> Value {
+/// The response `value` as `role` may see it: unchanged for the directorate, masked
+/// ([`mask_response`]) for everyone else.
+pub fn mask_for(role: Role, value: Value) -> Value {
+    match role {
+        Role::Direktorat => value,
+        Role::Fylke | Role::Forsker => mask_response(value),
+    }
+}
+
+fn walk(value: Value, count: bool, identifier: bool) -> Value {
     match value {
         Value::Number(n) => match n.as_u64() {
             Some(k) if count && small(k) => Value::String(MASKED.into()),
             _ => Value::Number(n),
         },
+        Value::String(s) if identifier => Value::String(s),
         Value::String(s) => Value::String(mask_text(&s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| walk(v, count)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| walk(v, count, identifier))
+                .collect(),
+        ),
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
                     let c = count || k == "dropped" || COUNT_KEYS.contains(&k.as_str());
-                    let v = walk(v, c);
+                    let id = IDENTIFIER_KEYS.contains(&k.as_str());
+                    let v = walk(v, c, id);
                     (k, v)
                 })
                 .collect(),
@@ -79,7 +157,9 @@ fn walk(value: Value, count: bool) -> Value {
 }
 
 /// Replaces every standalone number 1..=4 in `text` by `<5`. Digits that belong to a longer
-/// number, a decimal (`0.3`) or an identifier (`q2`, `2024K3`) are left alone.
+/// number, a decimal (`0.3`), an identifier (`q2`, `2024K3`), a zero-padded date or time
+/// (`2025-02-03`) or a signed or assigned value (`e=-1`, `e <= -2`) are left alone: none of them
+/// is a count.
 pub fn mask_text(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
@@ -98,7 +178,9 @@ pub fn mask_text(text: &str) -> String {
             let glued_after = glued(after) && after != Some('.');
             let decimal_after =
                 after == Some('.') && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit());
-            let isolated = !(glued(before) || glued_after || decimal_after);
+            let signed = before.is_some_and(|c| matches!(c, '-' | '+' | '='));
+            let padded = run.len() > 1 && run.starts_with('0');
+            let isolated = !(glued(before) || glued_after || decimal_after || signed || padded);
             match run.parse::<u64>() {
                 Ok(k) if isolated && small(k) => out.push_str(MASKED),
                 _ => out.push_str(&run),
@@ -171,5 +253,35 @@ mod tests {
             "2024K3 and q2, 0.3, 12 firms, <5 firms."
         );
         assert_eq!(mask_text("arm has 4."), "arm has <5.");
+        assert_eq!(mask_text("2025-02-03T04:05:06Z"), "2025-02-03T04:05:06Z");
+        assert_eq!(
+            mask_text("all 3 leads (e <= -2) are zero; e=-1"),
+            "all <5 leads (e <= -2) are zero; e=-1"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_not_masked_and_the_directorate_sees_everything() {
+        let response = json!({"estimates": [{"term": "e=-3", "arm": "arm2", "data_vintage": "3",
+                              "design": "1 stratum", "n_units": 2}]});
+        let masked = mask_for(Role::Forsker, response.clone());
+        assert_eq!(masked["estimates"][0]["term"], "e=-3");
+        assert_eq!(masked["estimates"][0]["data_vintage"], "3");
+        assert_eq!(masked["estimates"][0]["design"], "<5 stratum");
+        assert_eq!(masked["estimates"][0]["n_units"], MASKED);
+        assert_eq!(mask_for(Role::Fylke, response.clone()), masked);
+        assert_eq!(mask_for(Role::Direktorat, response.clone()), response);
+    }
+
+    #[test]
+    fn the_count_schema_serializes_as_a_number_or_the_marker() {
+        assert_eq!(
+            serde_json::to_value(MaskedCount::Count(7)).ok(),
+            Some(json!(7))
+        );
+        assert_eq!(
+            serde_json::to_value(MaskedCount::Masked(Marker::Below5)).ok(),
+            Some(json!(MASKED))
+        );
     }
 }

@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use super::trials::not_found;
 use crate::auth::Caller;
+use crate::disclosure::MaskedCount;
 use crate::domain::{Quarter, Role};
 use crate::estimate::{
     self, AssignedUnit, Attrition, Estimate, EstimateError, Estimator, Options, Skipped, StudyData,
@@ -52,18 +53,36 @@ pub struct EstimatesResponse {
     pub pre_quarters: u32,
     /// Quarters from randomization on.
     pub post_quarters: u32,
-    /// Every estimate with the fields of statistics.md §A.4.
+    /// Every estimate with the fields of statistics.md §A.4. Outside the directorate `n_units`,
+    /// `n_obs`, `n_clusters` and every count under `dropped` is an integer or `"<5"`.
     #[schema(value_type = Vec<Object>)]
     pub estimates: Vec<Estimate>,
     /// Joint tests (the event study's pre-trend test).
     #[schema(value_type = Vec<Object>)]
     pub tests: Vec<WaldTest>,
-    /// Estimates not computed (or withheld), with the reason.
+    /// Estimates not computed (or withheld), with the reason (numbers 1 to 4 in it read `<5`
+    /// outside the directorate).
     #[schema(value_type = Vec<Object>)]
     pub skipped: Vec<Skipped>,
-    /// Firms without post-period data, by arm (counts under 5 hidden outside the directorate).
-    #[schema(value_type = Vec<Object>)]
-    pub attrition: Vec<serde_json::Value>,
+    /// Firms without post-period data, by arm.
+    #[schema(value_type = Vec<AttritionRow>)]
+    pub attrition: Vec<Attrition>,
+}
+
+/// Attrition of one arm. Outside the directorate every count of 1 to 4 is `"<5"`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the serialized [`Attrition`]
+pub struct AttritionRow {
+    /// The arm.
+    arm: String,
+    /// Firms assigned.
+    assigned: MaskedCount,
+    /// Firms with post-window data.
+    with_post_data: MaskedCount,
+    /// Firms without (dropped from every estimate).
+    no_post_data: MaskedCount,
+    /// Firms without pre-window data (kept, with a missing-baseline indicator).
+    no_pre_data: MaskedCount,
 }
 
 fn bad(message: String) -> ApiError {
@@ -239,26 +258,9 @@ pub async fn get_estimates(
         .into_iter()
         .filter(|t| !withheld(&t.arm))
         .collect();
-    let attrition = report
-        .attrition
-        .iter()
-        .map(|a: &Attrition| {
-            let count = |n: usize| {
-                if open || n >= MIN_FIRMS || n == 0 {
-                    serde_json::json!(n)
-                } else {
-                    serde_json::Value::Null
-                }
-            };
-            serde_json::json!({
-                "arm": a.arm,
-                "assigned": count(a.assigned),
-                "with_post_data": count(a.with_post_data),
-                "no_post_data": count(a.no_post_data),
-                "no_pre_data": count(a.no_pre_data),
-            })
-        })
-        .collect();
+    // Counts are published as they are; the route's masking layer turns every count of 1 to 4
+    // into "<5" outside the directorate, here and in `dropped` and the messages.
+    let attrition = report.attrition;
     Ok(Json(EstimatesResponse {
         trial: id,
         protocol_hash: trial.content_hash,

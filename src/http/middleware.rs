@@ -291,3 +291,49 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .insert(InternalError("handler panicked".into()));
     response
 }
+
+/// Runs a response through the disclosure rule for its caller ([`crate::disclosure::mask_for`]):
+/// unchanged for the directorate; for a fylke or a researcher every count of 1 to 4 becomes
+/// `"<5"`, in every field and message, errors included. Installed per route by
+/// [`super::routes::Admit::masked`]. A body that is not JSON is withheld (500): what cannot be
+/// checked is not shown.
+pub async fn mask_outside_directorate(req: Request, next: Next) -> Response {
+    let Some(role) = req.extensions().get::<Caller>().map(|c| c.role) else {
+        return ApiError::Internal("masking ran before authentication".into()).into_response();
+    };
+    let response = next.run(req).await;
+    if role == Role::Direktorat {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::Internal(format!("reading a response to mask: {e}")).into_response();
+        }
+    };
+    if bytes.is_empty() {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return ApiError::Internal(format!("a masked route answered with non-JSON: {e}"))
+                .into_response();
+        }
+    };
+    let masked = crate::disclosure::mask_for(role, value);
+    let body = match serde_json::to_vec(&masked) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::Internal(format!("serializing a masked response: {e}"))
+                .into_response();
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -133,7 +133,7 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(trials::list_assignments).admit(FIRM_LEVEL))
         .routes(routes!(trials::acknowledge).admit(FYLKE))
         .routes(routes!(trials::list_acknowledgements).admit(FIRM_LEVEL))
-        .routes(routes!(trials::get_balance).admit(AGGREGATES))
+        .routes(routes!(trials::get_balance).admit(AGGREGATES).masked())
         .routes(
             routes!(takeup::record_takeup)
                 .admit(FIRM_LEVEL)
@@ -145,8 +145,8 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
                 .admit(FIRM_LEVEL)
                 .layer(DefaultBodyLimit::max(state.config.upload_limit)),
         )
-        .routes(routes!(takeup::outcome_summary).admit(AGGREGATES))
-        .routes(routes!(estimates::get_estimates).admit(AGGREGATES))
+        .routes(routes!(takeup::outcome_summary).admit(AGGREGATES).masked())
+        .routes(routes!(estimates::get_estimates).admit(AGGREGATES).masked())
         .routes(routes!(statistics::upload_statistics).admit(DIREKTORAT))
         .routes(routes!(statistics::list_vintages).admit(AGGREGATES))
         .routes(routes!(statistics::get_metadata).admit(DIREKTORAT))

@@ -16,6 +16,7 @@ use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use super::trials::{not_found, scope};
 use crate::auth::Caller;
+use crate::disclosure::MaskedCount;
 use crate::domain::{FylkeCode, Orgnr, Role};
 use crate::register::{RegisterErrors, RowError};
 use crate::storage::takeup::TakeupFailure;
@@ -242,11 +243,14 @@ pub struct ArmQuarter {
     pub arm: String,
     /// The quarter, `2025K1`.
     pub kvartal: String,
-    /// Firms with statistics (hidden below 5 outside the directorate).
-    pub firms: Option<i64>,
-    /// Sick-leave rate, `100 * Σ tapte / Σ mulige` (hidden with fewer than 5 firms or 5 persons
-    /// outside the directorate).
+    /// Firms with statistics (`"<5"` for 1 to 4 outside the directorate).
+    #[schema(value_type = MaskedCount)]
+    pub firms: i64,
+    /// Sick-leave rate, `100 * Σ tapte / Σ mulige`; `null` when hidden (see `masked`) or when the
+    /// cell has no possible dagsverk.
     pub sykefravar_prosent: Option<f64>,
+    /// True when the rate is hidden: fewer than 5 firms or 5 persons, outside the directorate.
+    pub masked: bool,
 }
 
 /// Delivery and its cost per arm.
@@ -254,12 +258,17 @@ pub struct ArmQuarter {
 pub struct ArmDelivery {
     /// The arm.
     pub arm: String,
-    /// Randomized firms.
-    pub firms: Option<i64>,
-    /// Of which received assistance (have been `AKTIV`).
-    pub received: Option<i64>,
-    /// Adviser hours reported (the cost side).
+    /// Randomized firms (`"<5"` for 1 to 4 outside the directorate).
+    #[schema(value_type = MaskedCount)]
+    pub firms: i64,
+    /// Of which received assistance (have been `AKTIV`; `"<5"` for 1 to 4 outside the
+    /// directorate).
+    #[schema(value_type = MaskedCount)]
+    pub received: i64,
+    /// Adviser hours reported (the cost side); `null` when hidden (see `masked`).
     pub timer: Option<f64>,
+    /// True when the hours are hidden: a sum over fewer than 5 firms, outside the directorate.
+    pub masked: bool,
 }
 
 /// One survey measure in one wave for one arm.
@@ -271,13 +280,19 @@ pub struct ArmSurvey {
     pub bolge: u32,
     /// The measure.
     pub maal: String,
-    /// Firms with a shown result (at least 3 respondents).
-    pub firms: Option<i64>,
-    /// Respondents over those firms.
+    /// Firms with a shown result (at least 3 respondents; `"<5"` for 1 to 4 outside the
+    /// directorate).
+    #[schema(value_type = MaskedCount)]
+    pub firms: i64,
+    /// Respondents over those firms (`"<5"` for 1 to 4, and hidden with the mean, outside the
+    /// directorate).
+    #[schema(value_type = Option<MaskedCount>)]
     pub respondents: Option<i64>,
     /// Mean over those firms of the firm's value (cells with fewer than 3 respondents are masked
-    /// everywhere and left out); hidden outside the directorate below 5 firms.
+    /// everywhere and left out); `null` when hidden (see `masked`).
     pub mean: Option<f64>,
+    /// True when the mean and respondents are hidden: fewer than 5 firms, outside the directorate.
+    pub masked: bool,
 }
 
 /// Sick leave by arm and quarter, and delivery per arm.
@@ -296,8 +311,9 @@ pub struct OutcomeSummary {
 }
 
 /// Sick-leave rate by arm and quarter (ratio of sums over the randomized firms, NAV's rule), with
-/// firm counts, and take-up and adviser hours per arm. Outside the directorate every cell of
-/// fewer than 5 firms or 5 persons is hidden (`null`).
+/// firm counts, and take-up and adviser hours per arm. Outside the directorate every count of 1 to
+/// 4 is `"<5"`, and every rate, sum or mean over fewer than 5 firms or 5 persons is hidden: `null`
+/// with `masked: true`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/outcomes/summary", tag = "delivery",
     params(("id" = String, Path, description = "The trial id"), SummaryParams),
@@ -318,8 +334,9 @@ pub async fn outcome_summary(
             let shown = open || (c.firms >= MIN_CELL && c.persons >= MIN_CELL);
             ArmQuarter {
                 kvartal: format!("{}K{}", c.arstall, c.kvartal),
-                firms: (open || c.firms >= MIN_CELL).then_some(c.firms),
+                firms: c.firms,
                 sykefravar_prosent: (shown && c.mulige > 0.0).then(|| 100.0 * c.tapte / c.mulige),
+                masked: !shown,
                 arm: c.arm,
             }
         })
@@ -343,12 +360,19 @@ pub async fn outcome_summary(
             .filter_map(|o| compliance.get(o))
             .map(|c| c.hours)
             .sum();
-        let keep = |v: i64| (open || v >= MIN_CELL).then_some(v);
+        // Hours are a sum over the firms that reported them; a firm can report hours without
+        // having been AKTIV, so the sum is shown only when both counts reach 5.
+        let reporting = firms
+            .iter()
+            .filter(|o| compliance.get(o).is_some_and(|c| c.hours > 0.0))
+            .count() as i64;
+        let shown = open || (received >= MIN_CELL && (reporting == 0 || reporting >= MIN_CELL));
         delivery.push(ArmDelivery {
             arm: arm.id.clone(),
-            firms: keep(n),
-            received: keep(received),
-            timer: (open || received >= MIN_CELL).then_some(hours),
+            firms: n,
+            received,
+            timer: shown.then_some(hours),
+            masked: !shown,
         });
     }
     let arm_of: BTreeMap<Orgnr, &str> = assignments
@@ -378,9 +402,10 @@ pub async fn outcome_summary(
                 arm,
                 bolge,
                 maal,
-                firms: shown.then_some(firms),
+                firms,
                 respondents: shown.then_some(respondents),
                 mean: (shown && firms > 0).then(|| sum / firms as f64),
+                masked: !shown,
             }
         })
         .collect();

@@ -146,9 +146,10 @@ async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
         .find(|d| d["arm"] == arm.as_str())
         .expect("arm")
         .clone();
+    assert_eq!(row["received"], "<5", "one firm is masked: {row}");
     assert!(
-        row["received"].is_null() && row["timer"].is_null(),
-        "one firm is hidden: {row}"
+        row["timer"].is_null() && row["masked"] == true,
+        "the hours of one firm are hidden and marked: {row}"
     );
 
     // Surveys: recorded once, never replaced; a cell of fewer than 3 respondents never counts.

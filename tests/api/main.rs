@@ -9,6 +9,7 @@ mod cli;
 mod delivery;
 mod errors;
 mod estimates;
+mod masking;
 mod openapi;
 mod process;
 mod randomization;

@@ -1,0 +1,516 @@
+//! Disclosure over HTTP (issue 10, defects 3 and 12): every response a fylke or a researcher gets
+//! from a route with aggregates over firms is scanned whole, every number under a count key and
+//! every number in every message, for a count of 1 to 4 (data-formats.md §2). The data are built
+//! to produce such counts: an arm that attrition leaves with 3 firms (its contrasts are withheld),
+//! an arm with attrition of exactly 1 firm (leaving a stratum with 1 firm of the arm), small strata, a survey of 3 respondents at 1 firm, and
+//! take-up with hours at 2 firms. As the directorate the same scanner finds the true counts.
+
+use std::collections::BTreeSet;
+
+use ia_rct::domain::{Quarter, Role};
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp, make_token};
+use crate::on_both_backends;
+
+/// Keys whose numbers count firms, persons, clusters or rows (everything under them counts too).
+const COUNT_KEYS: &[&str] = &[
+    "n",
+    "n_units",
+    "n_obs",
+    "n_clusters",
+    "n_treatment",
+    "n_control",
+    "n_used",
+    "dropped",
+    "assigned",
+    "with_post_data",
+    "no_post_data",
+    "no_pre_data",
+    "missing",
+    "counts",
+    "total",
+    "arm_totals",
+    "assessed",
+    "eligible",
+    "not_randomized",
+    "excluded_by_reason",
+    "randomized_per_arm",
+    "firms",
+    "received",
+    "respondents",
+];
+
+/// Keys whose strings name things (arms, estimators, quarters, hashes) and never count them.
+const IDENTIFIER_KEYS: &[&str] = &[
+    "trial",
+    "protocol_hash",
+    "arm",
+    "arms",
+    "versus",
+    "control",
+    "estimator",
+    "outcome",
+    "weights",
+    "term",
+    "se_type",
+    "kvartal",
+    "randomized_at",
+    "maal",
+    "covariate",
+    "covariates_used",
+    "stratum",
+    "data_vintage",
+    "code",
+];
+
+/// Every standalone number 1..=4 in `text`: not part of a longer number, a decimal, a word
+/// (`q2`, `2025K1`), a zero-padded date or time, or a signed or assigned value (`e=-1`).
+fn small_numbers(text: &str) -> Vec<u64> {
+    let b = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let before = start.checked_sub(1).map(|j| b[j]);
+        let after = b.get(i).copied();
+        let glued_before = before.is_some_and(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+' | b'=') || c >= 0x80
+        });
+        let glued_after = after
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80)
+            || (after == Some(b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        let run = &text[start..i];
+        let padded = run.len() > 1 && run.starts_with('0');
+        if let Ok(k) = run.parse::<u64>()
+            && (1..=4).contains(&k)
+            && !glued_before
+            && !glued_after
+            && !padded
+        {
+            found.push(k);
+        }
+    }
+    found
+}
+
+/// Walks the whole response and names (by JSON path) every count of 1 to 4 under a count key and
+/// every message with a number 1 to 4 in it.
+fn small_counts(value: &Value) -> Vec<String> {
+    fn walk(v: &Value, path: &str, count: bool, identifier: bool, out: &mut Vec<String>) {
+        match v {
+            Value::Number(n) if count && n.as_f64().is_some_and(|x| (1.0..5.0).contains(&x)) => {
+                out.push(format!("{path} = {n}"));
+            }
+            Value::String(s) if !identifier && !small_numbers(s).is_empty() => {
+                out.push(format!("{path} = {s:?}"));
+            }
+            Value::Array(items) => {
+                for (k, x) in items.iter().enumerate() {
+                    walk(x, &format!("{path}[{k}]"), count, identifier, out);
+                }
+            }
+            Value::Object(map) => {
+                for (k, x) in map {
+                    let c = count || COUNT_KEYS.contains(&k.as_str());
+                    let id = IDENTIFIER_KEYS.contains(&k.as_str());
+                    walk(x, &format!("{path}.{k}"), c, id, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, "$", false, false, &mut out);
+    out
+}
+
+#[test]
+fn the_scanner_finds_small_counts_in_fields_and_messages() {
+    let leaky = serde_json::json!({
+        "trial": "t1", "vintage": 3,
+        "estimates": [{"term": "e=-3", "n_units": 40, "dropped": {"no_post_data": 1}}],
+        "skipped": [{"error": "a stratum has 1 cluster(s) in the arm and 12 in control"}],
+        "quarters": [{"kvartal": "2025K2", "firms": 4, "created": "2025-02-03T04:05:06Z"}],
+    });
+    assert_eq!(
+        small_counts(&leaky),
+        vec![
+            "$.estimates[0].dropped.no_post_data = 1".to_owned(),
+            "$.quarters[0].firms = 4".to_owned(),
+            "$.skipped[0].error = \"a stratum has 1 cluster(s) in the arm and 12 in control\""
+                .to_owned(),
+        ]
+    );
+    let clean = serde_json::json!({
+        "estimates": [{"n_units": 40, "n_clusters": 0, "dropped": {"no_post_data": "<5"}}],
+        "skipped": [{"error": "a stratum has <5 cluster(s); all 12 leads (e <= -2); 0.3"}],
+    });
+    assert_eq!(small_counts(&clean), Vec::<String>::new());
+}
+
+async fn get(app: &TestApp, secret: &str, path: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
+    (status, body)
+}
+
+async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(secret)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    assert_eq!(
+        status,
+        201,
+        "{path}: {}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+fn find(rows: &Value, pred: impl Fn(&Value) -> bool) -> &Value {
+    rows.as_array()
+        .and_then(|a| a.iter().find(|r| pred(r)))
+        .unwrap_or_else(|| panic!("no matching row in {rows}"))
+}
+
+/// The aggregate routes of a trial, as paths.
+fn aggregate_paths(id: &str) -> Vec<String> {
+    vec![
+        format!("/v1/trials/{id}/estimates"),
+        format!("/v1/trials/{id}/estimates?weights=firm&estimator=itt_dim,did_twfe"),
+        format!("/v1/trials/{id}/outcomes/summary"),
+        format!("/v1/trials/{id}/balance"),
+    ]
+}
+
+async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = "mask";
+    app.trial_in_state(id, "randomized", 160).await;
+    let assigned = app
+        .store
+        .assignments(id, None, None, 10_000)
+        .await
+        .expect("assignments");
+    let in_arm = |arm: &str| -> Vec<_> { assigned.iter().filter(|a| a.arm == arm).collect() };
+    assert!(
+        ["kontroll", "bred_prosess", "ledere", "digital"]
+            .iter()
+            .all(|arm| in_arm(arm).len() >= 8),
+        "every arm needs firms: {}",
+        assigned.len()
+    );
+    // `digital` keeps post-period data for 3 firms only; `ledere` loses exactly 1 firm.
+    let digital_kept: BTreeSet<String> = in_arm("digital")
+        .iter()
+        .take(3)
+        .map(|a| a.orgnr.to_string())
+        .collect();
+    // The lost `ledere` firm leaves its stratum with one `ledere` firm, so the weighted
+    // difference in means refuses with a message that counts it.
+    let ledere = in_arm("ledere");
+    let ledere_lost = ledere
+        .iter()
+        .find(|a| {
+            ledere
+                .iter()
+                .filter(|b| (b.wave, &b.stratum) == (a.wave, &a.stratum))
+                .count()
+                == 2
+        })
+        .expect("a stratum with two ledere firms")
+        .orgnr
+        .to_string();
+    let first: Quarter = "2023K1".parse().expect("quarter");
+    let mut csv = String::from("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n");
+    for (i, a) in assigned.iter().enumerate() {
+        let orgnr = a.orgnr.to_string();
+        let post = if a.arm == "digital" {
+            digital_kept.contains(&orgnr)
+        } else {
+            orgnr != ledere_lost
+        };
+        for t in 0..if post { 20 } else { 8 } {
+            let q = first.plus(t).expect("quarter");
+            let mulige = 100.0 + (i % 17) as f64 * 13.0;
+            let rate = 6.0 + (i % 7) as f64 * 0.5 + ((i * 31 + t as usize * 7) % 11) as f64 * 0.3;
+            csv.push_str(&format!(
+                "{orgnr},{},{},{},{mulige},{}\n",
+                q.year(),
+                q.quarter(),
+                mulige * rate / 100.0,
+                10 + i % 5
+            ));
+        }
+    }
+    app.statistics_csv(csv, 201).await;
+
+    // A fylke with firms in `bred_prosess`: take-up with hours at 2 of them, and a survey with 3
+    // respondents at 1.
+    let fylke = in_arm("bred_prosess")
+        .iter()
+        .map(|a| a.fylke)
+        .find(|f| {
+            in_arm("bred_prosess")
+                .iter()
+                .filter(|a| a.fylke == *f)
+                .count()
+                >= 2
+        })
+        .expect("a fylke with two bred_prosess firms");
+    let fylke_token = make_token(
+        app.store.as_ref(),
+        "NAV fylke",
+        Role::Fylke,
+        Some(&fylke.to_string()),
+    )
+    .await;
+    let own: Vec<String> = in_arm("bred_prosess")
+        .iter()
+        .filter(|a| a.fylke == fylke)
+        .take(2)
+        .map(|a| a.orgnr.to_string())
+        .collect();
+    let mut takeup = String::from("orgnr,status,dato,arbeidsform_levert,timer\n");
+    for firm in &own {
+        takeup.push_str(&format!(
+            "{firm},KONTAKTET,2025-02-03,,\n{firm},AKTIV,2025-02-20,bred_prosess,6.5\n"
+        ));
+    }
+    let secret = fylke_token.secret.clone();
+    post_csv(&app, &secret, &format!("/v1/trials/{id}/takeup"), takeup).await;
+    let survey = format!(
+        "orgnr,bolge,maal,verdi,antall_svar\n{},1,trivsel,3.5,3\n",
+        own[0]
+    );
+    post_csv(&app, &secret, &format!("/v1/trials/{id}/surveys"), survey).await;
+
+    let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+    let direktorat = app.direktorat.secret.clone();
+
+    // The directorate sees the true counts: the scanner finds them, so it can fail.
+    let estimates = get(&app, &direktorat, &format!("/v1/trials/{id}/estimates"))
+        .await
+        .1;
+    let ledere = find(&estimates["estimates"], |e| e["arm"] == "ledere");
+    assert_eq!(ledere["dropped"]["no_post_data"], 1, "{ledere}");
+    let digital = find(&estimates["attrition"], |a| a["arm"] == "digital");
+    assert_eq!(digital["with_post_data"], 3, "{digital}");
+    let found = small_counts(&estimates);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains(".dropped.no_post_data = 1")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.starts_with("$.skipped")),
+        "a message with a small count: {:#}",
+        estimates["skipped"]
+    );
+    let summary = get(
+        &app,
+        &direktorat,
+        &format!("/v1/trials/{id}/outcomes/summary"),
+    )
+    .await
+    .1;
+    let cell = find(&summary["surveys"], |s| s["arm"] == "bred_prosess");
+    assert_eq!(
+        (cell["firms"].as_i64(), cell["respondents"].as_i64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(cell["mean"], 3.5);
+    let delivery = find(&summary["delivery"], |d| d["arm"] == "bred_prosess");
+    assert_eq!(
+        (delivery["received"].as_i64(), delivery["timer"].as_f64()),
+        (Some(2), Some(13.0))
+    );
+    let post = find(&summary["quarters"], |q| {
+        q["arm"] == "digital" && q["kvartal"] == "2026K1"
+    });
+    assert_eq!(post["firms"], 3);
+    assert!(
+        post["sykefravar_prosent"].is_number() && post["masked"] != true,
+        "{post}"
+    );
+    let balance = get(&app, &direktorat, &format!("/v1/trials/{id}/balance"))
+        .await
+        .1;
+    assert!(
+        !small_counts(&balance).is_empty(),
+        "160 firms in 4 arms make small strata"
+    );
+
+    // A researcher: 200 on every aggregate route, and not one count of 1 to 4 anywhere.
+    for path in aggregate_paths(id) {
+        let (status, body) = get(&app, &forsker.secret, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let found = small_counts(&body);
+        assert!(
+            found.is_empty(),
+            "forsker {path} shows counts below 5: {found:#?}"
+        );
+    }
+    // A fylke is refused them, and the refusal shows no count either.
+    for path in aggregate_paths(id) {
+        let (status, body) = get(&app, &secret, &path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        let found = small_counts(&body);
+        assert!(found.is_empty(), "fylke {path}: {found:#?}");
+    }
+
+    // What the researcher sees instead: markers, flags and the withholding.
+    let estimates = get(&app, &forsker.secret, &format!("/v1/trials/{id}/estimates"))
+        .await
+        .1;
+    let ledere = find(&estimates["estimates"], |e| e["arm"] == "ledere");
+    assert_eq!(ledere["dropped"]["no_post_data"], "<5", "{ledere}");
+    let digital = find(&estimates["attrition"], |a| a["arm"] == "digital");
+    assert_eq!(digital["with_post_data"], "<5", "{digital}");
+    assert!(
+        !estimates["estimates"]
+            .as_array()
+            .expect("estimates")
+            .iter()
+            .any(|e| e["arm"] == "digital"),
+        "a contrast with 3 firms is withheld"
+    );
+    let refused = find(&estimates["skipped"], |s| s["arm"] == "ledere");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("a stratum has <5 ")),
+        "the refusal's counts are masked: {refused}"
+    );
+    let withheld = find(&estimates["skipped"], |s| s["arm"] == "digital");
+    assert!(
+        withheld["error"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("withheld: fewer than 5 firms")),
+        "{withheld}"
+    );
+    let summary = get(
+        &app,
+        &forsker.secret,
+        &format!("/v1/trials/{id}/outcomes/summary"),
+    )
+    .await
+    .1;
+    let cell = find(&summary["surveys"], |s| s["arm"] == "bred_prosess");
+    assert_eq!(cell["firms"], "<5");
+    assert!(
+        cell["mean"].is_null() && cell["respondents"].is_null(),
+        "{cell}"
+    );
+    assert_eq!(cell["masked"], true);
+    let delivery = find(&summary["delivery"], |d| d["arm"] == "bred_prosess");
+    assert_eq!(delivery["received"], "<5");
+    assert!(
+        delivery["timer"].is_null() && delivery["masked"] == true,
+        "{delivery}"
+    );
+    let post = find(&summary["quarters"], |q| {
+        q["arm"] == "digital" && q["kvartal"] == "2026K1"
+    });
+    assert_eq!(post["firms"], "<5");
+    assert!(
+        post["sykefravar_prosent"].is_null() && post["masked"] == true,
+        "{post}"
+    );
+}
+
+/// Every route open to a fylke or a researcher either passes its responses through the masking
+/// layer (`x-ia-rct-masked`) or is one of the hand-listed routes that show no aggregate over firms
+/// (a fylke's own firms, protocols, tokens, upload receipts).
+async fn every_aggregate_route_is_masked(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let masked: BTreeSet<&str> = [
+        "GET /v1/trials/{id}/estimates",
+        "GET /v1/trials/{id}/outcomes/summary",
+        "GET /v1/trials/{id}/balance",
+    ]
+    .into();
+    let no_aggregates: BTreeSet<&str> = [
+        "GET /v1/whoami",
+        "GET /v1/trials",
+        "GET /v1/trials/{id}",
+        "GET /v1/trials/{id}/versions",
+        "GET /v1/statistics/vintages",
+        "GET /v1/trials/{id}/enrollment",
+        "GET /v1/trials/{id}/assignments",
+        "POST /v1/trials/{id}/acknowledgements",
+        "GET /v1/trials/{id}/acknowledgements",
+        "GET /v1/trials/{id}/takeup",
+        "POST /v1/trials/{id}/takeup",
+        "POST /v1/trials/{id}/surveys",
+    ]
+    .into();
+    let mut seen = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let roles: Vec<&str> = op["x-ia-rct-roles"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !roles.iter().any(|r| *r == "fylke" || *r == "forsker") {
+                continue;
+            }
+            let key = format!("{} {path}", method.to_uppercase());
+            let is_masked = op["x-ia-rct-masked"] == true;
+            assert!(
+                masked.contains(key.as_str()) == is_masked,
+                "{key}: x-ia-rct-masked is {is_masked}"
+            );
+            assert!(
+                is_masked || no_aggregates.contains(key.as_str()),
+                "{key} is open to {roles:?} but neither masked nor listed as showing no \
+                 aggregates"
+            );
+            seen.insert(key);
+        }
+    }
+    for key in &masked {
+        assert!(seen.contains(*key), "{key} missing from the document");
+    }
+    // The schemas admit the marker.
+    let count = &doc["components"]["schemas"]["MaskedCount"];
+    assert!(count["oneOf"].is_array(), "MaskedCount: {count}");
+    assert!(count.to_string().contains("<5"), "{count}");
+}
+
+on_both_backends!(
+    no_count_below_5_reaches_a_fylke_or_a_researcher,
+    every_aggregate_route_is_masked
+);
