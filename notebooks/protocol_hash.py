@@ -89,6 +89,7 @@ def canonical(p):
         "outcomes": {
             "primary": p["outcomes"]["primary"],
             "secondary": p["outcomes"].get("secondary", []),
+            "survey": p["outcomes"].get("survey", []),
         },
         "follow_up": {
             "randomization_quarter": quarter(p["follow_up"]["randomization_quarter"]),

@@ -285,9 +285,17 @@ pub struct Strata {
 pub struct Outcomes {
     /// The primary outcome: `sykefravar_prosent` (NAV's legemeldt sick-leave rate).
     pub primary: String,
-    /// Secondary outcomes.
+    /// Secondary outcomes: every one is either estimated or, for a survey measure listed in
+    /// `survey`, reported descriptively. Names this version does not estimate are refused
+    /// ([`Protocol::validate`]).
     #[serde(default)]
     pub secondary: Vec<String>,
+    /// Which of the secondary outcomes are work-environment survey measures (the `maal` of
+    /// `POST /v1/trials/{id}/surveys`): reported descriptively, as the mean of the firms' values
+    /// by arm and wave in `GET /v1/trials/{id}/outcomes/summary`, with no effect estimate and no
+    /// p-value (`protocols/ANALYSIS.md` §7).
+    #[serde(default)]
+    pub survey: Vec<String>,
 }
 
 /// Timing.
@@ -341,6 +349,29 @@ pub const ESTIMATORS: &[&str] = &[
 
 /// Estimator names a protocol may not name as confirmatory yet: no estimate would come.
 pub const NOT_IMPLEMENTED: &[&str] = &["cace_iv", "ri"];
+
+/// The primary outcome, NAV's legemeldt sick-leave rate (the only one estimated in this version).
+pub const PRIMARY_OUTCOME: &str = "sykefravar_prosent";
+
+/// Outcomes from NAV's statistics that ia-rct knows but does not estimate in this version, each
+/// with the reason a protocol may not name them yet: no estimate would come.
+pub const OUTCOMES_NOT_ESTIMATED: &[(&str, &str)] = &[
+    (
+        "tapte_dagsverk",
+        "ia-rct holds NAV's tapte dagsverk per firm-quarter, but this version estimates only the \
+         primary outcome `sykefravar_prosent` (100 · Σ tapte / Σ mulige), the one whose \
+         estimators are checked against the reference packages (ANALYSIS.md §7)",
+    ),
+    (
+        "langtidsfravar_prosent",
+        "it needs NAV's duration classes (varighet C-F, legemeldt fravær from day 17; \
+         nav-data-brief.md §1.8): ingestion stores them with each firm-quarter, but no estimator \
+         reads them in this version (ANALYSIS.md §7)",
+    ),
+];
+
+/// The longest survey measure name (as `maal` in a survey upload).
+pub const MAX_SURVEY_NAME_CHARS: usize = crate::takeup::MAX_MAAL_CHARS;
 
 /// The longest pre or post window a protocol may ask for (10 years).
 pub const MAX_WINDOW_QUARTERS: u32 = 40;
@@ -653,12 +684,13 @@ impl Protocol {
         }
 
         // Outcomes and analysis.
-        if self.outcomes.primary != "sykefravar_prosent" {
+        if self.outcomes.primary != PRIMARY_OUTCOME {
             problem(
                 "outcomes.primary",
                 "the primary outcome is NAV's sick-leave rate: `sykefravar_prosent`".into(),
             );
         }
+        self.validate_secondary(&mut problem);
         let a = &self.analysis;
         for (i, name) in a.confirmatory.iter().enumerate() {
             if NOT_IMPLEMENTED.contains(&name.as_str()) {
@@ -730,6 +762,82 @@ impl Protocol {
         }
     }
 
+    /// Every secondary outcome is estimated or a declared survey measure (issue 10, defect 9): a
+    /// name ia-rct knows but does not estimate is refused with the reason, an unknown one with the
+    /// names it knows.
+    fn validate_secondary(&self, problem: &mut impl FnMut(&str, String)) {
+        let o = &self.outcomes;
+        let known = || {
+            format!(
+                "known: {PRIMARY_OUTCOME} (the primary), {} (NAV statistics, not estimated in this \
+                 version), or a work-environment survey measure (the `maal` of the survey \
+                 uploads) also listed in outcomes.survey",
+                OUTCOMES_NOT_ESTIMATED
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let mut seen = BTreeSet::new();
+        for (i, name) in o.secondary.iter().enumerate() {
+            let field = format!("outcomes.secondary[{i}]");
+            if !seen.insert(name.as_str()) {
+                problem(&field, format!("`{name}` is listed twice"));
+            } else if name == PRIMARY_OUTCOME {
+                problem(
+                    &field,
+                    format!("`{name}` is the primary outcome; do not list it as secondary"),
+                );
+            } else if let Some((_, why)) = OUTCOMES_NOT_ESTIMATED.iter().find(|(n, _)| n == name) {
+                problem(
+                    &field,
+                    format!(
+                        "`{name}` is not estimated in this version, so no estimate would come: \
+                         {why}; remove it"
+                    ),
+                );
+            } else if !o.survey.contains(name) {
+                problem(
+                    &field,
+                    format!("unknown outcome `{}`; {}", display_name(name), known()),
+                );
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, name) in o.survey.iter().enumerate() {
+            let field = format!("outcomes.survey[{i}]");
+            let chars = name.chars().count();
+            if name.trim().is_empty()
+                || name.trim() != name
+                || chars > MAX_SURVEY_NAME_CHARS
+                || name.chars().any(|c| c.is_control() || is_format_char(c))
+            {
+                problem(
+                    &field,
+                    format!(
+                        "a survey measure is named as in the uploads' `maal`: 1-{MAX_SURVEY_NAME_CHARS} \
+                         characters, no surrounding spaces, control or format characters"
+                    ),
+                );
+            } else if !seen.insert(name.as_str()) {
+                problem(&field, format!("`{name}` is listed twice"));
+            } else if name == PRIMARY_OUTCOME
+                || OUTCOMES_NOT_ESTIMATED.iter().any(|(n, _)| n == name)
+            {
+                problem(
+                    &field,
+                    format!("`{name}` comes from NAV's statistics, not from a survey"),
+                );
+            } else if !o.secondary.contains(name) {
+                problem(
+                    &field,
+                    format!("list the survey measure `{name}` in outcomes.secondary as well"),
+                );
+            }
+        }
+    }
+
     /// Whether `seed` is the committed seed of wave `wave` (1-based).
     pub fn seed_matches(&self, wave: u32, seed: &str) -> bool {
         let hash = hex::encode(Sha256::digest(seed.as_bytes()));
@@ -739,6 +847,42 @@ impl Protocol {
             .and_then(|i| self.seed.sha256.get(i))
             .is_some_and(|committed| *committed == hash)
     }
+}
+
+/// A name as shown in a message: at most 64 characters, control and format characters escaped.
+fn display_name(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            if c.is_control() || is_format_char(c) {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if name.chars().count() > 64 {
+        shown.push('…');
+    }
+    shown
+}
+
+/// Unicode format characters (category Cf) that can reorder or hide text: bidi controls, zero
+/// width characters, the BOM, soft hyphen.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 #[cfg(test)]

@@ -237,3 +237,139 @@ fn unimplemented_estimators_unsupported_multiplicity_and_huge_windows_are_refuse
         }
     }
 }
+
+fn problems_of(text: &str) -> Vec<ProtocolProblem> {
+    match Protocol::from_toml(text) {
+        Err(ProtocolError::Invalid(problems)) => problems,
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}
+
+fn with_outcomes(secondary: &str, survey: &str) -> String {
+    let from = "secondary = [\"arbeidsmiljo_indeks\"]\nsurvey = [\"arbeidsmiljo_indeks\"]";
+    assert!(NALS.contains(from));
+    NALS.replace(from, &format!("secondary = {secondary}\nsurvey = {survey}"))
+}
+
+/// Issue 10, defect 9: every secondary outcome a protocol names is estimated or a declared survey
+/// measure; the ones ia-rct knows but does not estimate are refused with why, an unknown one with
+/// the known names, each at `outcomes.secondary[i]`.
+#[test]
+fn secondary_outcomes_without_an_estimate_are_refused_with_the_reason() {
+    // The outcomes the shipped protocol used to name.
+    let text = with_outcomes(
+        r#"["tapte_dagsverk", "langtidsfravar_prosent", "arbeidsmiljo_indeks"]"#,
+        r#"["arbeidsmiljo_indeks"]"#,
+    );
+    let problems = problems_of(&text);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems[0].field, "outcomes.secondary[0]");
+    assert!(
+        problems[0]
+            .message
+            .contains("`tapte_dagsverk` is not estimated in this version"),
+        "{problems:?}"
+    );
+    assert_eq!(problems[1].field, "outcomes.secondary[1]");
+    assert!(
+        problems[1].message.contains("duration classes"),
+        "{problems:?}"
+    );
+
+    // A survey measure named without declaring it as one, or a name ia-rct does not know.
+    for name in ["arbeidsmiljo_indeks", "sykefravær_prosent"] {
+        let problems = problems_of(&with_outcomes(&format!("[\"{name}\"]"), "[]"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "outcomes.secondary[0]");
+        let m = &problems[0].message;
+        assert!(m.contains(&format!("unknown outcome `{name}`")), "{m}");
+        assert!(
+            m.contains("sykefravar_prosent")
+                && m.contains("tapte_dagsverk")
+                && m.contains("langtidsfravar_prosent")
+                && m.contains("outcomes.survey"),
+            "{m}"
+        );
+    }
+    // The primary again, or a name twice.
+    let problems = problems_of(&with_outcomes(r#"["sykefravar_prosent"]"#, "[]"));
+    assert!(problems[0].message.contains("is the primary outcome"));
+    let problems = problems_of(&with_outcomes(
+        r#"["trivsel", "trivsel"]"#,
+        r#"["trivsel"]"#,
+    ));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "outcomes.secondary[1]");
+    // A control character in an unknown name is shown escaped.
+    let problems = problems_of(&with_outcomes("[\"a\\u202Eb\"]", "[]"));
+    assert!(problems[0].message.contains("a\\u{202e}b"), "{problems:?}");
+}
+
+/// A survey measure is declared in `outcomes.survey` and also listed in `outcomes.secondary`;
+/// it names a survey `maal`, not an outcome of NAV's statistics.
+#[test]
+fn survey_measures_are_declared_in_outcomes_survey() {
+    let ok = with_outcomes(
+        r#"["trivsel", "partssamarbeid"]"#,
+        r#"["partssamarbeid", "trivsel"]"#,
+    );
+    let p = Protocol::from_toml(&ok).expect("two declared survey measures");
+    assert_eq!(p.outcomes.survey, ["partssamarbeid", "trivsel"]);
+    let none = with_outcomes("[]", "[]");
+    Protocol::from_toml(&none).expect("no secondary outcome");
+
+    let cases = [
+        (
+            r#"["trivsel"]"#,
+            r#"["trivsel", "ledelse"]"#,
+            "outcomes.survey[1]",
+            "in outcomes.secondary as well",
+        ),
+        (
+            r#"[]"#,
+            r#"["tapte_dagsverk"]"#,
+            "outcomes.survey[0]",
+            "not from a survey",
+        ),
+        (
+            r#"[" trivsel"]"#,
+            r#"[" trivsel"]"#,
+            "outcomes.survey[0]",
+            "no surrounding spaces",
+        ),
+        (
+            "[\"a\\u200Bb\"]",
+            "[\"a\\u200Bb\"]",
+            "outcomes.survey[0]",
+            "format characters",
+        ),
+        (
+            r#"["trivsel"]"#,
+            r#"["trivsel", "trivsel"]"#,
+            "outcomes.survey[1]",
+            "listed twice",
+        ),
+    ];
+    for (secondary, survey, field, says) in cases {
+        let problems = problems_of(&with_outcomes(secondary, survey));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field == field && p.message.contains(says)),
+            "{secondary} / {survey}: {problems:?}"
+        );
+    }
+    let long = "x".repeat(MAX_SURVEY_NAME_CHARS + 1);
+    let problems = problems_of(&with_outcomes(
+        &format!("[\"{long}\"]"),
+        &format!("[\"{long}\"]"),
+    ));
+    assert!(problems.iter().any(|p| p.field == "outcomes.survey[0]"));
+    // An unknown name in the message is cut at 64 characters.
+    let problems = problems_of(&with_outcomes(&format!("[\"{long}\"]"), "[]"));
+    assert!(
+        problems[0].message.len() < 700,
+        "{}",
+        problems[0].message.len()
+    );
+}

@@ -810,7 +810,97 @@ async fn accepted_trial_data_cannot_be_changed_in_the_database(backend: Backend)
     }
 }
 
+/// Issue 10, defect 9: a protocol naming a secondary outcome that gets no estimate is refused at
+/// registration (and as a draft edit) with a 422 naming `outcomes.secondary[i]` and why, and
+/// nothing is written; the shipped survey measure is accepted as declared.
+async fn registration_refuses_a_secondary_outcome_that_gets_no_estimate(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let problems_of = |body: &Value| -> Vec<(String, String)> {
+        body["error"]["details"]["problems"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        (
+                            p["field"].as_str().unwrap_or_default().to_owned(),
+                            p["message"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let cases = [
+        (
+            json!(["arbeidsmiljo_indeks", "tapte_dagsverk"]),
+            "outcomes.secondary[1]",
+            "not estimated in this version",
+        ),
+        (
+            json!(["langtidsfravar_prosent"]),
+            "outcomes.secondary[0]",
+            "duration classes",
+        ),
+        (
+            json!(["sykedager"]),
+            "outcomes.secondary[0]",
+            "unknown outcome `sykedager`; known: sykefravar_prosent",
+        ),
+    ];
+    for (secondary, field, says) in &cases {
+        let mut protocol = test_protocol("outcomes");
+        protocol["outcomes"]["secondary"] = secondary.clone();
+        let response = app
+            .as_direktorat(Method::POST, "/v1/trials")
+            .json(&protocol)
+            .send()
+            .await
+            .expect("send");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_envelope(status, &body, 422, "invalid");
+        let problems = problems_of(&body);
+        assert!(
+            problems.iter().any(|(f, m)| f == field && m.contains(says)),
+            "{secondary}: {body}"
+        );
+    }
+    // Nothing was registered.
+    app.direktorat_call(Method::GET, "/v1/trials/outcomes", None, 404)
+        .await;
+
+    // The shipped protocol (a declared survey measure) registers; a draft edit that adds an
+    // outcome without an estimate is refused and the draft stays as it was.
+    let trial = app.trial_in_state("outcomes", "draft", 0).await;
+    assert_eq!(
+        trial["protocol"]["outcomes"]["survey"],
+        json!(["arbeidsmiljo_indeks"]),
+        "{trial}"
+    );
+    let mut edit = test_protocol("outcomes");
+    edit["outcomes"]["secondary"] = json!(["arbeidsmiljo_indeks", "tapte_dagsverk"]);
+    let refused = app
+        .direktorat_call(Method::PUT, "/v1/trials/outcomes/protocol", Some(edit), 422)
+        .await;
+    assert!(
+        problems_of(&refused)
+            .iter()
+            .any(|(f, _)| f == "outcomes.secondary[1]"),
+        "{refused}"
+    );
+    let stored = app
+        .direktorat_call(Method::GET, "/v1/trials/outcomes", None, 200)
+        .await;
+    assert_eq!(
+        stored["protocol"]["outcomes"]["secondary"],
+        json!(["arbeidsmiljo_indeks"]),
+        "{stored}"
+    );
+    assert_eq!(stored["content_hash"], trial["content_hash"]);
+}
+
 on_both_backends!(
+    registration_refuses_a_secondary_outcome_that_gets_no_estimate,
     a_served_draw_verifies_offline_from_its_published_files,
     a_second_wave_never_splits_a_cluster,
     accepted_trial_data_cannot_be_changed_in_the_database,
