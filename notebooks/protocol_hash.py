@@ -42,6 +42,14 @@ def thresholds(t):
     }
 
 
+def outcomes(o):
+    # `survey` is left out when empty, as ia-rct's serializer does (skip_serializing_if).
+    out = {"primary": o["primary"], "secondary": o.get("secondary", [])}
+    if o.get("survey"):
+        out["survey"] = o["survey"]
+    return out
+
+
 def canonical(p):
     e = p.get("eligibility", {})
     s = p["strata"]
@@ -86,11 +94,7 @@ def canonical(p):
             "baseline_quantiles": s.get("baseline_quantiles", []),
             "min_size": s["min_size"],
         },
-        "outcomes": {
-            "primary": p["outcomes"]["primary"],
-            "secondary": p["outcomes"].get("secondary", []),
-            "survey": p["outcomes"].get("survey", []),
-        },
+        "outcomes": outcomes(p["outcomes"]),
         "follow_up": {
             "randomization_quarter": quarter(p["follow_up"]["randomization_quarter"]),
             "pre_quarters": p["follow_up"]["pre_quarters"],

@@ -293,8 +293,9 @@ pub struct Outcomes {
     /// Which of the secondary outcomes are work-environment survey measures (the `maal` of
     /// `POST /v1/trials/{id}/surveys`): reported descriptively, as the mean of the firms' values
     /// by arm and wave in `GET /v1/trials/{id}/outcomes/summary`, with no effect estimate and no
-    /// p-value (`protocols/ANALYSIS.md` §7).
-    #[serde(default)]
+    /// p-value (`protocols/ANALYSIS.md` §7). Left out of the canonical JSON when empty, so a
+    /// protocol without survey measures keeps the content hash it had before this field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub survey: Vec<String>,
 }
 
