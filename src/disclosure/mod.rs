@@ -62,6 +62,7 @@ pub const COUNT_KEYS: &[&str] = &[
     "assessed",
     "excluded_by_reason",
     "randomized_per_arm",
+    "deviations",
 ];
 
 /// Field names whose string values are identifiers (arm ids, estimator names, quarters, hashes,
@@ -89,6 +90,8 @@ pub const IDENTIFIER_KEYS: &[&str] = &[
     "stratum",
     "data_vintage",
     "code",
+    "fylke",
+    "kind",
 ];
 
 /// A count as published: the number itself, or the marker `"<5"` when it is 1 to 4 and the
@@ -243,6 +246,23 @@ mod tests {
         assert_eq!(masked["vintage"], json!(3));
         assert_eq!(masked["pre_quarters"], json!(4));
         assert_eq!(masked["estimates"][0]["estimate"], json!(0.3));
+    }
+
+    #[test]
+    fn protocol_deviation_counts_are_masked() {
+        let masked = mask_response(json!({
+            "protocol_deviations": [
+                {"arm": "kontroll", "fylke": "03", "kind": "control_contacted", "deviations": 2, "firms": 1},
+                {"arm": "ledere", "fylke": "46", "kind": "control_assisted", "deviations": 7, "firms": 6},
+            ]
+        }));
+        let cells = &masked["protocol_deviations"];
+        // A fylke code names a county; Oslo's "03" is not a count of 3.
+        assert_eq!(cells[0]["fylke"], json!("03"));
+        assert_eq!(cells[0]["deviations"], json!(MASKED));
+        assert_eq!(cells[0]["firms"], json!(MASKED));
+        assert_eq!(cells[1]["deviations"], json!(7));
+        assert_eq!(cells[1]["firms"], json!(6));
     }
 
     #[test]

@@ -145,6 +145,7 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
                 .admit(FIRM_LEVEL)
                 .layer(DefaultBodyLimit::max(state.config.upload_limit)),
         )
+        .routes(routes!(takeup::list_deviations).admit(DIREKTORAT))
         .routes(routes!(takeup::outcome_summary).admit(AGGREGATES).masked())
         .routes(routes!(estimates::get_estimates).admit(AGGREGATES).masked())
         .routes(routes!(statistics::upload_statistics).admit(DIREKTORAT))

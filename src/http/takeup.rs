@@ -17,10 +17,16 @@ use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use super::trials::{not_found, scope};
 use crate::auth::Caller;
 use crate::disclosure::MaskedCount;
-use crate::domain::{FylkeCode, Orgnr, Role};
+use crate::domain::{Orgnr, Role};
 use crate::register::{RegisterErrors, RowError};
-use crate::storage::takeup::TakeupFailure;
-use crate::takeup::{Compliance, SURVEY_MIN_RESPONDENTS, parse_surveys, parse_takeup, summarize};
+use crate::storage::AssignmentRecord;
+use crate::storage::takeup::{
+    DeviationCount, DeviationRecord, NewDeviation, NewTakeupEvent, TakeupFailure,
+};
+use crate::takeup::{
+    Compliance, DeviationKind, SURVEY_MIN_RESPONDENTS, check_measures, deviation, parse_surveys,
+    parse_takeup, summarize,
+};
 
 /// Below this many firms or persons nothing is shown outside the directorate (NAV's rule).
 const MIN_CELL: i64 = 5;
@@ -39,41 +45,42 @@ fn invalid(message: &str, e: RegisterErrors) -> ApiError {
     }
 }
 
-/// The fylke of every randomized firm of the trial.
-async fn assigned_fylker(
+/// The assignment of every randomized firm of the trial.
+async fn assigned_firms(
     state: &AppState,
     id: &str,
-) -> Result<BTreeMap<Orgnr, FylkeCode>, ApiError> {
-    state.store.get_trial(id).await.map_err(not_found(id))?;
+) -> Result<BTreeMap<Orgnr, AssignmentRecord>, ApiError> {
     Ok(state
         .store
         .assignments(id, None, None, u32::MAX)
         .await?
         .into_iter()
-        .map(|a| (a.orgnr, a.fylke))
+        .map(|a| (a.orgnr, a))
         .collect())
 }
 
 /// Checks that each row's firm was randomized in the trial (422 otherwise) and, for a fylke, that
-/// it is one of its own firms (403 otherwise, naming the rows).
-fn place_rows(
+/// it is one of its own firms (403 otherwise, naming the rows); gives each row's assignment.
+fn place_rows<'a>(
     caller: &Caller,
     rows: impl Iterator<Item = (usize, Orgnr)>,
-    fylker: &BTreeMap<Orgnr, FylkeCode>,
-) -> Result<Vec<FylkeCode>, ApiError> {
+    firms: &'a BTreeMap<Orgnr, AssignmentRecord>,
+) -> Result<Vec<&'a AssignmentRecord>, ApiError> {
     let mut placed = Vec::new();
     let mut unknown = Vec::new();
     let mut foreign = Vec::new();
     for (row, orgnr) in rows {
-        match fylker.get(&orgnr) {
+        match firms.get(&orgnr) {
             None => unknown.push(RowError {
                 row,
                 field: "orgnr".into(),
                 value: orgnr.to_string(),
                 reason: "the firm was not randomized in this trial".into(),
             }),
-            Some(f) if caller.role == Role::Fylke && caller.fylke != Some(*f) => foreign.push(row),
-            Some(f) => placed.push(*f),
+            Some(a) if caller.role == Role::Fylke && caller.fylke != Some(a.fylke) => {
+                foreign.push(row);
+            }
+            Some(a) => placed.push(a),
         }
     }
     if !foreign.is_empty() {
@@ -103,16 +110,49 @@ pub struct Recorded {
     pub rows: usize,
 }
 
+/// A take-up record accepted as a protocol deviation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordedDeviation {
+    /// The deviation's id (`GET /v1/trials/{id}/deviations` lists it for the directorate).
+    pub id: i64,
+    /// The data row of the upload.
+    pub row: usize,
+    /// The firm.
+    #[schema(value_type = String)]
+    pub orgnr: Orgnr,
+    /// The firm's arm.
+    pub arm: String,
+    /// What kind of deviation.
+    pub kind: DeviationKind,
+    /// Why it is one.
+    pub reason: String,
+}
+
+/// What an accepted take-up upload recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TakeupRecorded {
+    /// Rows recorded.
+    pub rows: usize,
+    /// Rows recorded as protocol deviations: contact with a control firm of a design-A trial, or
+    /// help to a control firm. The records are kept (they are facts) and flagged.
+    pub protocol_deviations: Vec<RecordedDeviation>,
+    /// A note when there are deviations.
+    pub warning: Option<String>,
+}
+
 /// Records what was delivered (data-formats §3: `orgnr, status, dato`, optional
 /// `arbeidsform_levert, timer, merknad`; statuses after Fia). A fylke reports only for its own
 /// firms (403 otherwise); every status change is checked against the firm's history; all or
-/// nothing.
+/// nothing. A record that shows contact with a control firm of a design-A trial (any status: each
+/// one follows a contact), or help (`AKTIV`) to a control firm of any design, is accepted and
+/// recorded as a protocol deviation: the response lists it, the audit row names it, and the
+/// directorate sees it under `/deviations`, the outcomes summary and the CONSORT counts.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/takeup", tag = "delivery",
     params(("id" = String, Path, description = "The trial id")),
     request_body(content = String, description = "Take-up events, CSV or JSON", content_type = "text/csv"),
     responses(
-        (status = 201, body = Recorded),
+        (status = 201, body = TakeupRecorded),
         (status = 403, description = "A row is another fylke's firm", body = ErrorEnvelope),
         (status = 422, description = "Invalid rows or status changes, each with row and field", body = ErrorEnvelope),
     )
@@ -123,11 +163,32 @@ pub async fn record_takeup(
     meta: RequestMeta,
     ApiPath(id): ApiPath<String>,
     body: Bytes,
-) -> Result<AuditedJson<Recorded>, ApiError> {
+) -> Result<AuditedJson<TakeupRecorded>, ApiError> {
     let events = parse_takeup(&body).map_err(|e| invalid("the take-up upload is invalid", e))?;
-    let fylker = assigned_fylker(&state, &id).await?;
-    let placed = place_rows(&caller, events.iter().map(|e| (e.row, e.orgnr)), &fylker)?;
-    let rows: Vec<_> = events.into_iter().zip(placed).collect();
+    let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
+    let firms = assigned_firms(&state, &id).await?;
+    let placed = place_rows(&caller, events.iter().map(|e| (e.row, e.orgnr)), &firms)?;
+    let control = trial.protocol.control_arm().map(|a| a.id.as_str());
+    let rows: Vec<NewTakeupEvent> = events
+        .into_iter()
+        .zip(placed)
+        .map(|(event, a)| {
+            let kind = deviation(
+                trial.protocol.design,
+                control == Some(a.arm.as_str()),
+                event.status,
+            );
+            NewTakeupEvent {
+                deviation: kind.map(|kind| NewDeviation {
+                    wave: a.wave,
+                    arm: a.arm.clone(),
+                    kind,
+                }),
+                fylke: a.fylke,
+                event,
+            }
+        })
+        .collect();
     let mut audit = meta.audit_entry(Some(&caller));
     audit.status = 201;
     let today = chrono::Utc::now().date_naive();
@@ -141,8 +202,80 @@ pub async fn record_takeup(
         })?;
     Ok(AuditedJson(
         StatusCode::CREATED,
-        recorded.map(|rows| Recorded { rows }),
+        recorded.map(|receipt| {
+            let protocol_deviations: Vec<RecordedDeviation> = receipt
+                .deviations
+                .iter()
+                .filter_map(|&(index, id)| {
+                    let new = rows.get(index)?;
+                    let d = new.deviation.as_ref()?;
+                    Some(RecordedDeviation {
+                        id,
+                        row: new.event.row,
+                        orgnr: new.event.orgnr,
+                        arm: d.arm.clone(),
+                        kind: d.kind,
+                        reason: d.kind.describe().to_owned(),
+                    })
+                })
+                .collect();
+            let warning = (!protocol_deviations.is_empty()).then(|| {
+                let rows: Vec<String> = protocol_deviations
+                    .iter()
+                    .take(20)
+                    .map(|d| d.row.to_string())
+                    .collect();
+                format!(
+                    "{} row(s) recorded as protocol deviations (row(s) {}): the firm is in the \
+                     control arm; the directorate is told",
+                    protocol_deviations.len(),
+                    rows.join(", ")
+                )
+            });
+            TakeupRecorded {
+                rows: receipt.rows,
+                protocol_deviations,
+                warning,
+            }
+        }),
     ))
+}
+
+/// A trial's protocol deviations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviationList {
+    /// Every deviation, oldest first, with the take-up record it came from.
+    pub deviations: Vec<DeviationRecord>,
+}
+
+/// Every protocol deviation of the trial (take-up records that show contact with a control firm
+/// of a design-A trial, or help to a control firm), with the firm, its wave, arm and fylke, the
+/// take-up record it came from, and who reported it when. Deviations are never changed or removed.
+#[utoipa::path(
+    get, path = "/v1/trials/{id}/deviations", tag = "delivery",
+    params(("id" = String, Path, description = "The trial id")),
+    responses((status = 200, body = DeviationList), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn list_deviations(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    state.store.get_trial(&id).await.map_err(not_found(&id))?;
+    let deviations = state.store.protocol_deviations(&id).await?;
+    let mut object_ids: Vec<String> = deviations
+        .iter()
+        .map(|d| format!("orgnr:{}", d.orgnr))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    object_ids.extend(deviations.iter().map(|d| format!("deviation:{}", d.id)));
+    let details = AuditDetails {
+        trial_id: Some(id),
+        object_ids,
+    };
+    let mut response = Json(DeviationList { deviations }).into_response();
+    response.extensions_mut().insert(details);
+    Ok(response)
 }
 
 /// One firm's delivery so far.
@@ -191,7 +324,9 @@ pub async fn list_takeup(
 }
 
 /// Records work-environment survey results (data-formats §4: `orgnr, bolge, maal, verdi,
-/// antall_svar`). A fylke reports only for its own firms. Results are never replaced.
+/// antall_svar`). A fylke reports only for its own firms. Each `maal` must be an outcome the
+/// protocol declares (`outcomes.primary` or `outcomes.secondary`; 422 naming row and field
+/// otherwise). Results are never replaced.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/surveys", tag = "delivery",
     params(("id" = String, Path, description = "The trial id")),
@@ -211,9 +346,22 @@ pub async fn record_surveys(
     body: Bytes,
 ) -> Result<AuditedJson<Recorded>, ApiError> {
     let rows = parse_surveys(&body).map_err(|e| invalid("the survey upload is invalid", e))?;
-    let fylker = assigned_fylker(&state, &id).await?;
-    let placed = place_rows(&caller, rows.iter().map(|r| (r.row, r.orgnr)), &fylker)?;
-    let rows: Vec<_> = rows.into_iter().zip(placed).collect();
+    let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
+    let declared: Vec<&str> = trial
+        .protocol
+        .outcomes
+        .survey
+        .iter()
+        .map(String::as_str)
+        .collect();
+    check_measures(&rows, &declared)
+        .map_err(|e| invalid("the survey upload names measures outside the protocol", e))?;
+    let firms = assigned_firms(&state, &id).await?;
+    let placed = place_rows(&caller, rows.iter().map(|r| (r.row, r.orgnr)), &firms)?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .zip(placed.into_iter().map(|a| a.fylke))
+        .collect();
     let mut audit = meta.audit_entry(Some(&caller));
     audit.status = 201;
     let recorded = state
@@ -308,6 +456,9 @@ pub struct OutcomeSummary {
     pub surveys: Vec<ArmSurvey>,
     /// Survey cells with fewer than this many respondents are never shown.
     pub survey_min_respondents: u32,
+    /// Protocol deviations (take-up records of control firms that the design forbids) per arm,
+    /// fylke and kind: `deviations` records over `firms` firms. Only cells with a deviation.
+    pub protocol_deviations: Vec<DeviationCount>,
 }
 
 /// Sick-leave rate by arm and quarter (ratio of sums over the randomized firms, NAV's rule), with
@@ -415,5 +566,6 @@ pub async fn outcome_summary(
         delivery,
         surveys,
         survey_min_respondents: SURVEY_MIN_RESPONDENTS,
+        protocol_deviations: state.store.deviation_counts(&id).await?,
     }))
 }

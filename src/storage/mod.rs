@@ -488,18 +488,29 @@ pub trait StatisticsStore: Send + Sync {
 #[async_trait]
 pub trait TakeupStore: Send + Sync {
     /// Records take-up events after checking them against every firm's registered history, under
-    /// the trial's lock, all or nothing.
+    /// the trial's lock, all or nothing; an event that is a protocol deviation is recorded with
+    /// its deviation row in the same transaction, and the audit row names each deviation.
     ///
     /// # Errors
     /// [`takeup::TakeupFailure::Invalid`] naming each row and field; or a store error.
     async fn record_takeup(
         &self,
         id: &str,
-        events: &[(crate::takeup::TakeupEvent, FylkeCode)],
+        events: &[takeup::NewTakeupEvent],
         by: &str,
         today: chrono::NaiveDate,
         audit: &NewAuditEntry,
-    ) -> Result<Audited<usize>, takeup::TakeupFailure>;
+    ) -> Result<Audited<takeup::TakeupReceipt>, takeup::TakeupFailure>;
+
+    /// A trial's protocol deviations with the take-up record each came from, oldest first.
+    async fn protocol_deviations(
+        &self,
+        id: &str,
+    ) -> Result<Vec<takeup::DeviationRecord>, StoreError>;
+
+    /// A trial's protocol deviations counted per arm, fylke and kind (records and distinct
+    /// firms), sorted by arm, fylke and kind; only cells with a deviation.
+    async fn deviation_counts(&self, id: &str) -> Result<Vec<takeup::DeviationCount>, StoreError>;
 
     /// A trial's take-up events, optionally of one fylke's firms.
     async fn takeup_events(

@@ -1,11 +1,106 @@
 //! Take-up events and survey results as stored, and the outcome summary by arm and quarter.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::StoreError;
+use crate::domain::{FylkeCode, Orgnr};
 use crate::register::RegisterErrors;
-use crate::takeup::{SurveyRow, TakeupEvent};
+use crate::takeup::{DeviationKind, SurveyRow, TakeupEvent, TakeupStatus};
+
+/// A take-up event to record: the event, its firm's fylke, and the protocol deviation it is, if
+/// any (decided from the trial's design and the firm's arm, [`crate::takeup::deviation`]).
+#[derive(Debug, Clone)]
+pub struct NewTakeupEvent {
+    /// The event.
+    pub event: TakeupEvent,
+    /// The firm's fylke.
+    pub fylke: FylkeCode,
+    /// The deviation to record with it.
+    pub deviation: Option<NewDeviation>,
+}
+
+/// A protocol deviation to record with its take-up event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeviation {
+    /// The firm's wave.
+    pub wave: u32,
+    /// The firm's arm.
+    pub arm: String,
+    /// What kind of deviation.
+    pub kind: DeviationKind,
+}
+
+/// What a take-up upload recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakeupReceipt {
+    /// Events recorded.
+    pub rows: usize,
+    /// The deviations recorded: the index of the event in the upload and the deviation's id.
+    pub deviations: Vec<(usize, i64)>,
+}
+
+/// The take-up record a deviation came from.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DeviationTakeup {
+    /// The take-up event's id.
+    pub id: i64,
+    /// Its status.
+    #[schema(value_type = String)]
+    pub status: TakeupStatus,
+    /// Its date.
+    pub dato: NaiveDate,
+    /// The data row of the upload it came in.
+    pub row: i32,
+    /// The arbeidsform delivered, if given.
+    pub arbeidsform_levert: Option<String>,
+    /// Adviser hours, if given.
+    pub timer: Option<f64>,
+    /// The fylke's note, if given.
+    pub merknad: Option<String>,
+}
+
+/// One recorded protocol deviation.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DeviationRecord {
+    /// The deviation's id.
+    pub id: i64,
+    /// The firm.
+    #[schema(value_type = String)]
+    pub orgnr: Orgnr,
+    /// The firm's wave.
+    pub wave: u32,
+    /// The firm's arm.
+    pub arm: String,
+    /// The firm's fylke.
+    #[schema(value_type = String)]
+    pub fylke: FylkeCode,
+    /// What kind of deviation.
+    pub kind: DeviationKind,
+    /// What the kind means.
+    pub reason: String,
+    /// The take-up record it came from.
+    pub takeup: DeviationTakeup,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// By whom (the token that reported the take-up record).
+    pub recorded_by: String,
+}
+
+/// Protocol deviations of one arm, fylke and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DeviationCount {
+    /// The arm.
+    pub arm: String,
+    /// The fylke.
+    pub fylke: String,
+    /// The kind (`control_contacted`, `control_assisted`).
+    pub kind: String,
+    /// Deviations (take-up records) recorded.
+    pub deviations: i64,
+    /// Distinct firms with one.
+    pub firms: i64,
+}
 
 /// Why a take-up upload was not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +170,23 @@ pub(super) const SELECT_EVENTS: &str = "\
 pub(super) const INSERT_EVENT: &str = "\
     INSERT INTO takeup_events (trial_id, orgnr, fylke, status, dato, arbeidsform_levert, timer, merknad, \
                                upload_row, created_at, created_by) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+
+pub(super) const INSERT_DEVIATION: &str = "\
+    INSERT INTO protocol_deviations (trial_id, orgnr, wave, arm, fylke, kind, takeup_event_id, \
+                                     recorded_at, recorded_by) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+
+pub(super) const SELECT_DEVIATIONS: &str = "\
+    SELECT d.id, d.orgnr, d.wave, d.arm, d.fylke, d.kind, d.takeup_event_id, e.status, e.dato, \
+           e.upload_row, e.arbeidsform_levert, e.timer, e.merknad, d.recorded_at, d.recorded_by \
+    FROM protocol_deviations d JOIN takeup_events e ON e.id = d.takeup_event_id \
+    WHERE d.trial_id = $1 ORDER BY d.id";
+
+pub(super) const DEVIATION_COUNTS: &str = "\
+    SELECT arm, fylke, kind, COUNT(*) AS deviations, COUNT(DISTINCT orgnr) AS firms \
+    FROM protocol_deviations WHERE trial_id = $1 \
+    GROUP BY arm, fylke, kind ORDER BY arm, fylke, kind";
 
 pub(super) const INSERT_SURVEY: &str = "\
     INSERT INTO survey_results (trial_id, orgnr, fylke, bolge, maal, verdi, antall_svar, created_at, created_by) \
@@ -128,6 +239,59 @@ impl TryFrom<EventRow> for TakeupEvent {
 }
 
 #[derive(sqlx::FromRow)]
+pub(super) struct DeviationRow {
+    id: i64,
+    orgnr: String,
+    wave: i32,
+    arm: String,
+    fylke: String,
+    kind: String,
+    takeup_event_id: i64,
+    status: String,
+    dato: NaiveDate,
+    upload_row: i32,
+    arbeidsform_levert: Option<String>,
+    timer: Option<f64>,
+    merknad: Option<String>,
+    recorded_at: DateTime<Utc>,
+    recorded_by: String,
+}
+
+impl TryFrom<DeviationRow> for DeviationRecord {
+    type Error = StoreError;
+    fn try_from(r: DeviationRow) -> Result<Self, StoreError> {
+        let corrupt = |e: String| StoreError::Corrupt(e);
+        let kind: DeviationKind = r.kind.parse().map_err(corrupt)?;
+        Ok(DeviationRecord {
+            id: r.id,
+            orgnr: r
+                .orgnr
+                .parse()
+                .map_err(|e: crate::domain::OrgnrError| corrupt(e.to_string()))?,
+            wave: u32::try_from(r.wave).map_err(|e| corrupt(e.to_string()))?,
+            arm: r.arm,
+            fylke: r.fylke.parse().map_err(|e| corrupt(format!("{e}")))?,
+            kind,
+            reason: kind.describe().to_owned(),
+            takeup: DeviationTakeup {
+                id: r.takeup_event_id,
+                status: r
+                    .status
+                    .parse()
+                    .map_err(|e: crate::takeup::TakeupStatusError| corrupt(e.to_string()))?,
+                dato: r.dato,
+                row: r.upload_row,
+                arbeidsform_levert: r.arbeidsform_levert,
+                timer: r.timer,
+                merknad: r.merknad,
+            },
+            recorded_at: r.recorded_at,
+            recorded_by: r.recorded_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(super) struct SurveyDbRow {
     orgnr: String,
     bolge: i32,
@@ -162,11 +326,11 @@ macro_rules! impl_takeup_store {
             async fn record_takeup(
                 &self,
                 id: &str,
-                events: &[(crate::takeup::TakeupEvent, FylkeCode)],
+                events: &[takeup::NewTakeupEvent],
                 by: &str,
                 today: chrono::NaiveDate,
                 audit: &NewAuditEntry,
-            ) -> Result<Audited<usize>, takeup::TakeupFailure> {
+            ) -> Result<Audited<takeup::TakeupReceipt>, takeup::TakeupFailure> {
                 let mut tx = self.pool.begin().await?;
                 Self::lock_trial(&mut tx, id, audit.at).await?;
                 let rows: Vec<takeup::EventRow> = sqlx::query_as(takeup::SELECT_EVENTS)
@@ -178,14 +342,18 @@ macro_rules! impl_takeup_store {
                     .into_iter()
                     .map(crate::takeup::TakeupEvent::try_from)
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let new: Vec<crate::takeup::TakeupEvent> = events.iter().map(|(e, _)| e.clone()).collect();
+                let new: Vec<crate::takeup::TakeupEvent> =
+                    events.iter().map(|e| e.event.clone()).collect();
                 crate::takeup::validate_history(&existing, &new, today)
                     .map_err(takeup::TakeupFailure::Invalid)?;
-                for (e, fylke) in events {
-                    sqlx::query(takeup::INSERT_EVENT)
+                let mut deviations = Vec::new();
+                let mut notes = Vec::new();
+                for (index, new) in events.iter().enumerate() {
+                    let e = &new.event;
+                    let event_id: i64 = sqlx::query_scalar(takeup::INSERT_EVENT)
                         .bind(id)
                         .bind(e.orgnr.to_string())
-                        .bind(fylke.as_str())
+                        .bind(new.fylke.as_str())
                         .bind(e.status.as_str())
                         .bind(e.dato)
                         .bind(e.arbeidsform_levert.as_deref())
@@ -194,17 +362,78 @@ macro_rules! impl_takeup_store {
                         .bind(i32::try_from(e.row).unwrap_or(i32::MAX))
                         .bind(audit.at)
                         .bind(by)
-                        .execute(&mut *tx)
+                        .fetch_one(&mut *tx)
                         .await?;
+                    if let Some(d) = &new.deviation {
+                        let deviation_id: i64 = sqlx::query_scalar(takeup::INSERT_DEVIATION)
+                            .bind(id)
+                            .bind(e.orgnr.to_string())
+                            .bind(i32::try_from(d.wave).unwrap_or(i32::MAX))
+                            .bind(d.arm.as_str())
+                            .bind(new.fylke.as_str())
+                            .bind(d.kind.as_str())
+                            .bind(event_id)
+                            .bind(audit.at)
+                            .bind(by)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        deviations.push((index, deviation_id));
+                        notes.push(format!(
+                            "deviation:{deviation_id} {} (row {}, orgnr {}, arm {}, {} {})",
+                            d.kind, e.row, e.orgnr, d.arm, e.status, e.dato
+                        ));
+                    }
                 }
                 let mut audit = audit.clone();
                 audit.trial_id = Some(id.to_owned());
-                audit.object_ids.extend(events.iter().map(|(e, _)| format!("orgnr:{}", e.orgnr)));
+                audit
+                    .object_ids
+                    .extend(events.iter().map(|e| format!("orgnr:{}", e.event.orgnr)));
                 audit.object_ids.dedup();
+                audit
+                    .object_ids
+                    .extend(deviations.iter().map(|(_, d)| format!("deviation:{d}")));
+                if !notes.is_empty() {
+                    let shown: Vec<&str> = notes.iter().take(20).map(String::as_str).collect();
+                    let more = notes.len() - shown.len();
+                    audit.detail = Some(format!(
+                        "{} protocol deviation(s) recorded: {}{}",
+                        notes.len(),
+                        shown.join("; "),
+                        if more > 0 { format!("; and {more} more") } else { String::new() }
+                    ));
+                }
                 let audit_id = Self::insert_audit(&mut *tx, &audit).await?;
                 self.fault_pause().await;
                 tx.commit().await?;
-                Ok(Audited::new(events.len(), audit_id))
+                Ok(Audited::new(
+                    takeup::TakeupReceipt {
+                        rows: events.len(),
+                        deviations,
+                    },
+                    audit_id,
+                ))
+            }
+
+            async fn protocol_deviations(
+                &self,
+                id: &str,
+            ) -> Result<Vec<takeup::DeviationRecord>, StoreError> {
+                let rows: Vec<takeup::DeviationRow> = sqlx::query_as(takeup::SELECT_DEVIATIONS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(takeup::DeviationRecord::try_from).collect()
+            }
+
+            async fn deviation_counts(
+                &self,
+                id: &str,
+            ) -> Result<Vec<takeup::DeviationCount>, StoreError> {
+                Ok(sqlx::query_as(takeup::DEVIATION_COUNTS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn takeup_events(

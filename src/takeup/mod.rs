@@ -16,6 +16,8 @@
 //!   no repeated events, no dates after `today`.
 //! - [`summarize`] gives each firm's [`Compliance`]: received assistance (has been `AKTIV`) and when,
 //!   the latest status, adviser hours and the arbeidsformer delivered.
+//! - [`deviation`] says whether a take-up record is a protocol deviation (contact with a design-A
+//!   control firm, help to any control firm) and of which [`DeviationKind`].
 //! - [`parse_surveys`] reads `orgnr, bolge, maal, verdi, antall_svar`; [`masked`] says whether a cell has
 //!   fewer than [`SURVEY_MIN_RESPONDENTS`] respondents, and a [`SurveyRow`] always serializes masked.
 //!
@@ -37,6 +39,7 @@
 //! assert_eq!(firm.hours, 7.5);
 //! ```
 
+mod deviation;
 mod events;
 mod history;
 mod reader;
@@ -46,11 +49,13 @@ mod tests;
 
 pub use crate::register::{RegisterErrors, RowError};
 
+pub use deviation::{DeviationKind, deviation};
 pub use events::{
     MAX_ARBEIDSFORM_CHARS, MAX_MERKNAD_CHARS, TakeupEvent, TakeupStatus, TakeupStatusError,
     parse_takeup,
 };
 pub use history::{Compliance, summarize, validate_history};
 pub use survey::{
-    MAX_MAAL_CHARS, MaskedSurveyRow, SURVEY_MIN_RESPONDENTS, SurveyRow, masked, parse_surveys,
+    MAX_MAAL_CHARS, MaskedSurveyRow, SURVEY_MIN_RESPONDENTS, SurveyRow, check_measures, masked,
+    parse_surveys,
 };

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::openapi::{RefOr, schema::Schema};
 
 use crate::domain::Orgnr;
-use crate::register::RegisterErrors;
+use crate::register::{RegisterErrors, RowError};
 
 use super::reader::{self, Record, Sink, Spec, Table};
 
@@ -153,6 +153,57 @@ pub fn parse_surveys(input: &[u8]) -> Result<Vec<SurveyRow>, RegisterErrors> {
         );
     }
     sink.finish(rows)
+}
+
+/// Checks that every row's `maal` is a survey measure the trial's protocol declares (`declared`:
+/// its `outcomes.survey`, each also a secondary outcome). A result is never replaced once
+/// recorded, so a measure outside the protocol would stay in the trial for good.
+///
+/// # Errors
+/// Every row whose `maal` is not declared, each naming its row and the field `maal`.
+///
+/// # Examples
+/// ```
+/// use ia_rct::takeup::{check_measures, parse_surveys};
+/// let rows = parse_surveys(b"orgnr,bolge,maal,verdi,antall_svar\n974760673,1,trivsel,3.5,12\n").unwrap();
+/// let e = check_measures(&rows, &["arbeidsmiljo_indeks"]).unwrap_err();
+/// assert_eq!((e.errors[0].row, e.errors[0].field.as_str()), (1, "maal"));
+/// ```
+pub fn check_measures(rows: &[SurveyRow], declared: &[&str]) -> Result<(), RegisterErrors> {
+    let wrong: Vec<&SurveyRow> = rows
+        .iter()
+        .filter(|r| !declared.contains(&r.maal.as_str()))
+        .collect();
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let list = if declared.is_empty() {
+        "none".to_owned()
+    } else {
+        declared
+            .iter()
+            .map(|d| format!("`{d}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(RegisterErrors {
+        total: wrong.len(),
+        errors: wrong
+            .into_iter()
+            .take(crate::register::MAX_STORED_ERRORS)
+            .map(|r| RowError {
+                row: r.row,
+                field: "maal".into(),
+                value: reader::truncate(&r.maal),
+                reason: format!(
+                    "`{}` is not a survey measure of the trial's protocol (outcomes.survey: \
+                     {list}); results are never replaced, so only declared measures are \
+                     recorded",
+                    reader::truncate(&r.maal)
+                ),
+            })
+            .collect(),
+    })
 }
 
 fn survey_row(table: &Table, record: &Record, sink: &mut Sink) -> Option<SurveyRow> {

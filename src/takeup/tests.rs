@@ -1078,3 +1078,28 @@ fn malformed_inputs_never_panic() {
     let _ = validate_history(&[], &parsed, NaiveDate::MIN);
     let _ = summarize(&parsed);
 }
+
+#[test]
+fn survey_measures_outside_the_protocol_name_row_and_maal() {
+    let rows = crate::takeup::parse_surveys(
+        b"orgnr,bolge,maal,verdi,antall_svar\n\
+          974760673,1,arbeidsmiljo_indeks,3.5,12\n\
+          974760673,1,trivsel,4,12\n\
+          974760673,2,Arbeidsmiljo_indeks,4,12\n",
+    )
+    .expect("parses");
+    let declared = ["sykefravar_prosent", "arbeidsmiljo_indeks"];
+    let e = crate::takeup::check_measures(&rows, &declared).expect_err("refused");
+    assert_eq!(e.total, 2);
+    let named: Vec<(usize, &str, &str)> = e
+        .errors
+        .iter()
+        .map(|r| (r.row, r.field.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [(2, "maal", "trivsel"), (3, "maal", "Arbeidsmiljo_indeks")]
+    );
+    assert!(e.errors[0].reason.contains("`arbeidsmiljo_indeks`"));
+    crate::takeup::check_measures(&rows[..1], &declared).expect("declared");
+}

@@ -106,6 +106,7 @@ const OPERATIONS: &[(&str, &str, &[Role])] = &[
         "/v1/trials/{id}/surveys",
         &[Role::Direktorat, Role::Fylke],
     ),
+    ("GET", "/v1/trials/{id}/deviations", &[Role::Direktorat]),
     (
         "GET",
         "/v1/trials/{id}/outcomes/summary",
@@ -152,6 +153,7 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
             Body::None,
         ),
         ("GET", "/v1/trials/{id}/takeup") => (shared("/takeup"), Body::None),
+        ("GET", "/v1/trials/{id}/deviations") => (shared("/deviations"), Body::None),
         ("GET", "/v1/trials/{id}/outcomes/summary") => (shared("/outcomes/summary"), Body::None),
         ("GET", "/v1/trials/{id}/estimates") => (
             shared("/estimates?estimator=itt_dim,itt_ancova&weights=firm"),
@@ -169,7 +171,9 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
             } else {
                 (
                     "surveys",
-                    format!("orgnr,bolge,maal,verdi,antall_svar\n{firm},1,trivsel,3.5,12\n"),
+                    format!(
+                        "orgnr,bolge,maal,verdi,antall_svar\n{firm},1,arbeidsmiljo_indeks,3.5,12\n"
+                    ),
                 )
             };
             (format!("/v1/trials/{id}/{suffix}"), Body::Csv(csv))

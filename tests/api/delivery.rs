@@ -153,9 +153,10 @@ async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
     );
 
     // Surveys: recorded once, never replaced; a cell of fewer than 3 respondents never counts.
-    let mut csv = format!("orgnr,bolge,maal,verdi,antall_svar\n{firm},1,trivsel,3.8,14\n");
+    let mut csv =
+        format!("orgnr,bolge,maal,verdi,antall_svar\n{firm},1,arbeidsmiljo_indeks,3.8,14\n");
     if let Some((second, _)) = own.get(1) {
-        csv.push_str(&format!("{second},1,trivsel,,2\n"));
+        csv.push_str(&format!("{second},1,arbeidsmiljo_indeks,,2\n"));
     }
     let path = "/v1/trials/delivery/surveys";
     let (status, body) = post_csv(&app, &vestland.secret, path, csv.clone()).await;

@@ -302,7 +302,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     let secret = fylke_token.secret.clone();
     post_csv(&app, &secret, &format!("/v1/trials/{id}/takeup"), takeup).await;
     let survey = format!(
-        "orgnr,bolge,maal,verdi,antall_svar\n{},1,trivsel,3.5,3\n",
+        "orgnr,bolge,maal,verdi,antall_svar\n{},1,arbeidsmiljo_indeks,3.5,3\n",
         own[0]
     );
     post_csv(&app, &secret, &format!("/v1/trials/{id}/surveys"), survey).await;

@@ -26,6 +26,9 @@ pub struct ConsortView {
     pub randomized_per_arm: BTreeMap<String, Option<usize>>,
     /// Eligible firms not (yet) randomized.
     pub not_randomized: Option<usize>,
+    /// Protocol deviations after allocation (control firms contacted in design A, or helped) per
+    /// arm, fylke and kind: `deviations` records over `firms` firms; only cells with one.
+    pub protocol_deviations: Vec<crate::storage::takeup::DeviationCount>,
 }
 
 impl ConsortView {
@@ -45,6 +48,7 @@ impl ConsortView {
                 .map(|(k, n)| (k, keep(n)))
                 .collect(),
             not_randomized: keep(c.not_randomized),
+            protocol_deviations: Vec::new(),
         }
     }
 }
@@ -158,8 +162,10 @@ pub async fn get_balance(
     } else {
         MIN_CELL
     };
+    let mut consort = ConsortView::masked(consort, min);
+    consort.protocol_deviations = state.store.deviation_counts(&id).await?;
     Ok(Json(BalanceView {
-        consort: ConsortView::masked(consort, min),
+        consort,
         table: crate::balance::mask_small_cells(&table, min),
     }))
 }
