@@ -648,7 +648,158 @@ async fn the_service_writes_as_the_readme_role(backend: Backend) {
     drop(role);
 }
 
+/// Writes a randomized trial and a revoked token into a database that has the migrations before
+/// 0009 only, as a service of that time would have left them.
+macro_rules! seed_before_0009 {
+    ($conn:expr, $migrator:expr, $protocol:expr) => {{
+        let conn = $conn;
+        $migrator
+            .run(&mut *conn)
+            .await
+            .expect("migrations 0001-0008");
+        let at = ia_rct::storage::now();
+        let version = i32::try_from($protocol.version).expect("version");
+        sqlx::query(
+            "INSERT INTO trials (id, state, current_version, created_at, created_by, updated_at) \
+             VALUES ($1, 'randomized', $2, $3, 'test', $3)",
+        )
+        .bind($protocol.id.as_str())
+        .bind(version)
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .expect("trial");
+        sqlx::query(
+            "INSERT INTO protocol_versions (trial_id, version, content_hash, canonical_json, \
+                                            created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, 'test')",
+        )
+        .bind($protocol.id.as_str())
+        .bind(version)
+        .bind($protocol.content_hash())
+        .bind($protocol.canonical_json())
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .expect("protocol version");
+        sqlx::query(
+            "INSERT INTO api_tokens (name, role, fylke, token_sha256, created_at, created_by, \
+                                     revoked_at, revoked_by) \
+             VALUES ('Old', 'forsker', NULL, $1, $2, 'test', $2, 'test')",
+        )
+        .bind("b".repeat(64))
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .expect("token");
+    }};
+}
+
+/// A database migrated before 0009 keeps its trials and protocols through the rebuild of
+/// `protocol_versions`, and is locked afterwards like a new one.
+async fn a_database_from_before_the_locks_keeps_its_trials_and_is_locked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let earlier = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(format!("src/storage/migrations/{folder}")).expect("migrations")
+    {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if name.as_str() < "0009" {
+            std::fs::copy(&path, earlier.path().join(&name)).expect("copy migration");
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(earlier.path())
+        .await
+        .expect("the earlier migrations");
+    let text = std::fs::read_to_string("protocols/nals-arbeidsformer.toml").expect("protocol");
+    let protocol = ia_rct::protocol::Protocol::from_toml(&text).expect("valid protocol");
+    match backend {
+        Backend::Sqlite => {
+            use sqlx::ConnectOptions;
+            use std::str::FromStr;
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
+                .expect("url")
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .connect()
+                .await
+                .expect("connect");
+            seed_before_0009!(&mut conn, migrator, protocol);
+            conn.close().await.ok();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+            seed_before_0009!(&mut conn, migrator, protocol);
+            conn.close().await.ok();
+        }
+    }
+
+    // The service's migrations bring it to 0009.
+    let store = db.store().await;
+    let trial = store.get_trial(&protocol.id).await.expect("the trial");
+    assert_eq!(trial.state, ia_rct::protocol::TrialState::Randomized);
+    assert_eq!(trial.content_hash, protocol.content_hash());
+    assert_eq!(trial.protocol, protocol);
+    let versions = store
+        .protocol_versions(&protocol.id)
+        .await
+        .expect("versions");
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].content_hash, protocol.content_hash());
+    let tokens = store.list_tokens().await.expect("tokens");
+    assert!(tokens[0].revoked_at.is_some(), "{tokens:?}");
+    store.close().await;
+
+    for (sql, says) in [
+        ("UPDATE trials SET state = 'draft'", "moves only forward"),
+        (
+            "UPDATE protocol_versions SET canonical_json = '{}'",
+            "immutable",
+        ),
+        (
+            "UPDATE api_tokens SET revoked_at = NULL, revoked_by = NULL",
+            "revocation is immutable",
+        ),
+        ("UPDATE api_tokens SET role = 'direktorat'", "immutable"),
+    ] {
+        let error = refused(backend, &db.url, sql)
+            .await
+            .unwrap_or_else(|| panic!("the owner may run {sql}"));
+        assert!(error.contains(says), "{sql}: {error}");
+    }
+    if backend == Backend::Sqlite {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url)
+            .await
+            .expect("connect");
+        let keys: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_list('protocol_versions')")
+                .fetch_all(&mut conn)
+                .await
+                .expect("foreign keys");
+        assert_eq!(
+            keys,
+            vec![("trials".to_owned(),)],
+            "the rebuilt table keeps its key"
+        );
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&mut conn)
+                .await
+                .expect("foreign key check");
+        assert!(broken.is_empty(), "{broken:?}");
+    }
+}
+
 on_both_backends!(
     accepted_trials_and_tokens_cannot_be_rewritten_in_the_database,
+    a_database_from_before_the_locks_keeps_its_trials_and_is_locked,
     the_service_writes_as_the_readme_role,
 );
