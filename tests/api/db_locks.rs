@@ -479,6 +479,18 @@ async fn the_service_writes_as_the_readme_role(backend: Backend) {
         .await
         .expect("the service opens the database as its role");
     let app = TestApp::serve(db, store, HttpConfig::default()).await;
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(
+        ready.status().as_u16(),
+        200,
+        "{}",
+        ready.text().await.unwrap_or_default()
+    );
 
     // A draft saved twice, registered, and versioned.
     app.direktorat_call(
