@@ -350,8 +350,9 @@ pub trait TrialStore: Send + Sync {
     /// [`StoreError::NotFound`].
     async fn get_trial(&self, id: &str) -> Result<TrialInfo, StoreError>;
 
-    /// Stores a changed protocol: replaced in place while `draft`; a new version (current + 1)
-    /// while `registered`; refused afterwards.
+    /// Stores a changed protocol: replaced while `draft` (stored as the next revision of the same
+    /// version, since the database never lets a stored version change; reads show the latest); a
+    /// new version (current + 1) while `registered`; refused afterwards.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], or [`StoreError::Conflict`] naming the rule broken.

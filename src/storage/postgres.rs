@@ -102,7 +102,9 @@ impl PgStore {
 }
 
 /// The privileges the service needs to write that its role lacks, one line each: INSERT on every
-/// table of the schema but sqlx's migration ledger, USAGE on every sequence.
+/// table of the schema but sqlx's migration ledger, USAGE on every sequence. (The CASE keeps
+/// `has_sequence_privilege` off other relations: the planner may test it before `relkind`, and it
+/// raises "is not a sequence" for a role that is not a superuser.)
 const MISSING_WRITE_PRIVILEGES: &str = "\
     SELECT 'INSERT on ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE n.nspname = current_schema() AND c.relname <> '_sqlx_migrations' \

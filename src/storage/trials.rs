@@ -238,13 +238,17 @@ pub(super) const INSERT_TRIAL: &str = "\
     INSERT INTO trials (id, state, current_version, created_at, created_by, updated_at) \
     VALUES ($1, 'draft', $2, $3, $4, $3)";
 
+/// The first revision of a version (a new trial's, or a registered trial's next version).
 pub(super) const INSERT_VERSION: &str = "\
-    INSERT INTO protocol_versions (trial_id, version, content_hash, canonical_json, created_at, created_by) \
-    VALUES ($1, $2, $3, $4, $5, $6)";
+    INSERT INTO protocol_versions (trial_id, version, revision, content_hash, canonical_json, created_at, created_by) \
+    VALUES ($1, $2, 1, $3, $4, $5, $6)";
 
-pub(super) const REPLACE_VERSION: &str = "\
-    UPDATE protocol_versions SET content_hash = $1, canonical_json = $2, created_at = $3, created_by = $4 \
-    WHERE trial_id = $5 AND version = $6";
+/// A draft replaced: the next revision of its version. Stored versions are never updated (the
+/// database refuses it); reads take a version's latest revision.
+pub(super) const INSERT_REVISION: &str = "\
+    INSERT INTO protocol_versions (trial_id, version, revision, content_hash, canonical_json, created_at, created_by) \
+    SELECT $1, $2, COALESCE(MAX(revision), 0) + 1, $3, $4, $5, $6 \
+    FROM protocol_versions WHERE trial_id = $1 AND version = $2";
 
 pub(super) const SET_VERSION: &str = "UPDATE trials SET current_version = $1 WHERE id = $2";
 
@@ -255,12 +259,17 @@ pub(super) const SELECT_TRIALS: &str = "\
            (SELECT COUNT(*) FROM draws d WHERE d.trial_id = t.id) AS waves_drawn, \
            t.created_at, t.created_by, t.updated_at \
     FROM trials t JOIN protocol_versions v ON v.trial_id = t.id AND v.version = t.current_version \
+        AND v.revision = (SELECT MAX(r.revision) FROM protocol_versions r \
+                          WHERE r.trial_id = t.id AND r.version = t.current_version) \
     WHERE ($1 IS NULL OR t.id = $1) \
     ORDER BY t.id";
 
 pub(super) const SELECT_VERSIONS: &str = "\
-    SELECT version, content_hash, canonical_json, created_at, created_by \
-    FROM protocol_versions WHERE trial_id = $1 ORDER BY version";
+    SELECT v.version, v.content_hash, v.canonical_json, v.created_at, v.created_by \
+    FROM protocol_versions v WHERE v.trial_id = $1 \
+      AND v.revision = (SELECT MAX(r.revision) FROM protocol_versions r \
+                        WHERE r.trial_id = v.trial_id AND r.version = v.version) \
+    ORDER BY v.version";
 
 pub(super) const INSERT_UPLOAD: &str = "\
     INSERT INTO enrollment_uploads (trial_id, wave, sha256, firms, eligible, created_at, created_by) \
@@ -607,13 +616,13 @@ macro_rules! impl_trial_store {
                 let version = trials::i32_of(protocol.version)?;
                 match trial.state {
                     TrialState::Draft if protocol.version == trial.version => {
-                        sqlx::query(trials::REPLACE_VERSION)
+                        sqlx::query(trials::INSERT_REVISION)
+                            .bind(protocol.id.as_str())
+                            .bind(version)
                             .bind(protocol.content_hash())
                             .bind(protocol.canonical_json())
                             .bind(audit.at)
                             .bind(by)
-                            .bind(protocol.id.as_str())
-                            .bind(version)
                             .execute(&mut *tx)
                             .await?;
                     }

@@ -211,6 +211,12 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, config: HttpConfig) -> TestApp {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
+        Self::serve(db, store, config).await
+    }
+
+    /// Serves `store` (opened on `db`, by whatever connection the test chose) with a direktorat
+    /// token created through it.
+    pub async fn serve(db: TestDb, store: Arc<dyn Store>, config: HttpConfig) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");

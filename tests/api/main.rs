@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod audit;
 mod cli;
+mod db_locks;
 mod delivery;
 mod deviations;
 mod errors;
