@@ -386,7 +386,7 @@ def case_emptied_control() -> Case:
 
 def case_constant_in_arm() -> Case:
     arms = ARMS4[:2]
-    c = Case("constant_in_arm", 20251212, "2025K1", 4, 4, arms,
+    c = Case("constant_in_arm", 20251213, "2025K1", 4, 4, arms,
              "2 arms, 6 strata; 4 control firms (in 4 strata) have no pre-window row and every "
              "treated firm has one, so b_missing enters ANCOVA and Lin but has no variation among "
              "the treated (the itt_lin case of check_unseen.py seed 7, issue 10)")
