@@ -6,9 +6,9 @@
 # Input and output are those of estimates_reference.R: <tmpdir>/meta.csv (arm, clustered,
 # use_bmiss, panel), <tmpdir>/firm_<arm>.csv and <tmpdir>/panel_<arm>.csv with every double as a
 # C99 hex float, and <tmpdir>/r_out.csv with the same columns and variant names. The helpers
-# (read_hex, hx, emit, emit_err, emit_estimatr, dropped_names, build, ref_ancova_lin, did_lm,
-# ref_did_club_cr2) are taken from estimates_reference.R itself: its top-level expressions are
-# evaluated up to its main loop.
+# (read_hex, hx, emit, emit_err, emit_estimatr, dropped_names, build, ref_ancova_lin,
+# ref_lin_lmrule, did_lm, ref_did_club_cr2) are taken from estimates_reference.R itself: its
+# top-level expressions are evaluated up to its main loop.
 #
 # Calls, exactly as estimates_reference.R makes them:
 #   itt_dim     difference_in_means(y ~ z, blocks = stratum [, clusters = cl] [, weights = m])
@@ -45,7 +45,7 @@ for (e in ref_exprs) {
 }
 if (!found_main) stop("estimates_reference.R changed: no `meta <- ...` line to stop at")
 # now defined: args, wd, NUMERIC, read_hex, hx, OUT, emit, FIELDS, emit_err, emit_estimatr,
-# dropped_names, build, ref_ancova_lin, did_lm, ref_did_club_cr2
+# dropped_names, build, ref_ancova_lin, ref_lin_lmrule, did_lm, ref_did_club_cr2
 
 meta <- read.csv(file.path(wd, "meta.csv"), colClasses = "character")
 
@@ -81,31 +81,8 @@ for (k in seq_len(nrow(meta))) {
 
     ref_ancova_lin(fd, arm, wt, se_itt, xs, use_bmiss, first_level, cextra, wextra)
 
-    # itt_lin with R lm's rule for collinear columns made explicit (not in estimates_reference.R):
-    # lm_lin's columns (Intercept), z, centered covariates, their interactions with z, in that
-    # order; R's dqrdc2 (qr(), tol 1e-7, what lm() uses) keeps the first linearly independent
-    # ones, and lm_robust fits those. Same numbers as lm_lin when nothing is collinear; when
-    # something is, estimatr's own pivoted QR may drop another column of the collinear set
-    # (ANALYSIS.md §4: "a column that is a linear combination of earlier columns is dropped").
-    tryCatch({
-      mm <- model.matrix(as.formula(paste("~", if (use_bmiss) "b + bmiss" else "b",
-                                          "+ factor(stratum)")), data = fd)[, -1, drop = FALSE]
-      ww <- if (wt == "dagsverk") fd$m else rep(1, nrow(fd))
-      Xc <- sweep(mm, 2, colSums(mm * ww) / sum(ww))
-      X <- cbind(1, fd$z, Xc, fd$z * Xc)
-      colnames(X) <- c("(Intercept)", "z", paste0(colnames(mm), "_c"),
-                       paste0("z:", colnames(mm), "_c"))
-      q <- qr(X * sqrt(ww))
-      keep <- sort(q$pivot[seq_len(q$rank)])
-      if (!(2 %in% keep)) stop("z is collinear")
-      Xk <- X[, keep, drop = FALSE]
-      colnames(Xk) <- paste0("v", seq_len(ncol(Xk)))
-      dl <- data.frame(y = fd$y, cl = fd$cl, m = fd$m)
-      dl$Xk <- Xk
-      f <- build("lm_robust", y ~ 0 + Xk, dl, c(list(se_type = se_itt), cextra, wextra))
-      emit_estimatr(f, "Xkv2", arm, wt, "itt_lin", "lm_lin_lmrule", se_itt,
-                    note = paste0("dropped=", paste(colnames(X)[-keep], collapse = ";")))
-    }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin_lmrule", se_itt, e))
+    # itt_lin with R lm's rule for collinear columns made explicit (estimates_reference.R)
+    ref_lin_lmrule(fd, arm, wt, se_itt, use_bmiss, cextra, wextra)
 
     if (!do_panel) next
 

@@ -184,12 +184,13 @@ def main() -> int:
         jobs.append({"arm": arm, "clustered": clustered, "use_bmiss": use_bmiss, "panel": True,
                      "firm": f, "pd": p})
         if lacking:
-            # ANALYSIS.md §5 (itt_dim) and the Rust Lin leave out strata without both arms;
-            # estimatr refuses (dim) or keeps them (lm_lin): reference on the restricted data
+            # ANALYSIS.md §5 leaves strata without both arms out of itt_dim (estimatr refuses):
+            # its reference runs on the restricted data; itt_lin keeps them, as lm_lin does
+            # (§4), and lm_lin on the restricted data is only reported beside it
             jobs.append({"arm": arm + "__both", "clustered": clustered,
                          "use_bmiss": use_bmiss_b, "panel": False, "firm": fb, "pd": None})
-            notes.append(f"{arm}: strata without both arms after attrition: {lacking}; itt_dim "
-                         "and itt_lin references use the other strata only")
+            notes.append(f"{arm}: strata without both arms after attrition: {lacking}; the "
+                         "itt_dim reference uses the other strata only, itt_lin every firm")
         # ANALYSIS.md §5 refusals of itt_dim
         for wt in ["firm", "dagsverk"]:
             why = None

@@ -102,6 +102,35 @@ ref_ancova_lin <- function(fd, arm, wt, se_itt, xs, use_bmiss, first_level, cext
   }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin", se_itt, e))
 }
 
+# itt_lin with R lm's rule for collinear columns made explicit: lm_lin's columns (Intercept), z,
+# centered covariates, their interactions with z, in that order; R's dqrdc2 (qr(), tol 1e-7, what
+# lm() uses) keeps the first linearly independent ones, and lm_robust fits those. Same numbers as
+# lm_lin when nothing is collinear; when something is, estimatr's own pivoted QR may drop another
+# column of the collinear set, which can change the z coefficient (ANALYSIS.md §4: "a column
+# that is a linear combination of earlier columns is dropped"). notebooks/check_unseen.R calls
+# this too.
+ref_lin_lmrule <- function(fd, arm, wt, se_itt, use_bmiss, cextra, wextra) {
+  tryCatch({
+    mm <- model.matrix(as.formula(paste("~", if (use_bmiss) "b + bmiss" else "b",
+                                        "+ factor(stratum)")), data = fd)[, -1, drop = FALSE]
+    ww <- if (wt == "dagsverk") fd$m else rep(1, nrow(fd))
+    Xc <- sweep(mm, 2, colSums(mm * ww) / sum(ww))
+    X <- cbind(1, fd$z, Xc, fd$z * Xc)
+    colnames(X) <- c("(Intercept)", "z", paste0(colnames(mm), "_c"),
+                     paste0("z:", colnames(mm), "_c"))
+    q <- qr(X * sqrt(ww))
+    keep <- sort(q$pivot[seq_len(q$rank)])
+    if (!(2 %in% keep)) stop("z is collinear")
+    Xk <- X[, keep, drop = FALSE]
+    colnames(Xk) <- paste0("v", seq_len(ncol(Xk)))
+    dl <- data.frame(y = fd$y, cl = fd$cl, m = fd$m)
+    dl$Xk <- Xk
+    f <- build("lm_robust", y ~ 0 + Xk, dl, c(list(se_type = se_itt), cextra, wextra))
+    emit_estimatr(f, "Xkv2", arm, wt, "itt_lin", "lm_lin_lmrule", se_itt,
+                  note = paste0("dropped=", paste(colnames(X)[-keep], collapse = ";")))
+  }, error = function(e) emit_err(arm, wt, "itt_lin", "lm_lin_lmrule", se_itt, e))
+}
+
 # The did_twfe regression with firm and quarter dummies (weighted by w for dagsverk).
 did_lm <- function(pd, wt) {
   if (wt == "dagsverk") {
@@ -161,6 +190,7 @@ for (k in seq_len(nrow(meta))) {
     xs <- if (use_bmiss) "z + b + bmiss" else "z + b"
 
     ref_ancova_lin(fd, arm, wt, se_itt, xs, use_bmiss, first_level, cextra, wextra)
+    ref_lin_lmrule(fd, arm, wt, se_itt, use_bmiss, cextra, wextra)
 
     # ---------------------------------------------------------------- did_twfe CR2
     pd <- read_hex(file.path(wd, paste0("panel_", arm, ".csv")))

@@ -19,7 +19,9 @@ Which package produces which row:
                Pashley-Miratrix formulas of ANALYSIS.md §5, coded here and checked by exhaustive
                enumeration of the within-stratum re-assignments;
 * itt_ancova   estimatr lm_robust(y ~ z + b [+ bmiss], fixed_effects = ~stratum, HC2 | CR2);
-* itt_lin      estimatr lm_lin(y ~ z, covariates = ~ b [+ bmiss] + factor(stratum));
+* itt_lin      estimatr lm_lin(y ~ z, covariates = ~ b [+ bmiss] + factor(stratum)); where its
+               pivoted QR drops a collinear column other than the later one and that changes the
+               z coefficient, lm_robust on lm_lin's columns after R's qr() (ANALYSIS.md §4);
 * did_twfe     CR1: pyfixest 0.60.0 feols("r ~ d | orgnr + kvartal", vcov={"CRV1": "cl"});
                CR2: clubSandwich 0.5.8 vcovCR(lm(r ~ d + factor(orgnr) + factor(kvartal)), CR2)
                + coef_test(Satterthwaite) + conf_int;
@@ -190,6 +192,13 @@ def contrast(fd: pd.DataFrame, panel: pd.DataFrame, arm: str, control: str):
     p["cl"] = p["orgnr"].map(cl_of)
     p = p.sort_values(["orgnr", "t"]).reset_index(drop=True)
     return f, p, dropped, dropped_by_arm, n_single, use_bmiss
+
+
+def both_arms_only(f: pd.DataFrame) -> pd.DataFrame:
+    """The firms of the strata in which both arms have a firm (after attrition)."""
+    arms_in = f.groupby("stratum")["z"].agg(lambda z: z.nunique())
+    both = set(arms_in[arms_in == 2].index)
+    return f[f["stratum"].isin(both)].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -508,6 +517,13 @@ def process(case_dir: str, versions: dict, py_versions: dict) -> None:
         info[arm] = (f, p, dropped, dropped_by_arm, n_single, use_bmiss)
         jobs.append({"arm": arm, "clustered": clustered, "use_bmiss": use_bmiss,
                      "panel": not singleton_case, "firm": f, "pd": p})
+        fb = both_arms_only(f)
+        if len(fb) < len(f):
+            # ANALYSIS.md §5: itt_dim uses the strata having both arms (estimatr refuses the
+            # whole contrast); the R job "<arm>__both" runs difference_in_means on those only
+            jobs.append({"arm": arm + "__both", "clustered": clustered,
+                         "use_bmiss": bool((fb["bmiss"] == 1.0).any()), "panel": False,
+                         "firm": fb, "pd": None})
 
     with tempfile.TemporaryDirectory() as tmp:
         rout, rerr = run_r(jobs, tmp)
@@ -550,11 +566,26 @@ def process(case_dir: str, versions: dict, py_versions: dict) -> None:
         n_cl_firm = f["cl"].nunique()
         firm_cl = n_cl_firm if clustered else None
         d_firm = dropped_str(dropped)
+        # itt_dim: the strata having both arms (ANALYSIS.md §5), the others in `dropped`
+        fb = both_arms_only(f)
+        n_dim = len(fb)
+        dim_cl = fb["cl"].nunique() if clustered else None
+        d_dim = dropped_str(dropped + Counter({"stratum_without_both_arms": len(f) - len(fb)}))
+        dim_arm = arm if len(fb) == len(f) else arm + "__both"
+        if len(fb) < len(f):
+            lacking = sorted(set(f["stratum"]) - set(fb["stratum"]))
+            notes.append(
+                f"{arm}: strata without both arms after attrition: "
+                + "; ".join(f"{s} (z=1: {int(f.loc[f['stratum'] == s, 'z'].sum())}, z=0: "
+                            f"{int((f.loc[f['stratum'] == s, 'z'] == 0).sum())})"
+                            for s in lacking)
+                + f"; itt_dim rows are difference_in_means on the other strata ({n_dim} firms; "
+                "estimatr refuses the whole contrast), itt_ancova and itt_lin rows use every firm")
         for wt in ["firm", "dagsverk"]:
             # ---------------------------------------------------------------- itt_dim
-            r = rget(arm, wt, "itt_dim", "estimatr")
+            r = rget(dim_arm, wt, "itt_dim", "estimatr")
             err = r["note"] if str(r["note"]).startswith("ERROR") else None
-            parts = pm_parts(f["y"].to_numpy(), f["z"].to_numpy(), f["stratum"].to_numpy())
+            parts = pm_parts(fb["y"].to_numpy(), fb["z"].to_numpy(), fb["stratum"].to_numpy())
             has_S = any(not pp[4] for pp in parts)
             all_pairs = all(pp[3] == 2 for pp in parts)
             se_label = ("CR2" if clustered else ("HC2" if wt == "dagsverk" else "neyman_blocked"))
@@ -569,14 +600,14 @@ def process(case_dir: str, versions: dict, py_versions: dict) -> None:
                     se_label = "neyman_matched_pair"
                 add("itt_dim", arm, wt, se_label, {"term": "z", **{k: r[k] for k in [
                     "estimate", "std_error", "df", "statistic", "p_value", "ci_low", "ci_high"]}},
-                    n_firms, firm_cl, n_firms, design=r["design"], dropped=d_firm)
+                    n_dim, dim_cl, n_dim, design=r["design"], dropped=d_dim)
                 if not clustered and wt == "firm":
-                    mine = pm_dim(f["y"], f["z"], f["stratum"])
+                    mine = pm_dim(fb["y"], fb["z"], fb["stratum"])
                     for k in ["estimate", "std_error", "df"]:
                         xadd("itt_dim: estimatr vs ANALYSIS.md §5 formulas (this script)", arm, wt,
                              k, r[k], mine[k])
                     if has_S:
-                        notes.extend(enumeration_notes(arm, f))
+                        notes.extend(enumeration_notes(arm, fb))
             else:
                 # singleton arms: Pashley-Miratrix (no package); weighted is refused by the contract
                 if err:
@@ -591,17 +622,17 @@ def process(case_dir: str, versions: dict, py_versions: dict) -> None:
                     notes.append(f"itt_dim {arm} dagsverk: not computed (weighted with a "
                                  "singleton arm is a typed error in ANALYSIS.md §5)")
                     continue
-                mine = pm_dim(f["y"], f["z"], f["stratum"])
+                mine = pm_dim(fb["y"], fb["z"], fb["stratum"])
                 add("itt_dim", arm, wt, "pashley_miratrix", {"term": "z", **{k: mine[k] for k in [
                     "estimate", "std_error", "df", "statistic", "p_value", "ci_low", "ci_high"]}},
-                    n_firms, firm_cl, n_firms, design=mine["design"], dropped=d_firm)
+                    n_dim, dim_cl, n_dim, design=mine["design"], dropped=d_dim)
                 notes.append(
                     f"itt_dim {arm}: Pashley-Miratrix by this script: design={mine['design']}, "
                     f"|B|={mine['nB']} (n_B={mine['n_B']}), |S|={mine['nS']} (n_S={mine['n_S']}), "
                     f"V_B={mine['V_B']!r}, V_S={mine['V_S']!r}; df = "
                     + ("Welch-Satterthwaite of (n_B/N)^2 V_B on n_B-2|B| and (n_S/N)^2 V_S on |S|-1"
                        if mine["design"] == "Hybrid blocked" else "|S|-1"))
-                notes.extend(enumeration_notes(arm, f))
+                notes.extend(enumeration_notes(arm, fb))
             if singleton_case:
                 continue
 
@@ -640,10 +671,34 @@ def process(case_dir: str, versions: dict, py_versions: dict) -> None:
             rl = rget(arm, wt, "itt_lin", "lm_lin")
             if str(rl["note"]).startswith("ERROR"):
                 raise SystemExit(f"{case}/{arm}/{wt}: {rl['note']}")
-            add("itt_lin", arm, wt, se_itt, {"term": "z", **{k: rl[k] for k in [
-                "estimate", "std_error", "df", "statistic", "p_value", "ci_low", "ci_high"]}},
+            rq = rget(arm, wt, "itt_lin", "lm_lin_lmrule")
+            if str(rq["note"]).startswith("ERROR"):
+                raise SystemExit(f"{case}/{arm}/{wt}: {rq['note']}")
+            # lm_lin is the reference; when it drops a collinear column whose choice changes the
+            # z coefficient (estimatr's pivoted QR may drop any column of the collinear set), the
+            # row is R lm's rule instead (ANALYSIS.md §4: the later column is dropped), and both
+            # are in the header
+            lin_fields = ["estimate", "std_error", "df", "statistic", "p_value", "ci_low",
+                          "ci_high"]
+            same = all(rel(rl[k], rq[k]) <= 1e-10 for k in ["estimate", "std_error", "df"])
+            use_l = rl if same else rq
+            add("itt_lin", arm, wt, se_itt, {"term": "z", **{k: use_l[k] for k in lin_fields}},
                 n_firms, firm_cl, n_firms, dropped=d_firm)
             notes.append(f"itt_lin {arm} {wt}: lm_lin {rl['note']}")
+            if not same:
+                notes.append(
+                    f"itt_lin {arm} {wt}: lm_lin's collinear column is not the later one, and its "
+                    f"z coefficient differs: lm_lin estimate={float(rl['estimate'])!r} "
+                    f"std_error={float(rl['std_error'])!r} df={float(rl['df'])!r}; the row is "
+                    f"lm_robust(y ~ 0 + X[, keep], se_type = '{se_itt}' [, weights = m]) on "
+                    "lm_lin's columns ((Intercept), z, centered covariates, z x centered "
+                    "covariates) after R's qr() (tol 1e-7, the rule of lm()) kept the first "
+                    f"linearly independent ones (ANALYSIS.md §4): {rq['note']}")
+            for k in ["estimate", "std_error", "df"]:
+                xadd("itt_lin: lm_lin vs lm_robust on lm_lin's columns after R's qr() (the "
+                     "later collinear column dropped)", arm, wt, k, rl[k], rq[k],
+                     f"lm_lin {rl['note'].split('|')[0]}; qr() {rq['note']}; used: "
+                     + ("lm_lin" if same else "qr()"))
 
             # ---------------------------------------------------------------- did_twfe CR1
             weighted = wt == "dagsverk"

@@ -344,8 +344,69 @@ def case_longer() -> Case:
     return c
 
 
+def case_emptied_stratum() -> Case:
+    arms = ARMS4[:3]
+    c = Case("emptied_stratum", 20251010, "2025K1", 4, 4, arms,
+             "3 arms, 6 strata; attrition removes every bred_prosess firm of stratum index 3 and "
+             "every ledere firm of stratum index 0 (the first in sorted order): pre rows only, no "
+             "post row; their control firms stay in. 2 firms of each arm "
+             "(outside those strata) have no pre-window row")
+    add_strata(c, arms, 6, (12, 17), 3)
+    emptied = {("bred_prosess", stratum_label(3)), ("ledere", stratum_label(0))}
+    gone = {f["orgnr"] for f in c.firms if (f["arm"], f["stratum"]) in emptied}
+    others = [f for f in c.firms if f["orgnr"] not in gone
+              and f["stratum"] not in (stratum_label(0), stratum_label(3))]
+    no_pre: set[str] = set()
+    for arm, k in [("kontroll", 2), ("bred_prosess", 2), ("ledere", 2)]:
+        cand = [f["orgnr"] for f in others if f["arm"] == arm]
+        no_pre.update(cand[int(i)] for i in c.rng.choice(len(cand), k, replace=False))
+    for f in c.firms:
+        for t in c.quarters():
+            if (f["orgnr"] in gone and t >= c.R) or (f["orgnr"] in no_pre and t < c.R):
+                continue
+            c.rows.append(c.row(f, t))
+    return c
+
+
+def case_emptied_control() -> Case:
+    arms = ARMS4[:2]
+    c = Case("emptied_control", 20251111, "2025K1", 4, 4, arms,
+             "2 arms, 6 strata; attrition removes every control firm of stratum index 2 and every "
+             "treated firm of stratum index 4 (pre rows only, no post row); the other arm's firms of "
+             "those strata stay in")
+    add_strata(c, arms, 6, (10, 15), 3)
+    emptied = {("kontroll", stratum_label(2)), ("bred_prosess", stratum_label(4))}
+    for f in c.firms:
+        for t in c.quarters():
+            if (f["arm"], f["stratum"]) in emptied and t >= c.R:
+                continue
+            c.rows.append(c.row(f, t))
+    return c
+
+
+def case_constant_in_arm() -> Case:
+    arms = ARMS4[:2]
+    c = Case("constant_in_arm", 20251213, "2025K1", 4, 4, arms,
+             "2 arms, 6 strata; 4 control firms (in 4 strata) have no pre-window row and every "
+             "treated firm has one, so b_missing enters ANCOVA and Lin but has no variation among "
+             "the treated (the itt_lin case of check_unseen.py seed 7, issue 10)")
+    add_strata(c, arms, 6, (10, 15), 3)
+    no_pre: set[str] = set()
+    for k in [0, 1, 3, 5]:
+        cand = [f["orgnr"] for f in c.firms
+                if f["arm"] == "kontroll" and f["stratum"] == stratum_label(k)]
+        no_pre.add(cand[int(c.rng.integers(0, len(cand)))])
+    for f in c.firms:
+        for t in c.quarters():
+            if f["orgnr"] in no_pre and t < c.R:
+                continue
+            c.rows.append(c.row(f, t))
+    return c
+
+
 CASES = [case_balanced, case_unbalanced, case_clustered, case_zero_variance, case_collinear,
-         case_singleton_pairs, case_singleton_small_blocks, case_singleton_hybrid, case_longer]
+         case_singleton_pairs, case_singleton_small_blocks, case_singleton_hybrid, case_longer,
+         case_emptied_stratum, case_emptied_control, case_constant_in_arm]
 
 
 def main() -> None:

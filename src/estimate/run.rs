@@ -620,42 +620,54 @@ impl Ctx<'_> {
     fn itt_lin(&self) -> Result<Estimate, EstimateError> {
         let c = self.contrast;
         self.check_arms(&c.treated)?;
-        // Strata with both arms only.
+        // Which arms each stratum has (after attrition). lm_lin keeps every firm; the interaction
+        // z x stratum_j of a stratum without both arms is a linear combination of earlier columns
+        // and is dropped, so that stratum's effect is the one of the stratum whose interaction is
+        // absent: the first stratum in sorted order (left out of the dummies) when it has both
+        // arms, else the last stratum with both arms, whose interaction R's qr() finds
+        // redundant once z and the others are in (ANALYSIS.md §4).
         let mut has = vec![[false; 2]; c.n_strata];
         for k in 0..c.units.len() {
             has[c.stratum[k] as usize][usize::from(c.treated[k])] = true;
         }
-        let keep: Vec<usize> = (0..c.units.len())
-            .filter(|&k| has[c.stratum[k] as usize] == [true, true])
+        let present: Vec<usize> = (0..c.n_strata).filter(|&j| has[j] != [false; 2]).collect();
+        let both: Vec<usize> = present
+            .iter()
+            .copied()
+            .filter(|&j| has[j] == [true; 2])
             .collect();
+        let (Some(&first), Some(&last_both)) = (present.first(), both.last()) else {
+            return Err(EstimateError::Singular(
+                "no stratum has firms of both arms: the arm indicator is collinear with the strata"
+                    .into(),
+            ));
+        };
+        let anchor = if has[first] == [true; 2] {
+            first
+        } else {
+            last_both
+        };
         let mut dropped = self.base_dropped();
-        if keep.len() < c.units.len() {
-            dropped.insert(
-                "stratum_without_both_arms".into(),
-                c.units.len() - keep.len(),
-            );
+        if both.len() < present.len() {
+            dropped.insert("collinear_column:z*stratum_without_both_arms".into(), 0);
         }
-        let units: Vec<u32> = keep.iter().map(|&k| c.units[k]).collect();
-        let treated: Vec<bool> = keep.iter().map(|&k| c.treated[k]).collect();
-        self.check_arms(&treated)?;
-        let y_all = self.y();
-        let y: Array1<f64> = keep.iter().map(|&k| y_all[k]).collect();
-        let w: Option<Array1<f64>> = self.weights().map(|w| keep.iter().map(|&k| w[k]).collect());
-        let base = self.baseline_columns(&units);
-        let n = keep.len();
+        let n = c.units.len();
+        let keep: Vec<usize> = (0..n).collect();
+        let y = self.y();
+        let w = self.weights();
+        let base = self.baseline_columns(&c.units);
         let nb = base.len();
         // Columns: each baseline column times z, then times (1 - z).
         let x = Array2::from_shape_fn((n, 2 * nb), |(i, j)| {
             let (col, arm) = (j / 2, j % 2 == 0);
-            if treated[i] == arm {
+            if c.treated[i] == arm {
                 base[col].1[i]
             } else {
                 0.0
             }
         });
-        let group: Vec<u32> = keep
-            .iter()
-            .map(|&k| c.stratum[k] * 2 + u32::from(c.treated[k]))
+        let group: Vec<u32> = (0..n)
+            .map(|k| c.stratum[k] * 2 + u32::from(c.treated[k]))
             .collect();
         let fit = ols::fit(Problem {
             y: y.view(),
@@ -671,13 +683,15 @@ impl Ctx<'_> {
         };
         let total: f64 = wv.iter().sum();
         let mut share = vec![0.0; c.n_strata];
-        for (i, &k) in keep.iter().enumerate() {
-            share[c.stratum[k] as usize] += wv[i] / total;
+        for (k, wk) in wv.iter().enumerate() {
+            share[c.stratum[k] as usize] += wk / total;
         }
+        // A stratum without both arms takes the anchor's effect (see above).
         let mut cvec = vec![0.0; 2 * c.n_strata];
         for (j, s) in share.iter().enumerate() {
-            cvec[2 * j + 1] = *s;
-            cvec[2 * j] = -*s;
+            let to = if has[j] == [true; 2] { j } else { anchor };
+            cvec[2 * to + 1] += *s;
+            cvec[2 * to] -= *s;
         }
         let mut d = Array1::zeros(2 * nb);
         for (col, (_, values)) in base.iter().enumerate() {

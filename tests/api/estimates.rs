@@ -240,6 +240,9 @@ fn every_estimator_matches_the_reference_packages() {
             "balanced",
             "clustered",
             "collinear",
+            "constant_in_arm",
+            "emptied_control",
+            "emptied_stratum",
             "longer",
             "singleton_hybrid",
             "singleton_pairs",
@@ -310,6 +313,293 @@ fn every_estimator_matches_the_reference_packages() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A 9-digit orgnr with a valid MOD11 check digit, from a counter.
+fn orgnr_from(k: u32) -> String {
+    let mut base = 81_000_000 + k * 37;
+    loop {
+        let digits: Vec<u32> = format!("{base:08}")
+            .bytes()
+            .map(|b| u32::from(b - b'0'))
+            .collect();
+        let sum: u32 = digits
+            .iter()
+            .zip([3, 2, 7, 6, 5, 4, 3, 2])
+            .map(|(d, w)| d * w)
+            .sum();
+        let check = (11 - sum % 11) % 11;
+        if check < 10 {
+            return format!("{base:08}{check}");
+        }
+        base += 1;
+    }
+}
+
+/// `lm_lin` written out: columns (Intercept), z, the centered covariates (b [, b_missing], the
+/// stratum dummies without the first stratum in sorted order), their products with z; a column
+/// that is a linear combination of the ones before it is dropped (R's `qr()` rule, ANALYSIS.md §4);
+/// weighted least squares and HC2 on the √w rows. Returns (z coefficient, HC2 SE, n − rank).
+fn dense_lm_lin(y: &[f64], z: &[f64], covariates: &[Vec<f64>], weights: &[f64]) -> (f64, f64, f64) {
+    let n = y.len();
+    let total: f64 = weights.iter().sum();
+    let centered: Vec<Vec<f64>> = covariates
+        .iter()
+        .map(|c| {
+            let mean = c.iter().zip(weights).map(|(v, w)| v * w).sum::<f64>() / total;
+            c.iter().map(|v| v - mean).collect()
+        })
+        .collect();
+    let mut columns: Vec<Vec<f64>> = vec![vec![1.0; n], z.to_vec()];
+    columns.extend(centered.iter().cloned());
+    columns.extend(
+        centered
+            .iter()
+            .map(|c| c.iter().zip(z).map(|(v, zi)| v * zi).collect()),
+    );
+    let sqw: Vec<f64> = weights.iter().map(|w| w.sqrt()).collect();
+    let scaled: Vec<Vec<f64>> = columns
+        .iter()
+        .map(|c| c.iter().zip(&sqw).map(|(v, s)| v * s).collect())
+        .collect();
+    // Modified Gram-Schmidt in column order: keep a column unless its residual is ~0.
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    let mut kept: Vec<usize> = Vec::new();
+    for (j, c) in scaled.iter().enumerate() {
+        let norm = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let mut r = c.clone();
+        for q in &basis {
+            let dot: f64 = r.iter().zip(q).map(|(a, b)| a * b).sum();
+            for (ri, qi) in r.iter_mut().zip(q) {
+                *ri -= dot * qi;
+            }
+        }
+        let rn = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if rn > 1e-9 * norm.max(1e-300) {
+            basis.push(r.iter().map(|v| v / rn).collect());
+            kept.push(j);
+        }
+    }
+    assert!(kept.contains(&1), "z is collinear");
+    let k = kept.len();
+    let x: Vec<&Vec<f64>> = kept.iter().map(|&j| &scaled[j]).collect();
+    // M = (X̃'X̃)⁻¹ by Gauss-Jordan.
+    let mut a = vec![vec![0.0; 2 * k]; k];
+    for r in 0..k {
+        for c in 0..k {
+            a[r][c] = x[r].iter().zip(x[c]).map(|(u, v)| u * v).sum();
+        }
+        a[r][k + r] = 1.0;
+    }
+    for col in 0..k {
+        let piv = (col..k)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .expect("pivot");
+        a.swap(col, piv);
+        let d = a[col][col];
+        for v in a[col].iter_mut() {
+            *v /= d;
+        }
+        for r in 0..k {
+            if r != col {
+                let f = a[r][col];
+                let pivot_row = a[col].clone();
+                for (v, pv) in a[r].iter_mut().zip(&pivot_row) {
+                    *v -= f * pv;
+                }
+            }
+        }
+    }
+    let m: Vec<Vec<f64>> = a.iter().map(|row| row[k..].to_vec()).collect();
+    let yt: Vec<f64> = y.iter().zip(&sqw).map(|(v, s)| v * s).collect();
+    let xty: Vec<f64> = x
+        .iter()
+        .map(|c| c.iter().zip(&yt).map(|(u, v)| u * v).sum())
+        .collect();
+    let beta: Vec<f64> = m
+        .iter()
+        .map(|row| row.iter().zip(&xty).map(|(u, v)| u * v).sum())
+        .collect();
+    let zpos = kept.iter().position(|&j| j == 1).expect("z kept");
+    let mut var = 0.0;
+    for i in 0..n {
+        let xi: Vec<f64> = x.iter().map(|c| c[i]).collect();
+        let fit: f64 = xi.iter().zip(&beta).map(|(u, v)| u * v).sum();
+        let e = yt[i] - fit;
+        let mx: Vec<f64> = m
+            .iter()
+            .map(|row| row.iter().zip(&xi).map(|(u, v)| u * v).sum())
+            .collect();
+        let h: f64 = xi.iter().zip(&mx).map(|(u, v)| u * v).sum();
+        var += (mx[zpos] * e).powi(2) / (1.0 - h);
+    }
+    (beta[zpos], var.sqrt(), (n - k) as f64)
+}
+
+/// Issue 10, defect 7: itt_lin keeps a stratum that attrition leaves with one arm only, and its z
+/// coefficient, HC2 SE and df are those of lm_lin written out with R's rule for collinear
+/// columns, whichever stratum loses an arm: a later one, the first in sorted order, several, and
+/// a stratum without control firms; also with a baseline indicator that has no variation among
+/// the treated (defect 12, seed 7 of check_unseen.py).
+#[test]
+fn itt_lin_is_lm_lin_when_attrition_empties_a_stratum_arm() {
+    let arms = ["kontroll", "a", "b", "c"];
+    let strata = ["s1", "s2", "s3", "s4", "s5"];
+    // (arm, stratum) pairs whose firms all lack post data; "kontroll" in s4: every contrast
+    // has a stratum without control firms too.
+    let emptied = [
+        ("a", "s3"),
+        ("b", "s1"),
+        ("c", "s2"),
+        ("c", "s5"),
+        ("kontroll", "s4"),
+    ];
+    let r: ia_rct::domain::Quarter = "2025K1".parse().expect("quarter");
+    let mut assignment = String::from("orgnr,arm,stratum,klynge\n");
+    let mut stats = String::from("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n");
+    let mut k = 0u32;
+    let mut n_control = 0usize;
+    let mut noise = 0.37_f64;
+    let mut next = || {
+        noise = (noise * 9301.0 + 0.49297).fract();
+        noise
+    };
+    for (si, stratum) in strata.iter().enumerate() {
+        for arm in arms {
+            for _ in 0..(4 + (si + k as usize) % 3) {
+                let orgnr = orgnr_from(k);
+                assignment.push_str(&format!("{orgnr},{arm},{stratum},\n"));
+                let gone = emptied.contains(&(arm, stratum));
+                // Three control firms (in three strata) lack a baseline and no treated firm
+                // does, so z x b_missing has no variation.
+                let no_pre = arm == "kontroll" && !gone && [1, 9, 17].contains(&n_control);
+                n_control += usize::from(arm == "kontroll");
+                let size = 80.0 + 900.0 * next();
+                let level = 3.0 + si as f64 * 0.7 + 4.0 * next();
+                for t in -2..2 {
+                    if (t >= 0 && gone) || (t < 0 && no_pre) {
+                        continue;
+                    }
+                    let q = r.plus(t).expect("quarter");
+                    let effect = if t >= 0 && arm != "kontroll" {
+                        -0.6
+                    } else {
+                        0.0
+                    };
+                    let mulige = (size * (0.9 + 0.2 * next()) * 100.0).round() / 100.0;
+                    let rate = level + effect + 1.5 * next();
+                    let tapte = (rate / 100.0 * mulige * 1000.0).round() / 1000.0;
+                    stats.push_str(&format!(
+                        "{orgnr},{},{},{tapte},{mulige},10\n",
+                        q.year(),
+                        q.quarter()
+                    ));
+                }
+                k += 1;
+            }
+        }
+    }
+    let windows = Windows {
+        randomized_at: r,
+        pre: 2,
+        post: 2,
+    };
+    let (units, _) = read_assignment_table(&assignment).expect("assignment");
+    let data =
+        StudyData::from_stats_reader(windows, units.clone(), stats.as_bytes()).expect("study data");
+    let report = estimate::estimate(&data, &Options::all("kontroll")).expect("estimates");
+    // The firm-level data of each contrast, from the rows as written (ANALYSIS.md §2).
+    let mut sums: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+    for line in stats.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let post = f[1] == "2025";
+        let e = sums.entry(f[0].to_owned()).or_default();
+        let (tapte, mulige): (f64, f64) = (f[3].parse().expect("t"), f[4].parse().expect("m"));
+        if post {
+            e[0] += tapte;
+            e[1] += mulige;
+        } else {
+            e[2] += tapte;
+            e[3] += mulige;
+        }
+    }
+    let mut checked = 0;
+    for arm in ["a", "b", "c"] {
+        let firms: Vec<(&str, f64, f64, Option<f64>, f64)> = units
+            .iter()
+            .filter(|u| u.arm == arm || u.arm == "kontroll")
+            .filter_map(|u| {
+                let s = sums.get(&u.orgnr.to_string())?;
+                (s[1] > 0.0).then(|| {
+                    (
+                        u.stratum.as_str(),
+                        f64::from(u8::from(u.arm == arm)),
+                        100.0 * s[0] / s[1],
+                        (s[3] > 0.0).then(|| 100.0 * s[2] / s[3]),
+                        s[1],
+                    )
+                })
+            })
+            .collect();
+        let y: Vec<f64> = firms.iter().map(|f| f.2).collect();
+        let z: Vec<f64> = firms.iter().map(|f| f.1).collect();
+        let mut covariates = vec![firms.iter().map(|f| f.3.unwrap_or(0.0)).collect::<Vec<_>>()];
+        assert!(firms.iter().any(|f| f.3.is_none()));
+        covariates.push(
+            firms
+                .iter()
+                .map(|f| f64::from(u8::from(f.3.is_none())))
+                .collect(),
+        );
+        let mut present: Vec<&str> = firms.iter().map(|f| f.0).collect();
+        present.sort_unstable();
+        present.dedup();
+        for s in &present[1..] {
+            covariates.push(
+                firms
+                    .iter()
+                    .map(|f| f64::from(u8::from(f.0 == *s)))
+                    .collect(),
+            );
+        }
+        for (weighting, w) in [
+            ("firm", vec![1.0; firms.len()]),
+            ("dagsverk", firms.iter().map(|f| f.4).collect()),
+        ] {
+            let (want, want_se, want_df) = dense_lm_lin(&y, &z, &covariates, &w);
+            let got = report
+                .estimates
+                .iter()
+                .find(|e| e.estimator == "itt_lin" && e.arm == arm && e.weights == weighting)
+                .unwrap_or_else(|| panic!("itt_lin {arm} {weighting}: {:?}", report.skipped));
+            let key = format!("itt_lin {arm} {weighting}");
+            assert!(
+                close(got.estimate, want),
+                "{key}: {} vs {want}",
+                got.estimate
+            );
+            assert!(
+                close(got.std_error, want_se),
+                "{key}: {} vs {want_se}",
+                got.std_error
+            );
+            assert_eq!(got.df, want_df, "{key}");
+            assert_eq!(got.n_obs, firms.len(), "{key}");
+            assert_eq!(
+                got.dropped
+                    .get("collinear_column:z*stratum_without_both_arms"),
+                Some(&0),
+                "{key}: {:?}",
+                got.dropped
+            );
+            assert!(
+                !got.dropped.contains_key("stratum_without_both_arms"),
+                "{key}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
 }
 
 /// Statistics split over several files (one per quarter, in both NAV formats) give the same study
