@@ -47,10 +47,11 @@ mod tests;
 pub use crate::register::{RegisterErrors, RowError};
 
 pub use events::{
-    MAX_ARBEIDSFORM_CHARS, MAX_MERKNAD_CHARS, TakeupEvent, TakeupStatus, TakeupStatusError,
-    parse_takeup,
+    FIRST_DATE, LAST_DATE, MAX_ARBEIDSFORM_CHARS, MAX_MERKNAD_CHARS, MAX_TIMER, TakeupEvent,
+    TakeupStatus, TakeupStatusError, parse_takeup,
 };
 pub use history::{Compliance, summarize, validate_history};
 pub use survey::{
-    MAX_MAAL_CHARS, MaskedSurveyRow, SURVEY_MIN_RESPONDENTS, SurveyRow, masked, parse_surveys,
+    MAX_ANTALL_SVAR, MAX_BOLGE, MAX_MAAL_CHARS, MAX_VERDI, MaskedSurveyRow, SURVEY_MIN_RESPONDENTS,
+    SurveyRow, masked, parse_surveys,
 };

@@ -250,3 +250,44 @@ fn an_unsupported_database_url_is_refused_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+/// `demo --effect` names arms of the built-in protocol, as `simulate --effect` does: an unknown arm is
+/// refused before anything is created, and the message lists the protocol's arms.
+#[test]
+fn demo_refuses_an_effect_for_an_unknown_arm() {
+    let dir = tempfile::tempdir().expect("dir");
+    let demo_dir = dir.path().join("demo");
+    let out = Command::new(BIN)
+        .args(["demo", "--firms", "100", "--effect", "bred=-0.8", "--dir"])
+        .arg(&demo_dir)
+        .env_remove("IA_RCT_DATABASE_URL")
+        .output()
+        .expect("run ia-rct");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("no arm `bred`") && stderr.contains("bred_prosess"),
+        "{stderr}"
+    );
+    assert!(
+        !demo_dir.join("ia-rct-demo.db").exists(),
+        "no database is created for a refused demo"
+    );
+    // The same for the control arm, which has no effect of its own.
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--firms",
+            "100",
+            "--effect",
+            "kontroll=-0.8",
+            "--dir",
+        ])
+        .arg(&demo_dir)
+        .env_remove("IA_RCT_DATABASE_URL")
+        .output()
+        .expect("run ia-rct");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(stderr.contains("control arm"), "{stderr}");
+}
