@@ -15,3 +15,4 @@ mod randomization;
 mod statistics;
 mod tokens;
 mod trials;
+mod validation;
