@@ -302,9 +302,10 @@ mod tests {
 
     #[test]
     fn the_message_names_the_character() {
-        let message = check_line("x\u{202E}y", 10)
-            .map_err(|e| e.to_string())
-            .unwrap_err();
+        let Err(error) = check_line("x\u{202E}y", 10) else {
+            panic!("accepted");
+        };
+        let message = error.to_string();
         assert!(
             message.contains("U+202E")
                 && message.contains("bidirectional")

@@ -234,7 +234,35 @@ async fn ingest_audit_names_its_upload(backend: Backend) {
     assert_ne!(named[0], named[1], "each upload is named by its own id");
 }
 
+/// `token create` applies the service's rule for token names: no format characters (U+202E shows
+/// the name reversed in every list), at most 200 characters; nothing is stored.
+async fn token_create_refuses_format_characters_and_long_names(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let long = "n".repeat(201);
+    for (name, needle) in [
+        ("NAV \u{202E}dnalnegA", "U+202E"),
+        ("NAV\u{200D}Agder", "U+200D"),
+        (long.as_str(), "too long"),
+    ] {
+        let out = ia_rct(
+            &db.url,
+            &["token", "create", "--role", "forsker", "--name", name],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted {name:?}: {stderr}");
+        assert!(
+            stderr.contains("--name") && stderr.contains(needle),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stored_token_columns(&db).await.is_empty(),
+        "no token stored"
+    );
+}
+
 on_both_backends!(
+    token_create_refuses_format_characters_and_long_names,
     token_create_prints_the_secret_once_and_stores_only_its_hash,
     migrate_is_idempotent,
     ingest_audit_names_its_upload
