@@ -113,10 +113,14 @@ mod tests {
     }
 }
 
+/// Longest token name, in characters.
+pub const MAX_TOKEN_NAME_CHARS: usize = 200;
+
 /// A validated request for a token: name, role and the fylke binding the role requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSpec {
-    /// Trimmed, 1-200 characters, no control characters.
+    /// Trimmed, 1-[`MAX_TOKEN_NAME_CHARS`] characters, no control or format characters
+    /// ([`crate::domain::check_line`]).
     pub name: String,
     /// The role.
     pub role: Role,
@@ -128,9 +132,12 @@ pub struct TokenSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenSpecError {
-    /// The name is empty, too long or has control characters.
-    #[error("name must be 1-200 characters without control characters")]
-    BadName,
+    /// The name is empty.
+    #[error("name must not be empty; give the token a name of 1-200 characters")]
+    EmptyName,
+    /// The name is too long or holds a control or format character ([`crate::domain::check_line`]).
+    #[error("name {0}")]
+    BadName(crate::domain::TextError),
     /// A `fylke` token without a fylke code.
     #[error("a fylke token must be bound to a fylke: give its 2-digit code (e.g. 46)")]
     MissingFylke,
@@ -143,7 +150,7 @@ impl TokenSpecError {
     /// The request field the error is about.
     pub fn field(&self) -> &'static str {
         match self {
-            TokenSpecError::BadName => "name",
+            TokenSpecError::EmptyName | TokenSpecError::BadName(_) => "name",
             TokenSpecError::MissingFylke | TokenSpecError::UnexpectedFylke(_) => "fylke",
         }
     }
@@ -156,10 +163,10 @@ impl TokenSpec {
     /// A [`TokenSpecError`] naming the field at fault.
     pub fn new(name: &str, role: Role, fylke: Option<FylkeCode>) -> Result<Self, TokenSpecError> {
         let name = name.trim();
-        let chars = name.chars().count();
-        if chars == 0 || chars > 200 || name.chars().any(char::is_control) {
-            return Err(TokenSpecError::BadName);
+        if name.is_empty() {
+            return Err(TokenSpecError::EmptyName);
         }
+        crate::domain::check_line(name, MAX_TOKEN_NAME_CHARS).map_err(TokenSpecError::BadName)?;
         match (role, fylke) {
             (Role::Fylke, None) => Err(TokenSpecError::MissingFylke),
             (Role::Direktorat | Role::Forsker, Some(_)) => {

@@ -21,7 +21,7 @@ use crate::estimate::{Report, format_table};
 use crate::http::{self, AppState};
 use crate::protocol::Protocol;
 use crate::randomization::files::read_assignment;
-use crate::simulate::{self, Effects, OutputFormat, Panel, StatsWriter};
+use crate::simulate::{self, Effects, OutputFormat, Panel, StatsWriter, Trial};
 use crate::storage::{self, NewToken, StoreOptions};
 
 use super::simulate::{DEFAULT_PROTOCOL, parse_effect};
@@ -101,6 +101,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.firms < 100 {
         bail!("--firms must be at least 100 for a trial with strata");
     }
+    // Refused before anything is created, as `ia-rct simulate` refuses it: an unknown arm, the control
+    // arm or an arm given twice.
+    let protocol = Protocol::from_toml(DEFAULT_PROTOCOL).context("the built-in protocol")?;
+    let effects = Trial::effects_for(&protocol, &args.effect)?;
     let started = Instant::now();
     let (dir, temporary) = match &args.dir {
         Some(d) => (d.clone(), false),
@@ -116,14 +120,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let result = demo(&args, &dir, started).await;
+    let result = demo(&args, &effects, &dir, started).await;
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
 }
 
-async fn demo(args: &DemoArgs, dir: &std::path::Path, started: Instant) -> anyhow::Result<()> {
+async fn demo(
+    args: &DemoArgs,
+    effects_map: &BTreeMap<String, f64>,
+    dir: &std::path::Path,
+    started: Instant,
+) -> anyhow::Result<()> {
     let url = format!("sqlite://{}", dir.join("ia-rct-demo.db").display());
     let store = storage::connect(&url, StoreOptions::default())
         .await
@@ -273,8 +282,7 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path, started: Instant) -> anyho
         ),
     );
 
-    let effects_map: BTreeMap<String, f64> = args.effect.iter().cloned().collect();
-    let effects = Effects::from_assignment(r, &assignment, &effects_map);
+    let effects = Effects::from_assignment(r, &assignment, effects_map);
     let mut writer = StatsWriter::new(Vec::new(), OutputFormat::DvhCsv)?;
     for row in panel.rows(Some(&effects)).filter(|row| row.quarter >= r) {
         writer.write(&row)?;

@@ -1,7 +1,6 @@
 //! `simulate`: a synthetic register, its NAV statistics and, with a protocol, a draw with known
 //! effects, for rehearsals, power studies and checking the estimators (`crate::simulate`).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -135,26 +134,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 
     let trial = match protocol {
         Some((protocol, name)) => {
-            let mut effects = BTreeMap::new();
-            for (arm, value) in &args.effect {
-                let Some(spec) = protocol.arm(arm) else {
-                    bail!(
-                        "--effect: the protocol has no arm `{arm}` (its arms: {})",
-                        protocol
-                            .arms
-                            .iter()
-                            .map(|a| a.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                };
-                if spec.control {
-                    bail!("--effect: `{arm}` is the control arm; effects are relative to it");
-                }
-                if effects.insert(arm.clone(), *value).is_some() {
-                    bail!("--effect: arm `{arm}` is given twice");
-                }
-            }
+            let effects = Trial::effects_for(&protocol, &args.effect)?;
             Some((
                 Trial {
                     protocol,

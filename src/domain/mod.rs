@@ -5,6 +5,7 @@ mod naering;
 mod orgnr;
 mod quarter;
 mod role;
+mod text;
 
 pub use fylke::{FYLKER, Fylke, FylkeCode, FylkeCodeError};
 pub use naering::{
@@ -14,3 +15,4 @@ pub use naering::{
 pub use orgnr::{Orgnr, OrgnrError};
 pub use quarter::{FIRST_YEAR, LAST_YEAR, Quarter, QuarterError, Quarters};
 pub use role::{Role, RoleError};
+pub use text::{TextError, check_free_text, check_line, is_forbidden};

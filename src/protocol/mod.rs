@@ -377,6 +377,15 @@ pub const MAX_SURVEY_NAME_CHARS: usize = crate::takeup::MAX_MAAL_CHARS;
 /// The longest pre or post window a protocol may ask for (10 years).
 pub const MAX_WINDOW_QUARTERS: u32 = 40;
 
+/// Longest protocol `title`, in characters.
+pub const MAX_TITLE_CHARS: usize = 300;
+
+/// Longest arm `name`, in characters.
+pub const MAX_ARM_NAME_CHARS: usize = 200;
+
+/// Longest arm `description` or `instructions`, in characters.
+pub const MAX_ARM_TEXT_CHARS: usize = 10_000;
+
 /// Why a protocol is not valid: the field (a path such as `arms[2].ratio`) and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[error("{field}: {message}")]
@@ -487,6 +496,8 @@ impl Protocol {
         }
         if self.title.trim().is_empty() {
             problem("title", "give the trial a title".into());
+        } else if let Err(e) = crate::domain::check_line(&self.title, MAX_TITLE_CHARS) {
+            problem("title", format!("the title {e}"));
         }
         if self.version == 0 {
             problem("version", "versions start at 1".into());
@@ -535,9 +546,18 @@ impl Protocol {
             }
             if arm.name.trim().is_empty() {
                 problem(&at("name"), "give the arm a name".into());
+            } else if let Err(e) = crate::domain::check_line(&arm.name, MAX_ARM_NAME_CHARS) {
+                problem(&at("name"), format!("the name {e}"));
+            }
+            if let Err(e) = crate::domain::check_free_text(&arm.description, MAX_ARM_TEXT_CHARS) {
+                problem(&at("description"), format!("the description {e}"));
             }
             if arm.instructions.trim().is_empty() {
                 problem(&at("instructions"), "say what the fylke should do".into());
+            } else if let Err(e) =
+                crate::domain::check_free_text(&arm.instructions, MAX_ARM_TEXT_CHARS)
+            {
+                problem(&at("instructions"), format!("the instructions {e}"));
             }
         }
 

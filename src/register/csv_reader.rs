@@ -86,19 +86,13 @@ pub(super) fn read(text: &str, sink: &mut Sink) -> CsvRead {
     let rows = data
         .into_iter()
         .filter_map(|record| {
-            let row = usize::try_from(record.line.saturating_sub(header.line)).unwrap_or(usize::MAX);
+            let row =
+                usize::try_from(record.line.saturating_sub(header.line)).unwrap_or(usize::MAX);
             if record.fields.len() != columns.len() {
-                sink.push(
-                    row,
-                    "",
-                    "",
-                    format!(
-                        "this row has {} fields but the header has {}; check the separator (`{}`) and quoting",
-                        record.fields.len(),
-                        columns.len(),
-                        char::from(delimiter)
-                    ),
-                );
+                let (field, reason) =
+                    super::field_count_problem(record.fields.len(), &header.fields, delimiter);
+                let extra = record.fields.get(columns.len()).map_or("", String::as_str);
+                sink.push(row, &field, extra, reason);
                 return None;
             }
             let mut raw = RawRow::new(row);

@@ -28,7 +28,7 @@ pub(super) fn elements(text: &str, sink: &mut Sink) -> Vec<Element> {
             ),
             Ok(_) => Vec::new(), // starts with `[`, so an array if it parsed at all
             Err(e) => {
-                sink.push(0, "", "", format!("not valid JSON: {e}"));
+                syntax_error(body, &e, sink);
                 Vec::new()
             }
         },
@@ -40,7 +40,7 @@ pub(super) fn elements(text: &str, sink: &mut Sink) -> Vec<Element> {
                 if first_line_is_json(body) {
                     ndjson(text, sink)
                 } else {
-                    sink.push(0, "", "", format!("not valid JSON: {e}"));
+                    syntax_error(body, &e, sink);
                     Vec::new()
                 }
             }
@@ -223,6 +223,29 @@ fn page(mut map: Map<String, Value>, sink: &mut Sink) -> Vec<Element> {
     }
 }
 
+/// Reports a JSON syntax error at the element and key where parsing stopped (row 0 and no field when
+/// it stopped outside any element).
+fn syntax_error(body: &str, e: &serde_json::Error, sink: &mut Sink) {
+    let (row, field) = super::json_error_location(body)
+        .map(|(row, field, _)| (row, field))
+        .unwrap_or_default();
+    sink.push(
+        row,
+        &field,
+        "",
+        format!("not valid JSON: {e}{}", stopped_in(&field)),
+    );
+}
+
+/// `" (parsing stopped in `field`)"`, or nothing without a field.
+pub(crate) fn stopped_in(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!(" (parsing stopped at `{field}`)")
+    }
+}
+
 /// Whether the first line of `body` is a whole JSON value on its own (so the input is NDJSON).
 fn first_line_is_json(body: &str) -> bool {
     body.lines()
@@ -241,7 +264,17 @@ fn ndjson(text: &str, sink: &mut Sink) -> Vec<Element> {
         }
         match serde_json::from_str::<Value>(line) {
             Ok(value) => values.push((row, value)),
-            Err(e) => sink.push(row, "", line, format!("not valid JSON on this line: {e}")),
+            Err(e) => {
+                let field = super::json_error_location(line)
+                    .map(|(_, field, _)| field)
+                    .unwrap_or_default();
+                sink.push(
+                    row,
+                    &field,
+                    line,
+                    format!("not valid JSON on this line: {e}{}", stopped_in(&field)),
+                );
+            }
         }
     }
     objects(values.into_iter(), sink)

@@ -33,6 +33,24 @@ use row::{Dialect, Sink, Validator};
 /// How many [`RowError`]s a [`RegisterErrors`] keeps; the rest are only counted.
 pub const MAX_STORED_ERRORS: usize = 100;
 
+/// Longest `navn`, in characters. Brønnøysund's names are at most 180 characters.
+pub const MAX_NAVN_CHARS: usize = 300;
+
+/// The most employees accepted for one virksomhet (`antall_ansatte`): Norway's largest employers
+/// have some tens of thousands in one unit. Also keeps every value inside an `INTEGER` column.
+pub const MAX_EMPLOYEES: u32 = 1_000_000;
+
+/// The largest covariate (`x_*`) accepted, in absolute value.
+pub const MAX_COVARIATE: f64 = 1e9;
+
+/// Longest covariate column name (`x_*`), in characters.
+pub const MAX_COVARIATE_NAME_CHARS: usize = 64;
+
+/// The most baseline dagsverk (`tapte_dagsverk`, `mulige_dagsverk`) accepted for one firm: as for
+/// one quarter of NAV's statistics ([`crate::statistics::MAX_DAGSVERK`]), over a window of up to
+/// 40 quarters.
+pub const MAX_DAGSVERK: f64 = 4e10;
+
 /// One virksomhet (underenhet) as enrolled (`data-formats.md` §1).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Firm {
@@ -149,6 +167,107 @@ impl fmt::Display for RegisterErrors {
 }
 
 impl std::error::Error for RegisterErrors {}
+
+/// The field and reason for a CSV row whose field count differs from the header's: for a short row the
+/// first missing column (the one after the last complete field), for a long row the header's last
+/// column, after which the extra fields begin. `names` are the header's names as written (an unnamed
+/// column is named by its position).
+///
+/// # Examples
+/// ```
+/// use ia_rct::register::field_count_problem;
+/// let header = ["orgnr", "status", "dato"];
+/// let (field, reason) = field_count_problem(2, &header, b',');
+/// assert_eq!(field, "dato");
+/// assert!(reason.contains("has 2 fields but the header has 3"));
+/// let (field, reason) = field_count_problem(5, &header, b';');
+/// assert_eq!(field, "dato");
+/// assert!(reason.contains("2 more than the header"));
+/// ```
+pub fn field_count_problem<S: AsRef<str>>(
+    fields: usize,
+    names: &[S],
+    delimiter: u8,
+) -> (String, String) {
+    let expected = names.len();
+    let name = |index: usize| -> String {
+        match names.get(index).map(|n| n.as_ref().trim()) {
+            Some(n) if !n.is_empty() => n.to_owned(),
+            _ => format!("column {}", index + 1),
+        }
+    };
+    let separator = char::from(delimiter);
+    if fields < expected {
+        let missing = expected - fields;
+        let first = name(fields);
+        let rest = if missing == 1 {
+            String::new()
+        } else {
+            format!(" and the {} column(s) after it", missing - 1)
+        };
+        (
+            first.clone(),
+            format!(
+                "this row has {fields} fields but the header has {expected}: it ends before `{first}`{rest}; the row looks truncated, or a separator (`{separator}`) or quote is missing"
+            ),
+        )
+    } else {
+        let last = name(expected.saturating_sub(1));
+        (
+            last.clone(),
+            format!(
+                "this row has {fields} fields but the header has {expected}: {} more than the header, after its last column `{last}`; check the separator (`{separator}`) and quoting (a value holding `{separator}` must be in \"quotes\")",
+                fields - expected
+            ),
+        )
+    }
+}
+
+/// Where a JSON text stopped parsing, for an error that names the row and field: the 1-based element
+/// of a top-level array (or 1 for a single object) and the path inside it (`beliggenhetsadresse.kommunenummer`,
+/// `x[2]`), empty when parsing stopped between keys. `None` if the text parses.
+pub(crate) fn json_error_location(text: &str) -> Option<(usize, String, serde_json::Error)> {
+    use serde_path_to_error::Segment;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let error = match serde_path_to_error::deserialize::<_, serde_json::Value>(&mut deserializer) {
+        Ok(_) => match deserializer.end() {
+            Ok(()) => return None,
+            Err(e) => return Some((0, String::new(), e)),
+        },
+        Err(e) => e,
+    };
+    let path = error.path().clone();
+    let mut segments = path.iter().peekable();
+    let top_level_array = text.trim_start().starts_with('[');
+    let row = if top_level_array {
+        match segments.next() {
+            Some(Segment::Seq { index }) => index + 1,
+            _ => 0,
+        }
+    } else {
+        1
+    };
+    let mut field = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => field.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    Some((row, field, error.into_inner()))
+}
 
 /// Guesses the format of an upload from its first bytes.
 ///

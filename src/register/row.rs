@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::{FylkeCode, Naeringskode, Orgnr, Sektor};
 
-use super::{BaselineDagsverk, Firm, MAX_STORED_ERRORS, RegisterErrors, RegisterOptions, RowError};
+use super::{
+    BaselineDagsverk, Firm, MAX_COVARIATE, MAX_COVARIATE_NAME_CHARS, MAX_DAGSVERK, MAX_EMPLOYEES,
+    MAX_NAVN_CHARS, MAX_STORED_ERRORS, RegisterErrors, RegisterOptions, RowError,
+};
 
 /// Longest `value` kept in a [`RowError`], in characters.
 const MAX_VALUE_CHARS: usize = 120;
@@ -316,10 +319,13 @@ impl<'a> Validator<'a> {
         let before = sink.total;
 
         let orgnr = self.orgnr(&raw, sink);
-        let navn = raw
-            .cells
-            .remove(&Field::Navn)
-            .and_then(|cell| self.text(row, &cell, sink));
+        let navn = raw.cells.remove(&Field::Navn).and_then(|cell| {
+            let text = self.text(row, &cell, sink)?;
+            crate::domain::check_line(&text, MAX_NAVN_CHARS)
+                .map_err(|e| sink.push_cell(row, &cell, format!("the name {e}")))
+                .ok()?;
+            Some(text)
+        });
         let (fylke, kommunenummer) = self.fylke(&raw, sink);
         let naeringskode = self
             .required(&raw, Field::Naringskode, sink)
@@ -545,6 +551,9 @@ impl<'a> Validator<'a> {
             if tapte < 0.0 {
                 sink.push_cell(row, tapte_cell, "tapte dagsverk cannot be negative");
                 None
+            } else if tapte > MAX_DAGSVERK {
+                sink.push_cell(row, tapte_cell, too_many_dagsverk());
+                None
             } else {
                 Some(tapte)
             }
@@ -556,6 +565,9 @@ impl<'a> Validator<'a> {
                     mulige_cell,
                     "mulige dagsverk must be greater than 0; a firm with no possible dagsverk has no baseline, so leave both blank",
                 );
+                None
+            } else if mulige > MAX_DAGSVERK {
+                sink.push_cell(row, mulige_cell, too_many_dagsverk());
                 None
             } else {
                 Some(mulige)
@@ -579,8 +591,27 @@ impl<'a> Validator<'a> {
         raw.covariates
             .iter()
             .filter_map(|cell| {
-                self.number(raw.row, cell, sink)
-                    .map(|value| (cell.name.clone(), value))
+                if let Err(e) = crate::domain::check_line(&cell.name, MAX_COVARIATE_NAME_CHARS) {
+                    sink.push(
+                        raw.row,
+                        &cell.name,
+                        &cell.raw.shown(),
+                        format!("the covariate's name {e}"),
+                    );
+                    return None;
+                }
+                let value = self.number(raw.row, cell, sink)?;
+                if value.abs() > MAX_COVARIATE {
+                    sink.push_cell(
+                        raw.row,
+                        cell,
+                        format!(
+                            "a covariate must lie between -{MAX_COVARIATE:e} and {MAX_COVARIATE:e}; rescale it (e.g. to thousands) or check the column"
+                        ),
+                    );
+                    return None;
+                }
+                Some((cell.name.clone(), value))
             })
             .collect()
     }
@@ -618,8 +649,23 @@ fn number(raw: &Raw, decimal_comma: bool) -> Result<f64, String> {
     }
 }
 
-/// A whole number >= 0 that fits in `u32`; `12.0` is accepted as 12.
+fn too_many_dagsverk() -> String {
+    format!(
+        "more than {MAX_DAGSVERK:e} dagsverk in one firm's baseline; check the column and its unit"
+    )
+}
+
+/// A whole number from 0 to [`MAX_EMPLOYEES`]; `12.0` is accepted as 12.
 fn count(raw: &Raw) -> Result<u32, String> {
+    let n = count_u32(raw)?;
+    if n > MAX_EMPLOYEES {
+        return Err(too_many());
+    }
+    Ok(n)
+}
+
+/// A whole number >= 0 that fits in `u32`; `12.0` is accepted as 12.
+fn count_u32(raw: &Raw) -> Result<u32, String> {
     const EXPECTED: &str = "expected the number of employees, a whole number >= 0";
     let value = match raw {
         Raw::Number(n) => match n.as_u64() {
@@ -644,10 +690,7 @@ fn count(raw: &Raw) -> Result<u32, String> {
 }
 
 fn too_many() -> String {
-    format!(
-        "too many employees (more than {}); check the column",
-        u32::MAX
-    )
+    format!("too many employees (more than {MAX_EMPLOYEES}); check the column")
 }
 
 /// `true`/`false`, also written `ja`/`nei` (any case).

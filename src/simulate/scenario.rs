@@ -54,6 +54,40 @@ pub struct Trial {
     pub effects: BTreeMap<String, f64>,
 }
 
+impl Trial {
+    /// The effects per arm from `--effect arm=value` pairs, checked against the protocol: every arm
+    /// must be one of its arms, not the control arm (effects are relative to it), and given once.
+    ///
+    /// # Errors
+    /// The first pair that breaks one of these rules, naming the arm and the protocol's arms.
+    pub fn effects_for(
+        protocol: &Protocol,
+        given: &[(String, f64)],
+    ) -> anyhow::Result<BTreeMap<String, f64>> {
+        let mut effects = BTreeMap::new();
+        for (arm, value) in given {
+            let Some(spec) = protocol.arm(arm) else {
+                anyhow::bail!(
+                    "--effect: the protocol has no arm `{arm}` (its arms: {})",
+                    protocol
+                        .arms
+                        .iter()
+                        .map(|a| a.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            if spec.control {
+                anyhow::bail!("--effect: `{arm}` is the control arm; effects are relative to it");
+            }
+            if effects.insert(arm.clone(), *value).is_some() {
+                anyhow::bail!("--effect: arm `{arm}` is given twice");
+            }
+        }
+        Ok(effects)
+    }
+}
+
 /// A file written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileReport {

@@ -117,6 +117,8 @@ enum State<R: Read> {
         columns: Vec<Column>,
         names: Vec<String>,
         record: csv::ByteRecord,
+        /// The separator, for messages.
+        delimiter: u8,
     },
     Done,
 }
@@ -201,6 +203,7 @@ impl<R: Read> CsvRows<R> {
             columns,
             names,
             record: csv::ByteRecord::new(),
+            delimiter,
         };
     }
 
@@ -327,8 +330,9 @@ impl<R: Read> CsvRows<R> {
         let State::Reading {
             reader,
             columns,
+            names,
             record,
-            ..
+            delimiter,
         } = &mut self.state
         else {
             return None;
@@ -361,16 +365,13 @@ impl<R: Read> CsvRows<R> {
                 continue; // `;;;` lines, as spreadsheets write them
             }
             if record.len() != columns.len() {
-                return Some(Err(error(
-                    row,
-                    "",
-                    "",
-                    format!(
-                        "this row has {} fields but the header has {}; check the separator and quoting",
-                        record.len(),
-                        columns.len()
-                    ),
-                )));
+                let (field, reason) =
+                    crate::register::field_count_problem(record.len(), names, *delimiter);
+                let extra = record
+                    .get(columns.len())
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                return Some(Err(error(row, &field, &extra, reason)));
             }
             return Some(Ok(row));
         }

@@ -97,27 +97,64 @@ fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_str("\"")
 }
 
-/// Parses one complete JSON value (surrounding whitespace allowed).
+/// Parses one complete JSON value (surrounding whitespace allowed); on an error also the path to the
+/// value where parsing stopped: keys joined by `.`, array positions as `[i]`
+/// (`tapteDagsverkPerVarighet[1].varighet`), empty when it stopped outside any member.
 ///
 /// # Errors
-/// A message naming what is wrong and the 1-based byte position within `bytes`.
-pub(super) fn parse(bytes: &[u8]) -> Result<Json, String> {
-    let mut parser = Parser { bytes, pos: 0 };
+/// A message naming what is wrong and the 1-based byte position within `bytes`, and the path.
+pub(super) fn parse_with_path(bytes: &[u8]) -> Result<Json, (String, String)> {
+    let mut parser = Parser {
+        bytes,
+        pos: 0,
+        path: Vec::new(),
+    };
+    let fail = |parser: &Parser<'_>, reason: String| (reason, parser.path());
     parser.ws();
-    let value = parser.value(0)?;
+    let value = match parser.value(0) {
+        Ok(value) => value,
+        Err(reason) => return Err(fail(&parser, reason)),
+    };
     parser.ws();
     if parser.pos < bytes.len() {
-        return Err(parser.error("unexpected text after the value"));
+        return Err(fail(
+            &parser,
+            parser.error("unexpected text after the value"),
+        ));
     }
     Ok(value)
+}
+
+/// A step into a value, for [`parse_with_path`].
+enum Step {
+    Key(String),
+    Index(usize),
 }
 
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Where the parser is: pushed on entering a member or element, popped when it is complete.
+    path: Vec<Step>,
 }
 
 impl Parser<'_> {
+    fn path(&self) -> String {
+        let mut out = String::new();
+        for step in &self.path {
+            match step {
+                Step::Key(key) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -187,10 +224,12 @@ impl Parser<'_> {
                 return Err(self.error("expected a key in \"quotes\""));
             }
             let key = self.string()?;
+            self.path.push(Step::Key(key.clone()));
             self.ws();
             self.expect(b':', "expected `:` after the key")?;
             self.ws();
             let value = self.value(depth + 1)?;
+            self.path.pop();
             members.push((key, value));
             self.ws();
             match self.peek() {
@@ -214,7 +253,9 @@ impl Parser<'_> {
         }
         loop {
             self.ws();
+            self.path.push(Step::Index(items.len()));
             items.push(self.value(depth + 1)?);
+            self.path.pop();
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -510,11 +551,18 @@ impl<B: BufRead> Elements<B> {
             };
             if chunk.is_empty() {
                 let value = String::from_utf8_lossy(&self.buf).into_owned();
-                return self.fatal(
-                    row,
-                    value.trim(),
-                    "the JSON array ends without its closing `]`; the file looks truncated, so nothing after this point can be read",
+                // Where the element's text stops: the key whose value is cut off.
+                let path = match parse_with_path(&self.buf) {
+                    Err((_, path)) => path,
+                    Ok(_) => String::new(),
+                };
+                let reason = format!(
+                    "the JSON array ends without its closing `]`{}; the file looks truncated, so nothing after this point can be read",
+                    stopped_in(&path)
                 );
+                self.layout = Layout::Done;
+                self.buf = Vec::new();
+                return Some(Err(error(row, &path, value.trim(), reason)));
             }
             let mut end = None;
             let mut mismatch = None;
@@ -705,7 +753,7 @@ impl<B: BufRead> Elements<B> {
 /// Parses an element (an array's, or an NDJSON line) and requires an object.
 fn object(row: usize, bytes: &[u8], line: bool) -> Element {
     let snippet = || String::from_utf8_lossy(bytes).trim().to_owned();
-    match parse(bytes) {
+    match parse_with_path(bytes) {
         Ok(Json::Object(members)) => Ok((row, members)),
         Ok(other) => Err(error(
             row,
@@ -716,7 +764,7 @@ fn object(row: usize, bytes: &[u8], line: bool) -> Element {
                 other.kind()
             ),
         )),
-        Err(reason) => {
+        Err((reason, path)) => {
             let hint = if line && reason.contains("ends early") {
                 "; in NDJSON each line holds one whole object (put a pretty-printed object inside an array `[...]`)"
             } else {
@@ -724,11 +772,20 @@ fn object(row: usize, bytes: &[u8], line: bool) -> Element {
             };
             Err(error(
                 row,
-                "",
+                &path,
                 &snippet(),
-                format!("not valid JSON: {reason}{hint}"),
+                format!("not valid JSON: {reason}{}{hint}", stopped_in(&path)),
             ))
         }
+    }
+}
+
+/// `" (parsing stopped at `path`)"`, or nothing without a path.
+fn stopped_in(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" (parsing stopped at `{path}`)")
     }
 }
 

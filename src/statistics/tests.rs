@@ -544,7 +544,11 @@ fn each_validation_error_names_its_row_and_field() {
             "same field",
         ),
         ("[1, 2]".to_owned(), "", "expected an object"),
-        (r#"{"orgnr" "974760673"}"#.to_owned(), "", "not valid JSON"),
+        (
+            r#"{"orgnr" "974760673"}"#.to_owned(),
+            "orgnr",
+            "not valid JSON",
+        ),
     ];
     let objects: Vec<String> = cases.iter().map(|(o, _, _)| o.clone()).collect();
     let items = stats(&array(&objects), StatsFormat::VirksomhetJson);
@@ -634,7 +638,7 @@ fn a_balanced_syntax_error_costs_only_its_element() {
     assert_error(
         items.get(1).and_then(|r| r.as_ref().err()).expect("error"),
         2,
-        "",
+        "orgnr",
         "expected `:`",
     );
 }
@@ -824,7 +828,7 @@ fn csv_rows_are_counted_from_the_line_after_the_header() {
         assert_error(
             errors.get(1).expect("two"),
             5,
-            "",
+            "antpers",
             "has 5 fields but the header has 6",
         );
     }

@@ -9,12 +9,26 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Orgnr;
 use crate::register::RegisterErrors;
 
-use super::reader::{self, Record, Sink, Spec, Table};
+use super::reader::{self, Lines, Record, Sink, Spec, Table};
 
 /// Longest `arbeidsform_levert`, in characters.
 pub const MAX_ARBEIDSFORM_CHARS: usize = 200;
 /// Longest `merknad`, in characters.
 pub const MAX_MERKNAD_CHARS: usize = 1000;
+/// The most adviser hours (`timer`) accepted on one event: a full-time adviser's year is about 1,700.
+pub const MAX_TIMER: f64 = 10_000.0;
+
+/// The first date a take-up event may have (`dato`).
+pub const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1990, 1, 1) {
+    Some(date) => date,
+    None => NaiveDate::MIN,
+};
+
+/// The last date a take-up event may have (`dato`).
+pub const LAST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2100, 12, 31) {
+    Some(date) => date,
+    None => NaiveDate::MAX,
+};
 
 /// A take-up status, named after NAV's Fia case system (`data-formats.md` §3).
 ///
@@ -233,11 +247,20 @@ fn event(table: &Table, record: &Record, sink: &mut Sink) -> Option<TakeupEvent>
     let dato = table.required(record, "dato", sink).and_then(|cell| {
         let text = reader::text(row, cell, false, sink)?;
         iso_date(&text)
+            .and_then(|date| {
+                if (FIRST_DATE..=LAST_DATE).contains(&date) {
+                    Ok(date)
+                } else {
+                    Err(format!(
+                        "`{text}` is out of range: a take-up date lies between {FIRST_DATE} and {LAST_DATE}"
+                    ))
+                }
+            })
             .map_err(|reason| sink.push_cell(row, cell, reason))
             .ok()
     });
     let arbeidsform_levert = record.get("arbeidsform_levert").and_then(|cell| {
-        let text = reader::bounded_text(row, cell, MAX_ARBEIDSFORM_CHARS, sink)?;
+        let text = reader::bounded_text(row, cell, MAX_ARBEIDSFORM_CHARS, Lines::One, sink)?;
         match status {
             Some(s @ (TakeupStatus::Kontaktet | TakeupStatus::TakketNei)) => {
                 sink.push_cell(
@@ -259,6 +282,16 @@ fn event(table: &Table, record: &Record, sink: &mut Sink) -> Option<TakeupEvent>
                 sink.push_cell(row, cell, "adviser hours cannot be negative");
                 None
             }
+            Ok(hours) if hours > MAX_TIMER => {
+                sink.push_cell(
+                    row,
+                    cell,
+                    format!(
+                        "{hours} adviser hours on one event is out of range: at most {MAX_TIMER}"
+                    ),
+                );
+                None
+            }
             Ok(hours) => Some(hours),
             Err(reason) => {
                 sink.push_cell(row, cell, format!("{reason} (adviser hours)"));
@@ -267,7 +300,7 @@ fn event(table: &Table, record: &Record, sink: &mut Sink) -> Option<TakeupEvent>
         });
     let merknad = record
         .get("merknad")
-        .and_then(|cell| reader::bounded_text(row, cell, MAX_MERKNAD_CHARS, sink));
+        .and_then(|cell| reader::bounded_text(row, cell, MAX_MERKNAD_CHARS, Lines::Many, sink));
 
     if sink.total() != before {
         return None;

@@ -51,11 +51,11 @@ pub use crate::register::{RegisterErrors, RowError};
 
 pub use deviation::{DeviationKind, deviation};
 pub use events::{
-    MAX_ARBEIDSFORM_CHARS, MAX_MERKNAD_CHARS, TakeupEvent, TakeupStatus, TakeupStatusError,
-    parse_takeup,
+    FIRST_DATE, LAST_DATE, MAX_ARBEIDSFORM_CHARS, MAX_MERKNAD_CHARS, MAX_TIMER, TakeupEvent,
+    TakeupStatus, TakeupStatusError, parse_takeup,
 };
 pub use history::{Compliance, summarize, validate_history};
 pub use survey::{
-    MAX_MAAL_CHARS, MaskedSurveyRow, SURVEY_MIN_RESPONDENTS, SurveyRow, check_measures, masked,
-    parse_surveys,
+    MAX_ANTALL_SVAR, MAX_BOLGE, MAX_MAAL_CHARS, MAX_VERDI, MaskedSurveyRow, SURVEY_MIN_RESPONDENTS,
+    SurveyRow, check_measures, masked, parse_surveys,
 };

@@ -253,22 +253,35 @@ pub(super) fn text(row: usize, cell: &Cell, numbers: bool, sink: &mut Sink) -> O
     }
 }
 
-/// Optional free text of at most `max` characters.
-pub(super) fn bounded_text(row: usize, cell: &Cell, max: usize, sink: &mut Sink) -> Option<String> {
+/// Whether a text may span lines ([`crate::domain::check_free_text`]) or is one line
+/// ([`crate::domain::check_line`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lines {
+    One,
+    Many,
+}
+
+/// Text of at most `max` characters, without control or format characters (line breaks and tabs
+/// allowed where `lines` is [`Lines::Many`]).
+pub(super) fn bounded_text(
+    row: usize,
+    cell: &Cell,
+    max: usize,
+    lines: Lines,
+    sink: &mut Sink,
+) -> Option<String> {
     let text = text(row, cell, true, sink)?;
-    let chars = text.chars().count();
-    if chars > max {
-        sink.push_cell(
-            row,
-            cell,
-            format!(
-                "too long ({chars} characters); keep `{}` to at most {max} characters",
-                cell.name
-            ),
-        );
-        return None;
+    let checked = match lines {
+        Lines::One => crate::domain::check_line(&text, max),
+        Lines::Many => crate::domain::check_free_text(&text, max),
+    };
+    match checked {
+        Ok(()) => Some(text),
+        Err(e) => {
+            sink.push_cell(row, cell, format!("`{}` {e}", cell.name));
+            None
+        }
     }
-    Some(text)
 }
 
 pub(super) fn orgnr(row: usize, cell: &Cell, sink: &mut Sink) -> Option<Orgnr> {
@@ -465,17 +478,10 @@ fn read_csv(text: &str, spec: &Spec, sink: &mut Sink, mut table: Table) -> Table
     for (line, fields) in data {
         let row = usize::try_from(line.saturating_sub(header_line)).unwrap_or(usize::MAX);
         if fields.len() != columns.len() {
-            sink.push(
-                row,
-                "",
-                "",
-                format!(
-                    "this row has {} fields but the header has {}; check the separator (`{}`) and quoting",
-                    fields.len(),
-                    columns.len(),
-                    char::from(delimiter)
-                ),
-            );
+            let (field, reason) =
+                crate::register::field_count_problem(fields.len(), &header, delimiter);
+            let extra = fields.get(columns.len()).map_or("", String::as_str);
+            sink.push(row, &field, extra, reason);
             continue;
         }
         let mut cells = BTreeMap::new();
@@ -564,7 +570,7 @@ fn objects(text: &str, spec: &Spec, sink: &mut Sink) -> Vec<(usize, Map<String, 
                 .collect(),
             Ok(_) => Vec::new(), // starts with `[`, so an array if it parsed at all
             Err(e) => {
-                sink.push(0, "", "", format!("not valid JSON: {e}"));
+                syntax_error(body, &e, sink);
                 Vec::new()
             }
         }
@@ -579,7 +585,7 @@ fn objects(text: &str, spec: &Spec, sink: &mut Sink) -> Vec<(usize, Map<String, 
                 if first_line_is_json {
                     ndjson(text, sink)
                 } else {
-                    sink.push(0, "", "", format!("not valid JSON: {e}"));
+                    syntax_error(body, &e, sink);
                     Vec::new()
                 }
             }
@@ -607,6 +613,29 @@ fn objects(text: &str, spec: &Spec, sink: &mut Sink) -> Vec<(usize, Map<String, 
         .collect()
 }
 
+/// Reports a JSON syntax error at the element and key where parsing stopped (row 0 and no field when
+/// it stopped outside any element).
+fn syntax_error(body: &str, e: &serde_json::Error, sink: &mut Sink) {
+    let (row, field) = crate::register::json_error_location(body)
+        .map(|(row, field, _)| (row, field))
+        .unwrap_or_default();
+    sink.push(
+        row,
+        &field,
+        "",
+        format!("not valid JSON: {e}{}", stopped_in(&field)),
+    );
+}
+
+/// `" (parsing stopped at `field`)"`, or nothing without a field.
+fn stopped_in(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!(" (parsing stopped at `{field}`)")
+    }
+}
+
 /// One value per line; blank lines are skipped but counted, so a row is the line number.
 fn ndjson(text: &str, sink: &mut Sink) -> Vec<(usize, Value)> {
     let mut values = Vec::new();
@@ -617,12 +646,17 @@ fn ndjson(text: &str, sink: &mut Sink) -> Vec<(usize, Value)> {
         }
         match serde_json::from_str::<Value>(line) {
             Ok(value) => values.push((index + 1, value)),
-            Err(e) => sink.push(
-                index + 1,
-                "",
-                line,
-                format!("not valid JSON on this line: {e}"),
-            ),
+            Err(e) => {
+                let field = crate::register::json_error_location(line)
+                    .map(|(_, field, _)| field)
+                    .unwrap_or_default();
+                sink.push(
+                    index + 1,
+                    &field,
+                    line,
+                    format!("not valid JSON on this line: {e}{}", stopped_in(&field)),
+                );
+            }
         }
     }
     values

@@ -9,7 +9,7 @@ use utoipa::openapi::{RefOr, schema::Schema};
 use crate::domain::Orgnr;
 use crate::register::{RegisterErrors, RowError};
 
-use super::reader::{self, Record, Sink, Spec, Table};
+use super::reader::{self, Lines, Record, Sink, Spec, Table};
 
 /// A survey cell with fewer respondents than this is masked in every output: NAV shows survey
 /// (kartlegging) results only with at least 3 answers (`MINIMUM_ANTALL_DELTAKERE = 3`,
@@ -18,6 +18,18 @@ pub const SURVEY_MIN_RESPONDENTS: u32 = 3;
 
 /// Longest `maal` (measure name), in characters.
 pub const MAX_MAAL_CHARS: usize = 200;
+
+/// The highest wave (`bolge`) accepted: a trial followed for years with a survey every quarter has
+/// a few dozen.
+pub const MAX_BOLGE: u32 = 100;
+
+/// The most respondents (`antall_svar`) accepted in one firm: no more than its persons
+/// ([`crate::statistics::MAX_PERSONS`]).
+pub const MAX_ANTALL_SVAR: u32 = crate::statistics::MAX_PERSONS;
+
+/// The largest survey value (`verdi`) accepted, in absolute value: indices, shares and means of
+/// scales are far smaller.
+pub const MAX_VERDI: f64 = 1e6;
 
 /// One survey cell: a firm's value on one measure in one wave.
 ///
@@ -215,16 +227,32 @@ fn survey_row(table: &Table, record: &Record, sink: &mut Sink) -> Option<SurveyR
         .and_then(|cell| reader::orgnr(row, cell, sink));
     let bolge = table.required(record, "bolge", sink).and_then(|cell| {
         reader::whole(&cell.raw, "the wave")
+            .and_then(|bolge| {
+                if bolge > MAX_BOLGE {
+                    Err(format!("wave {bolge} is out of range: at most {MAX_BOLGE}"))
+                } else {
+                    Ok(bolge)
+                }
+            })
             .map_err(|reason| sink.push_cell(row, cell, reason))
             .ok()
     });
     let maal = table
         .required(record, "maal", sink)
-        .and_then(|cell| reader::bounded_text(row, cell, MAX_MAAL_CHARS, sink));
+        .and_then(|cell| reader::bounded_text(row, cell, MAX_MAAL_CHARS, Lines::One, sink));
     let antall_svar = table
         .required(record, "antall_svar", sink)
         .and_then(|cell| {
             reader::whole(&cell.raw, "the number of respondents")
+                .and_then(|n| {
+                    if n > MAX_ANTALL_SVAR {
+                        Err(format!(
+                            "{n} respondents is out of range: at most {MAX_ANTALL_SVAR} in one firm"
+                        ))
+                    } else {
+                        Ok(n)
+                    }
+                })
                 .map_err(|reason| sink.push_cell(row, cell, reason))
                 .ok()
         });
@@ -236,6 +264,16 @@ fn survey_row(table: &Table, record: &Record, sink: &mut Sink) -> Option<SurveyR
                     row,
                     cell,
                     "a value with 0 respondents; check `antall_svar`, or leave `verdi` blank",
+                );
+                None
+            }
+            Ok(value) if value.abs() > MAX_VERDI => {
+                sink.push_cell(
+                    row,
+                    cell,
+                    format!(
+                        "the value is out of range: it must lie between -{MAX_VERDI:e} and {MAX_VERDI:e}"
+                    ),
                 );
                 None
             }

@@ -367,13 +367,19 @@ fn file_level_problems_are_at_row_zero() {
     );
     assert_eq!(e.total, 1);
 
-    // A row with the wrong number of fields.
+    // A row with the wrong number of fields: too few names the first missing column, too many the
+    // header's last column.
     let e = takeup_errors(b"orgnr,status,dato\n910000004,AKTIV\n");
     assert!(
-        error_at(&e, 1, "")
+        error_at(&e, 1, "dato")
             .reason
             .contains("2 fields but the header has 3")
     );
+    let e = takeup_errors(b"orgnr,status,dato\n910000004,AKTIV,2025-01-06,1,5\n");
+    let error = error_at(&e, 1, "dato");
+    assert!(error.reason.contains("5 fields but the header has 3"));
+    assert!(error.reason.contains("2 more"), "{}", error.reason);
+    assert_eq!(error.value, "1");
 
     // Empty, header-only, BOM-only, not UTF-8, broken JSON.
     for (input, needle) in [
@@ -385,7 +391,6 @@ fn file_level_problems_are_at_row_zero() {
             b"orgnr,status,dato\n\xff\xfe,AKTIV,2025-01-06\n",
             "not UTF-8",
         ),
-        (b"[{\"orgnr\": ", "not valid JSON"),
     ] {
         let e = takeup_errors(input);
         assert_eq!(e.total, 1, "{input:?}");
@@ -396,6 +401,112 @@ fn file_level_problems_are_at_row_zero() {
             e.errors[0].reason
         );
     }
+}
+
+#[test]
+fn truncated_json_names_the_element_and_key_where_it_stops() {
+    let e = takeup_errors(
+        b"[{\"orgnr\": \"910000004\", \"status\": \"AKTIV\", \"dato\": \"2025-01-06\"},\n {\"orgnr\": \"910000004\", \"status\": ",
+    );
+    assert_eq!(places(&e), [(2, "status")], "{:#?}", e.errors);
+    assert!(e.errors[0].reason.contains("not valid JSON"));
+    assert!(e.errors[0].reason.contains("stopped at `status`"));
+    // One object, cut inside its value.
+    let e = takeup_errors(b"{\"orgnr\": \"910000004\", \"merknad\": \"unclosed");
+    assert_eq!(places(&e), [(1, "merknad")], "{:#?}", e.errors);
+    // NDJSON: the line, and the key.
+    let e = takeup_errors(
+        b"{\"orgnr\": \"910000004\", \"status\": \"AKTIV\", \"dato\": \"2025-01-06\"}\n{\"orgnr\": \"910000004\", \"timer\": tru}\n",
+    );
+    assert_eq!(places(&e), [(2, "timer")], "{:#?}", e.errors);
+}
+
+#[test]
+fn ranges_of_dates_hours_and_survey_fields() {
+    for (dato, ok) in [
+        ("0000-01-01", false),
+        ("1989-12-31", false),
+        ("1990-01-01", true),
+        ("2100-12-31", true),
+        ("2101-01-01", false),
+        ("9999-12-31", false),
+    ] {
+        let input = format!("orgnr,status,dato\n910000004,KONTAKTET,{dato}\n");
+        match parse_takeup(input.as_bytes()) {
+            Ok(_) => assert!(ok, "{dato} accepted"),
+            Err(e) => {
+                assert!(!ok, "{dato} refused: {:#?}", e.errors);
+                assert_eq!(places(&e), [(1, "dato")]);
+                assert!(e.errors[0].reason.contains("1990-01-01"));
+            }
+        }
+    }
+    for (timer, ok) in [
+        ("1e300", false),
+        ("10000.5", false),
+        ("10000", true),
+        ("0", true),
+        ("-1", false),
+        ("inf", false),
+        ("NaN", false),
+    ] {
+        let input = format!("orgnr,status,dato,timer\n910000004,AKTIV,2025-01-06,{timer}\n");
+        match parse_takeup(input.as_bytes()) {
+            Ok(_) => assert!(ok, "{timer} accepted"),
+            Err(e) => {
+                assert!(!ok, "{timer} refused: {:#?}", e.errors);
+                assert_eq!(places(&e), [(1, "timer")]);
+            }
+        }
+    }
+    // JSON numbers too.
+    let e = takeup_errors(
+        br#"[{"orgnr": "910000004", "status": "AKTIV", "dato": "2025-01-06", "timer": 1e300}]"#,
+    );
+    assert_eq!(places(&e), [(1, "timer")]);
+
+    for (row, ok) in [
+        ("910000004,101,trivsel,3.5,10", false),
+        ("910000004,100,trivsel,3.5,10", true),
+        ("910000004,4294967295,trivsel,3.5,10", false),
+        ("910000004,1,trivsel,3.5,1000001", false),
+        ("910000004,1,trivsel,3.5,1000000", true),
+        ("910000004,1,trivsel,1e7,10", false),
+        ("910000004,1,trivsel,-1000000,10", true),
+    ] {
+        let input = format!("orgnr,bolge,maal,verdi,antall_svar\n{row}\n");
+        match parse_surveys(input.as_bytes()) {
+            Ok(_) => assert!(ok, "{row} accepted"),
+            Err(e) => {
+                assert!(!ok, "{row} refused: {:#?}", e.errors);
+                assert_eq!(e.total, 1, "{row}");
+                assert_eq!(e.errors[0].row, 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn text_fields_refuse_format_characters_and_keep_their_limits() {
+    let e = takeup_errors(
+        "orgnr,status,dato,arbeidsform_levert\n910000004,AKTIV,2025-01-06,bred\u{202E}prosess\n"
+            .as_bytes(),
+    );
+    assert_eq!(places(&e), [(1, "arbeidsform_levert")]);
+    assert!(
+        e.errors[0].reason.contains("U+202E"),
+        "{}",
+        e.errors[0].reason
+    );
+    // A note may span lines, but not hide text.
+    let ok = "orgnr,status,dato,merknad\n910000004,AKTIV,2025-01-06,\"line one\nline two\"\n";
+    assert!(parse_takeup(ok.as_bytes()).is_ok());
+    let e = takeup_errors(
+        "orgnr,status,dato,merknad\n910000004,AKTIV,2025-01-06,note\u{200B}\n".as_bytes(),
+    );
+    assert_eq!(places(&e), [(1, "merknad")]);
+    let e = survey_errors("orgnr,bolge,maal,verdi,antall_svar\n910000004,1,\"tri\nvsel\",3.5,10\n");
+    assert_eq!(places(&e), [(1, "maal")]);
 }
 
 #[test]

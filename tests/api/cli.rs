@@ -234,7 +234,35 @@ async fn ingest_audit_names_its_upload(backend: Backend) {
     assert_ne!(named[0], named[1], "each upload is named by its own id");
 }
 
+/// `token create` applies the service's rule for token names: no format characters (U+202E shows
+/// the name reversed in every list), at most 200 characters; nothing is stored.
+async fn token_create_refuses_format_characters_and_long_names(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let long = "n".repeat(201);
+    for (name, needle) in [
+        ("NAV \u{202E}dnalnegA", "U+202E"),
+        ("NAV\u{200D}Agder", "U+200D"),
+        (long.as_str(), "too long"),
+    ] {
+        let out = ia_rct(
+            &db.url,
+            &["token", "create", "--role", "forsker", "--name", name],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted {name:?}: {stderr}");
+        assert!(
+            stderr.contains("--name") && stderr.contains(needle),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stored_token_columns(&db).await.is_empty(),
+        "no token stored"
+    );
+}
+
 on_both_backends!(
+    token_create_refuses_format_characters_and_long_names,
     token_create_prints_the_secret_once_and_stores_only_its_hash,
     migrate_is_idempotent,
     ingest_audit_names_its_upload
@@ -249,4 +277,45 @@ fn an_unsupported_database_url_is_refused_with_a_clear_message() {
         stderr.contains("use sqlite://PATH or postgres://"),
         "{stderr}"
     );
+}
+
+/// `demo --effect` names arms of the built-in protocol, as `simulate --effect` does: an unknown arm is
+/// refused before anything is created, and the message lists the protocol's arms.
+#[test]
+fn demo_refuses_an_effect_for_an_unknown_arm() {
+    let dir = tempfile::tempdir().expect("dir");
+    let demo_dir = dir.path().join("demo");
+    let out = Command::new(BIN)
+        .args(["demo", "--firms", "100", "--effect", "bred=-0.8", "--dir"])
+        .arg(&demo_dir)
+        .env_remove("IA_RCT_DATABASE_URL")
+        .output()
+        .expect("run ia-rct");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("no arm `bred`") && stderr.contains("bred_prosess"),
+        "{stderr}"
+    );
+    assert!(
+        !demo_dir.join("ia-rct-demo.db").exists(),
+        "no database is created for a refused demo"
+    );
+    // The same for the control arm, which has no effect of its own.
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--firms",
+            "100",
+            "--effect",
+            "kontroll=-0.8",
+            "--dir",
+        ])
+        .arg(&demo_dir)
+        .env_remove("IA_RCT_DATABASE_URL")
+        .output()
+        .expect("run ia-rct");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(stderr.contains("control arm"), "{stderr}");
 }

@@ -18,4 +18,5 @@ mod randomization;
 mod statistics;
 mod tokens;
 mod trials;
+mod validation;
 mod walkthrough;
