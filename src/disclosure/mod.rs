@@ -14,6 +14,8 @@
 //! This is primary suppression of counts; complementary suppression of tables published with
 //! their margins is not done here yet.
 
+pub mod complementary;
+
 use serde_json::Value;
 
 /// NAV's threshold: counts below this are masked outside the directorate.
