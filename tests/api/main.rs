@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod cli;
 mod delivery;
+mod disclosure;
 mod errors;
 mod estimates;
 mod openapi;
