@@ -53,8 +53,8 @@ use utoipa::ToSchema;
 pub use consort::Consort;
 pub use hotelling::{COLLINEARITY_TOL, CONSTANT_TOL};
 pub use mask::{
-    MaskedArmSummary, MaskedBalanceTable, MaskedCovariateBalance, MaskedOmnibusTest,
-    MaskedStratumCounts, mask_small_cells,
+    MaskedArmSummary, MaskedBalanceTable, MaskedConsort, MaskedCovariateBalance, MaskedOmnibusTest,
+    MaskedStratumCounts, mask_small_cells, mask_with_flow,
 };
 
 /// What [`balance_table`] needs. Borrowed, so a caller can build it over data it already holds.

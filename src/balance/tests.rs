@@ -811,3 +811,69 @@ proptest! {
         }
     }
 }
+
+/// Primary suppression left stratum s1 as `[5, None, 6]` beside its total 15, so the hidden 4 was
+/// 15 - 5 - 6. With the CONSORT flow published alongside, no hidden count may follow from the
+/// shown ones by the table's sums.
+#[test]
+fn masking_with_the_flow_leaves_no_hidden_stratum_count_derivable() {
+    let table = reference_table();
+    let primary = mask_small_cells(&table, 5);
+    assert_eq!(primary.strata[0].counts, vec![Some(5), None, Some(6)]);
+    assert_eq!(primary.strata[0].total, Some(15));
+    let flow = Consort {
+        assessed: 30,
+        eligible: 24,
+        excluded_by_reason: [("sektor".to_owned(), 6)].into_iter().collect(),
+        randomized_per_arm: table
+            .arms
+            .iter()
+            .cloned()
+            .zip(table.arm_totals.iter().copied())
+            .collect(),
+        not_randomized: 0,
+    };
+    let (masked, consort) = mask_with_flow(&table, &flow, 5);
+    // Every stratum row and arm column: either no hidden cell, or at least two unknowns
+    // (hidden cells or a hidden margin), so no subtraction gives a hidden cell.
+    for (s, full) in masked.strata.iter().zip(&table.strata) {
+        let hidden = s.counts.iter().filter(|c| c.is_none()).count();
+        let unknown = hidden + usize::from(s.total.is_none());
+        assert!(hidden == 0 || unknown >= 2, "{s:?} of {full:?}");
+    }
+    for a in 0..table.arms.len() {
+        let hidden = masked
+            .strata
+            .iter()
+            .filter(|s| s.counts[a].is_none())
+            .count();
+        let unknown = hidden + usize::from(masked.arm_totals[a].is_none());
+        assert!(hidden == 0 || unknown >= 2, "arm {a}: {masked:?}");
+    }
+    // n + missing = arm total: a hidden missing count keeps a partner hidden.
+    for cov in &masked.covariates {
+        for (a, s) in cov.arms.iter().enumerate() {
+            if s.missing.is_none() {
+                assert!(
+                    s.n.is_none() || masked.arm_totals[a].is_none(),
+                    "{}: {s:?}",
+                    cov.covariate
+                );
+            }
+        }
+    }
+    // CONSORT's not_randomized 0 is hidden (zeros are small in this table) and so must be a
+    // partner in eligible = Σ randomized + not_randomized.
+    assert_eq!(consort.not_randomized, None);
+    let unknown = consort
+        .randomized_per_arm
+        .values()
+        .filter(|v| v.is_none())
+        .count()
+        + usize::from(consort.eligible.is_none());
+    assert!(unknown >= 1, "{consort:?}");
+    // The directorate sees everything.
+    let (open, flow_open) = mask_with_flow(&table, &flow, 0);
+    assert_eq!(open.strata[0].counts, vec![Some(5), Some(4), Some(6)]);
+    assert_eq!(flow_open.not_randomized, Some(0));
+}

@@ -22,6 +22,8 @@
 //! This is primary suppression of counts; complementary suppression of tables published with
 //! their margins is done where the tables are built.
 
+pub mod complementary;
+
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;

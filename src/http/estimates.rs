@@ -16,8 +16,8 @@ use crate::auth::Caller;
 use crate::disclosure::MaskedCount;
 use crate::domain::{Quarter, Role};
 use crate::estimate::{
-    self, AssignedUnit, Attrition, Estimate, EstimateError, Estimator, Options, Skipped, StudyData,
-    WaldTest, Weighting, Windows,
+    self, AssignedUnit, Estimate, EstimateError, Estimator, Options, Skipped, StudyData, WaldTest,
+    Weighting, Windows,
 };
 use crate::storage::statistics::UploadKind;
 
@@ -64,9 +64,11 @@ pub struct EstimatesResponse {
     /// outside the directorate).
     #[schema(value_type = Vec<Object>)]
     pub skipped: Vec<Skipped>,
-    /// Firms without post-period data, by arm.
+    /// Firms without post-period data, by arm. Outside the directorate a count of 1 to 4 is
+    /// `"<5"`, and a further count of the arm from which it could be worked out (`assigned =
+    /// with_post_data + no_post_data`) is `"masked"` (complementary suppression).
     #[schema(value_type = Vec<AttritionRow>)]
-    pub attrition: Vec<Attrition>,
+    pub attrition: Vec<serde_json::Value>,
 }
 
 /// Attrition of one arm. Outside the directorate every count of 1 to 4 is `"<5"`.
@@ -258,9 +260,10 @@ pub async fn get_estimates(
         .into_iter()
         .filter(|t| !withheld(&t.arm))
         .collect();
-    // Counts are published as they are; the route's masking layer turns every count of 1 to 4
-    // into "<5" outside the directorate, here and in `dropped` and the messages.
-    let attrition = report.attrition;
+    // Attrition's counts are protected as one table (a hidden count is not recoverable from
+    // `assigned` and the others); the route's masking layer then turns every other count of 1
+    // to 4 into "<5" outside the directorate, in `dropped` and the messages.
+    let attrition = crate::disclosure::complementary::protect_attrition(&report.attrition, open);
     Ok(Json(EstimatesResponse {
         trial: id,
         protocol_hash: trial.content_hash,

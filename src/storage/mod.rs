@@ -469,6 +469,15 @@ pub trait StatisticsStore: Send + Sync {
         vintage: Option<i64>,
     ) -> Result<std::collections::BTreeMap<Orgnr, crate::protocol::BaselineFacts>, StoreError>;
 
+    /// The largest `antall_personer` per firm over the quarters `from..=to` (as of `vintage`,
+    /// latest if none): NAV masks a window of quarters when every quarter has fewer than 5.
+    async fn baseline_persons(
+        &self,
+        from: crate::domain::Quarter,
+        to: crate::domain::Quarter,
+        vintage: Option<i64>,
+    ) -> Result<std::collections::BTreeMap<Orgnr, u64>, StoreError>;
+
     /// One firm's quarters as of `vintage` (latest if none).
     async fn statistics_values(
         &self,

@@ -492,6 +492,15 @@ pub(super) const BASELINE_SUMS: &str = "\
                        AND v.arstall = s.arstall AND v.kvartal = s.kvartal AND v.vintage <= $3) \
     GROUP BY s.orgnr";
 
+/// The largest antall_personer per firm over a window (latest vintage up to `$3`).
+pub(super) const BASELINE_PERSONS: &str = "\
+    SELECT s.orgnr, CAST(MAX(s.antall_personer) AS BIGINT) \
+    FROM statistics s \
+    WHERE (s.arstall * 4 + s.kvartal) BETWEEN $1 AND $2 \
+      AND s.vintage = (SELECT MAX(v.vintage) FROM statistics v WHERE v.orgnr = s.orgnr \
+                       AND v.arstall = s.arstall AND v.kvartal = s.kvartal AND v.vintage <= $3) \
+    GROUP BY s.orgnr";
+
 /// One firm-quarter's values as of a vintage.
 pub(super) const SELECT_VALUES: &str = "\
     SELECT s.orgnr, s.arstall, s.kvartal, s.vintage, s.tapte_dagsverk, s.mulige_dagsverk, s.antall_personer \
@@ -1187,6 +1196,29 @@ macro_rules! impl_statistics_store {
                                 mulige,
                                 quarters: u32::try_from(quarters).unwrap_or(0),
                             },
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn baseline_persons(
+                &self,
+                from: crate::domain::Quarter,
+                to: crate::domain::Quarter,
+                vintage: Option<i64>,
+            ) -> Result<std::collections::BTreeMap<Orgnr, u64>, StoreError> {
+                let index = |q: crate::domain::Quarter| q.year() * 4 + i32::from(q.quarter());
+                let rows: Vec<(String, Option<i64>)> = sqlx::query_as(statistics::BASELINE_PERSONS)
+                    .bind(index(from))
+                    .bind(index(to))
+                    .bind(vintage.unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter()
+                    .map(|(orgnr, persons)| {
+                        Ok((
+                            orgnr.parse().map_err(|e: crate::domain::OrgnrError| StoreError::Corrupt(e.to_string()))?,
+                            persons.and_then(|p| u64::try_from(p).ok()).unwrap_or(0),
                         ))
                     })
                     .collect()

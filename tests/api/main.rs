@@ -9,6 +9,7 @@ mod cli;
 mod db_locks;
 mod delivery;
 mod deviations;
+mod disclosure;
 mod errors;
 mod estimates;
 mod masking;

@@ -390,6 +390,17 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     assert_eq!(ledere["dropped"]["no_post_data"], "<5", "{ledere}");
     let digital = find(&estimates["attrition"], |a| a["arm"] == "digital");
     assert_eq!(digital["with_post_data"], "<5", "{digital}");
+    // No hidden attrition count follows from the others: `assigned = with_post_data +
+    // no_post_data`, so where one of the three is hidden, a second one is too.
+    for row in estimates["attrition"].as_array().expect("attrition") {
+        let hidden = ["assigned", "with_post_data", "no_post_data"]
+            .iter()
+            .filter(|k| !row[**k].is_number())
+            .count();
+        assert!(hidden != 1, "one hidden count is the difference of the others: {row}");
+    }
+    let ledere_attrition = find(&estimates["attrition"], |a| a["arm"] == "ledere");
+    assert_eq!(ledere_attrition["no_post_data"], "<5", "{ledere_attrition}");
     assert!(
         !estimates["estimates"]
             .as_array()

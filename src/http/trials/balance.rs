@@ -13,7 +13,9 @@ use crate::http::AppState;
 use crate::http::error::{ApiError, ApiPath, ErrorEnvelope};
 use crate::storage::EnrollmentRecord;
 
-/// CONSORT counts, each hidden (`null`) outside the directorate when below 5 firms.
+/// CONSORT counts. Outside the directorate a count below 5 firms is hidden (`null`), and so is
+/// any further count from which a hidden one could be derived (complementary suppression over
+/// this response: CONSORT sums, stratum and arm totals, `n + missing`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsortView {
     /// Firms assessed for eligibility.
@@ -31,23 +33,14 @@ pub struct ConsortView {
     pub protocol_deviations: Vec<crate::storage::takeup::DeviationCount>,
 }
 
-impl ConsortView {
-    fn masked(c: crate::balance::Consort, min: usize) -> Self {
-        let keep = |n: usize| (n >= min).then_some(n);
+impl From<crate::balance::MaskedConsort> for ConsortView {
+    fn from(c: crate::balance::MaskedConsort) -> Self {
         ConsortView {
-            assessed: keep(c.assessed),
-            eligible: keep(c.eligible),
-            excluded_by_reason: c
-                .excluded_by_reason
-                .into_iter()
-                .map(|(k, n)| (k, keep(n)))
-                .collect(),
-            randomized_per_arm: c
-                .randomized_per_arm
-                .into_iter()
-                .map(|(k, n)| (k, keep(n)))
-                .collect(),
-            not_randomized: keep(c.not_randomized),
+            assessed: c.assessed,
+            eligible: c.eligible,
+            excluded_by_reason: c.excluded_by_reason,
+            randomized_per_arm: c.randomized_per_arm,
+            not_randomized: c.not_randomized,
             protocol_deviations: Vec::new(),
         }
     }
@@ -60,7 +53,8 @@ pub struct BalanceView {
     pub consort: ConsortView,
     /// Covariates by arm (means, SDs, standardized differences), Hotelling's omnibus test per arm
     /// against control, and counts per stratum and arm. Outside the directorate every cell based
-    /// on fewer than 5 firms is hidden (`null`).
+    /// on fewer than 5 firms is hidden (`null`), and so is every count from which a hidden one
+    /// could be derived by the table's sums (complementary suppression).
     pub table: crate::balance::MaskedBalanceTable,
 }
 
@@ -162,10 +156,8 @@ pub async fn get_balance(
     } else {
         MIN_CELL
     };
-    let mut consort = ConsortView::masked(consort, min);
+    let (table, consort) = crate::balance::mask_with_flow(&table, &consort, min);
+    let mut consort: ConsortView = consort.into();
     consort.protocol_deviations = state.store.deviation_counts(&id).await?;
-    Ok(Json(BalanceView {
-        consort,
-        table: crate::balance::mask_small_cells(&table, min),
-    }))
+    Ok(Json(BalanceView { consort, table }))
 }

@@ -185,10 +185,56 @@ pub async fn enroll(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentList {
     /// Sorted by orgnr.
-    pub firms: Vec<EnrollmentRecord>,
+    pub firms: Vec<EnrolledFirm>,
 }
 
-/// Enrolled firms with their eligibility (a fylke sees only its own firms).
+/// Why a baseline is masked: the firm has fewer than 5 persons.
+pub const MASKED_FEW_PERSONS: &str = "fewer than 5 persons";
+
+/// An enrolled firm as its caller sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrolledFirm {
+    /// The enrollment. Outside the directorate, when the baseline is masked, `baseline` is
+    /// `[0.0, 0.0]` (as NAV's Fia stores a masked figure) and `baseline_er_maskert` is true.
+    #[serde(flatten)]
+    pub firm: EnrollmentRecord,
+    /// NAV's `erMaskert`: true when `baseline` is masked because the firm has fewer than 5
+    /// persons (the most `antall_personer` in any quarter of the baseline window in NAV's
+    /// statistics, else the register's `antall_ansatte`). Always false for the directorate. A
+    /// `baseline` of `null` with this false means there is no baseline, not that it is hidden.
+    pub baseline_er_maskert: bool,
+    /// Why the baseline is masked (`fewer than 5 persons`); absent when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_masked_reason: Option<String>,
+}
+
+/// NAV's masking of a firm's own figures (nav-data-brief §2): a baseline over a window is masked
+/// when the firm has fewer than 5 persons in every quarter of it; a baseline from the register
+/// file (no statistics in the window) is masked when the register counts fewer than 5 employees.
+pub fn mask_firm(
+    mut firm: EnrollmentRecord,
+    persons: &BTreeMap<Orgnr, u64>,
+    open: bool,
+) -> EnrolledFirm {
+    let few = persons
+        .get(&firm.orgnr)
+        .copied()
+        .unwrap_or(u64::from(firm.antall_ansatte))
+        < 5;
+    let masked = !open && few && firm.baseline.is_some();
+    if masked {
+        firm.baseline = Some((0.0, 0.0));
+    }
+    EnrolledFirm {
+        firm,
+        baseline_er_maskert: masked,
+        baseline_masked_reason: masked.then(|| MASKED_FEW_PERSONS.to_owned()),
+    }
+}
+
+/// Enrolled firms with their eligibility (a fylke sees only its own firms). Outside the
+/// directorate the baseline of a firm with fewer than 5 persons is masked as NAV masks it:
+/// `[0.0, 0.0]` with `baseline_er_maskert: true` and a `baseline_masked_reason`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
     params(("id" = String, Path, description = "The trial id")),
@@ -200,16 +246,33 @@ pub async fn list_enrollment(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let fylke = super::scope(&caller)?;
-    state
+    let trial = state
         .store
         .get_trial(&id)
         .await
         .map_err(super::not_found(&id))?;
     let firms = state.store.enrollments(&id, fylke, None).await?;
+    let open = caller.role == crate::domain::Role::Direktorat;
+    let persons = if open {
+        BTreeMap::new()
+    } else {
+        state
+            .store
+            .baseline_persons(
+                trial.protocol.baseline.from,
+                trial.protocol.baseline.to,
+                None,
+            )
+            .await?
+    };
     let details = AuditDetails {
         trial_id: Some(id),
         object_ids: firms.iter().map(|f| format!("orgnr:{}", f.orgnr)).collect(),
     };
+    let firms = firms
+        .into_iter()
+        .map(|f| mask_firm(f, &persons, open))
+        .collect();
     let mut response = Json(EnrollmentList { firms }).into_response();
     response.extensions_mut().insert(details);
     Ok(response)
