@@ -46,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NOTEBOOKS = os.path.join(os.path.dirname(HERE), "notebooks")
 ESTIMATORS = ["itt_dim", "itt_ancova", "itt_lin", "did_twfe", "event_study"]
 PANEL_ESTIMATORS = {"did_twfe", "event_study"}
-# firm u32 + quarter u16 + y f64 + w f64: the panel's own columns (statistics.md A.5).
+# firm u32 + quarter u16 + y f64 + w f64: the panel's own columns (docs/statistics.md A.5).
 PANEL_ROW_BYTES = 4 + 2 + 8 + 8
 
 

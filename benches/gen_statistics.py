@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a synthetic NAV DVH statistics file (data-formats §2: orgnr, arstall, kvartal, taptedv,
+"""Writes a synthetic NAV DVH statistics file (docs/data-formats.md §2: orgnr, arstall, kvartal, taptedv,
 muligedv, antpers) for the ingest benchmark: N firms x T quarters ending 2024K4, with firm sizes
 log-normal, sick-leave levels by firm, seasonality and noise. Deterministic for a given --seed.
 

@@ -206,7 +206,7 @@ def main() -> int:
                                 " [estimatr's block rule accepts this stratum: its lone cluster "
                                 "adds no variance to the CR2]")
                              for s, c in bad.items()]
-                    why = (f"ANALYSIS.md §5 / statistics.md B.4 clustered: {len(bad)} stratum/"
+                    why = (f"ANALYSIS.md §5 / docs/statistics.md B.4 clustered: {len(bad)} stratum/"
                            f"strata with a single treated or control cluster: " + "; ".join(parts))
             else:
                 bad = {s: c for s, c in counts.items() if c[0] < 2 or c[1] < 2}

@@ -202,7 +202,7 @@ def both_arms_only(f: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------
-# ANALYSIS.md §5 / statistics.md B.4: blocked difference in means with Pashley-Miratrix small blocks
+# ANALYSIS.md §5 / docs/statistics.md B.4: blocked difference in means with Pashley-Miratrix small blocks
 class Refused(Exception):
     pass
 

@@ -37,7 +37,7 @@ pub struct DrawArgs {
     /// The protocol (TOML, or JSON if it ends in .json).
     #[arg(long)]
     pub protocol: PathBuf,
-    /// The firm register: CSV, JSON or Brønnøysund underenhet JSON (data-formats §1).
+    /// The firm register: CSV, JSON or Brønnøysund underenhet JSON (docs/data-formats.md §1).
     #[arg(long, required_unless_present = "units", conflicts_with = "units")]
     pub firms: Option<PathBuf>,
     /// Instead of a register: the canonical unit list of a draw (`units.csv`, RANDOMIZATION.md §6,
@@ -45,7 +45,7 @@ pub struct DrawArgs {
     /// given.
     #[arg(long, conflicts_with = "stats")]
     pub units: Option<PathBuf>,
-    /// NAV sickness statistics for the baseline window (data-formats §2); repeat for several files.
+    /// NAV sickness statistics for the baseline window (docs/data-formats.md §2); repeat for several files.
     #[arg(long)]
     pub stats: Vec<PathBuf>,
     /// The wave's seed; its SHA-256 must match the protocol's commitment unless --dry-run.
@@ -68,7 +68,7 @@ pub struct AssignArgs {
     /// Protocol, firms, statistics, seed.
     #[command(flatten)]
     pub draw: DrawArgs,
-    /// Where to write the assignment (data-formats §5).
+    /// Where to write the assignment (docs/data-formats.md §5).
     #[arg(long)]
     pub out: PathBuf,
     /// Also write the canonical unit list the draw used (RANDOMIZATION.md §6).

@@ -1,4 +1,4 @@
-//! Disclosure control for every response shown outside the directorate (data-formats.md §2:
+//! Disclosure control for every response shown outside the directorate (docs/data-formats.md §2:
 //! nothing shown outside the directorate reveals an aggregate over fewer than 5 firms or persons).
 //!
 //! [`mask_response`] is the one function a response to a non-directorate caller passes through.

@@ -14,7 +14,7 @@ pub struct Fylke {
     pub name: &'static str,
 }
 
-/// The 15 fylker from 2024-01-01 (NAV's `fylker.json`; see `nav-data-brief.md` §5), in code order.
+/// The 15 fylker from 2024-01-01 (NAV's `fylker.json`; see `docs/nav-data.md` §5), in code order.
 pub const FYLKER: [Fylke; 15] = [
     Fylke {
         code: "03",

@@ -1,7 +1,7 @@
 //! Industry and sector: næringskoder (SN2007 / SN2025), NAV's sektor codes and the IA bransjeprogram groups.
 //!
-//! Sources: `nav-data-brief.md` §3 (NAV's `Bransje.kt` in navikt/ia-felles, pia's `Næringskode.kt` and
-//! `Sektor.kt`) and `data-formats.md` §1.
+//! Sources: `docs/nav-data.md` §3 (NAV's `Bransje.kt` in navikt/ia-felles, pia's `Næringskode.kt` and
+//! `Sektor.kt`) and `docs/data-formats.md` §1.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +17,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 /// A 5-digit næringskode (næringsundergruppe) in the Standard for næringsgruppering (SN).
 ///
 /// Accepted as `88.911` (Brønnøysund's form) or `88911` (DVH's form), the two forms pia accepts
-/// (`nav-data-brief.md` §3.3); surrounding whitespace is ignored. Displayed and serialized as `88.911`.
+/// (`docs/nav-data.md` §3.3); surrounding whitespace is ignored. Displayed and serialized as `88.911`.
 /// The code alone does not say whether it is SN2007 or SN2025: the same digits can mean different
 /// industries in the two (see [`Bransje::of`]), so keep the [`NaeringStandard`] alongside it.
 ///
@@ -42,7 +42,7 @@ pub struct Naeringskode([u8; 5]);
 pub struct NaeringskodeError(pub String);
 
 impl Naeringskode {
-    /// Fia's placeholder `00.000` "Uoppgitt" for a unit without a næringskode (`nav-data-brief.md` §3.3).
+    /// Fia's placeholder `00.000` "Uoppgitt" for a unit without a næringskode (`docs/nav-data.md` §3.3).
     pub const UOPPGITT: Naeringskode = Naeringskode(*b"00000");
 
     /// The five digits without the dot (`"88911"`), as DVH and NAV's bransje lists write them.
@@ -148,7 +148,7 @@ impl utoipa::ToSchema for Naeringskode {}
 /// Which version of the Standard for næringsgruppering a [`Naeringskode`] is written in.
 ///
 /// NAV's statistics have used SN2007; NAV added SN2025 lists to its bransje definitions in 2025
-/// (`nav-data-brief.md` §3.1).
+/// (`docs/nav-data.md` §3.1).
 #[derive(
     Debug,
     Clone,
@@ -213,14 +213,14 @@ impl fmt::Display for NaeringStandard {
 // ---------------------------------------------------------------------------------------------------------
 
 /// NAV's sector of a virksomhet: `1` STATLIG, `2` KOMMUNAL, `3` PRIVAT, `0` UKJENT
-/// (`data-formats.md` §1; `nav-data-brief.md` §3.4, pia's `Sektor.kt`).
+/// (`docs/data-formats.md` §1; `docs/nav-data.md` §3.4, pia's `Sektor.kt`).
 ///
 /// Parsed from the code or the name (names in any case). Serialized as the name (`"STATLIG"`), as in
 /// NAV's metadata export; deserialized from a code, a name, or a code given as a JSON number.
 ///
 /// **Legacy code 9 FYLKESKOMMUNAL is refused**, with its own error ([`SektorError::LegacyFylkeskommunal`]).
-/// It existed only in NAV's archived statistics API (`nav-data-brief.md` §3.4); neither the current
-/// statistics (pia) nor Fia has it, and `data-formats.md` §1 lists only 0-3. Mapping it silently to
+/// It existed only in NAV's archived statistics API (`docs/nav-data.md` §3.4); neither the current
+/// statistics (pia) nor Fia has it, and `docs/data-formats.md` §1 lists only 0-3. Mapping it silently to
 /// KOMMUNAL would change a stratum behind the uploader's back, so we ask them to recode. (**inference:**
 /// pia maps Brreg's institusjonell sektorkode 6500, kommuneforvaltningen, which also holds the
 /// fylkeskommuner, to KOMMUNAL, so `2` is the natural recoding.)
@@ -323,7 +323,7 @@ impl FromStr for Sektor {
 }
 
 /// What a sektor may look like on the wire: a string, or a bare JSON number (NAV's numbers may be either,
-/// `data-formats.md` §2).
+/// `docs/data-formats.md` §2).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum SektorWire {
@@ -373,15 +373,16 @@ impl utoipa::ToSchema for Sektor {}
 
 /// An IA bransjeprogram group, derived from a [`Naeringskode`] and its [`NaeringStandard`].
 ///
-/// The first seven variants are exactly NAV's `Bransje` enum in navikt/ia-felles (`nav-data-brief.md`
+/// The first seven variants are exactly NAV's `Bransje` enum in navikt/ia-felles (`docs/nav-data.md`
 /// §3.1), with its split and names: the programme "Rutebuss og persontrafikk" is NAV's `TRANSPORT`, and
-/// "Bygg og anlegg" is two groups, `BYGG` (næring 41) and `ANLEGG` (næring 42) (`trial-design-brief.md`
+/// "Bygg og anlegg" is two groups, `BYGG` (næring 41) and `ANLEGG` (næring 42) (`docs/trial-design.md`
 /// §2.2 lists the seven programmes).
 ///
-/// [`Bransje::LeverandorindustriOljeGass`] is the seventh *programme* of `trial-design-brief.md` §2.2, but
-/// NAV's code has no definition of it in **either** standard (`nav-data-brief.md` §0 and §8.5; the report
-/// notes that even Statistikkforum had to clarify which NACE industries belong to it, `trial-design-brief.md`
-/// §2.2). We do not invent a code list, so [`Bransje::of`] never returns it: it exists so that a firm can
+/// [`Bransje::LeverandorindustriOljeGass`] is the seventh *programme* of `docs/trial-design.md`
+/// §2.2, but NAV's code has no definition of it in **either** standard (`docs/nav-data.md` §0 and
+/// §8 item 5; the IA-avtale working group's report, *IA-avtalen 2019-2022: Erfaringskartlegging*,
+/// 2022, notes that even Statistikkforum had to clarify which NACE industries belong to it,
+/// `docs/trial-design.md` §2.2). We do not invent a code list, so [`Bransje::of`] never returns it: it exists so that a firm can
 /// be placed in it explicitly (e.g. from an upload column) once the trial defines the list.
 /// [`Bransje::AnnenNaering`] is everything else.
 ///
@@ -466,7 +467,7 @@ impl Bransje {
     }
 
     /// NAV's enum name (`"BARNEHAGER"`, `"NÆRINGSMIDDELINDUSTRI"`, …), used as `kode` in pia's bransje
-    /// export (`nav-data-brief.md` §1.6); `None` for the two groups NAV does not have.
+    /// export (`docs/nav-data.md` §1.6); `None` for the two groups NAV does not have.
     pub fn nav_name(&self) -> Option<&'static str> {
         match self {
             Bransje::Barnehager => Some("BARNEHAGER"),
@@ -481,7 +482,7 @@ impl Bransje {
     }
 
     /// A display name: NAV's `navn` (`"Barnehager"`, sent by pia-dvh-import as `bransje`,
-    /// `nav-data-brief.md` §1.3) for NAV's seven; our own wording for the other two.
+    /// `docs/nav-data.md` §1.3) for NAV's seven; our own wording for the other two.
     pub fn display_name(&self) -> &'static str {
         match self {
             Bransje::Barnehager => "Barnehager",
@@ -497,7 +498,7 @@ impl Bransje {
     }
 
     /// The code prefixes that define this bransje in `standard`: 2-digit næringer or exact 5-digit codes,
-    /// without dots, copied from `nav-data-brief.md` §3.1 (NAV's `Bransje.kt` / `StandardNæringer.kt`).
+    /// without dots, copied from `docs/nav-data.md` §3.1 (NAV's `Bransje.kt` / `StandardNæringer.kt`).
     ///
     /// Empty for [`Bransje::LeverandorindustriOljeGass`] (no list in NAV's code or the brief, in either
     /// standard) and [`Bransje::AnnenNaering`].
@@ -529,7 +530,7 @@ impl Bransje {
             // §3.1: BYGG and ANLEGG, Næring "41" and "42" in both.
             (Bransje::Bygg, _) => &["41"],
             (Bransje::Anlegg, _) => &["42"],
-            // Not defined in NAV's code (§0, §8.5): no codes, never derived.
+            // Not defined in NAV's code (docs/nav-data.md §0, §8 item 5): no codes, never derived.
             (Bransje::LeverandorindustriOljeGass, _) => &[],
             (Bransje::AnnenNaering, _) => &[],
         }
@@ -540,7 +541,7 @@ impl Bransje {
     /// Each bransje is defined by 2-digit næringer or exact 5-digit codes ([`Bransje::codes`]); the code
     /// belongs to the bransje with the longest matching prefix, else [`Bransje::AnnenNaering`]. Within one
     /// standard NAV's lists do not overlap, so this equals NAV's `Bransje.fra` (first match, næring on the
-    /// first 2 digits, Næringskoder on all 5) (`nav-data-brief.md` §3.1).
+    /// first 2 digits, Næringskoder on all 5) (`docs/nav-data.md` §3.1).
     ///
     /// Only the list of `standard` is used. NAV's `Bransje.kt` merges the SN2007 and SN2025 lists with
     /// `union`, so an SN2007-coded 85.100 (førskoleundervisning), 86.103 (andre somatiske
@@ -777,7 +778,7 @@ mod tests {
 
     #[test]
     fn code_lists_match_the_brief() {
-        // nav-data-brief.md §3.1, copied once more so an edit to `codes` has to be deliberate.
+        // docs/nav-data.md §3.1, copied once more so an edit to `codes` has to be deliberate.
         let expected: [(Bransje, &[&str], &[&str]); 9] = [
             (Bransje::Barnehager, &["88911"], &["85100"]),
             (Bransje::Naeringsmiddelindustri, &["10"], &["10"]),
@@ -875,7 +876,7 @@ mod tests {
 
     #[test]
     fn leverandorindustri_is_never_derived() {
-        // No code list in NAV's code or the brief (§0, §8.5): petroleum-related codes stay AnnenNaering.
+        // No code list in NAV's code (docs/nav-data.md §0, §8 item 5): petroleum-related codes stay AnnenNaering.
         for code in ["06.100", "06.200", "09.101", "09.109"] {
             for standard in NaeringStandard::ALL {
                 assert_eq!(

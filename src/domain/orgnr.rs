@@ -7,18 +7,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-/// MOD11 weights for the first eight digits, left to right (`data-formats.md`, "Organisation numbers";
-/// `nav-data-brief.md` §4.1).
+/// MOD11 weights for the first eight digits, left to right (`docs/data-formats.md`, "Organisation numbers";
+/// `docs/nav-data.md` §4.1).
 const WEIGHTS: [u32; 8] = [3, 2, 7, 6, 5, 4, 3, 2];
 
 /// A 9-digit organisation number whose last digit is a valid MOD11 check digit.
 ///
 /// Parsing strips whitespace (`"974 760 673"`), then requires exactly 9 ASCII digits and a correct check
 /// digit: with weights 3,2,7,6,5,4,3,2 on the first eight digits, check = 11 − (sum mod 11), where 11 gives
-/// 0 and 10 means no valid number has those eight digits (`data-formats.md`; `nav-data-brief.md` §4.1).
+/// 0 and 10 means no valid number has those eight digits (`docs/data-formats.md`; `docs/nav-data.md` §4.1).
 ///
 /// The first digit is not restricted: navikt/aap-domain also requires it to be 8 or 9, but NAV's
-/// statistics code does not (`nav-data-brief.md` §4.1), so neither do we.
+/// statistics code does not (`docs/nav-data.md` §4.1), so neither do we.
 ///
 /// # Examples
 /// ```

@@ -17,7 +17,7 @@ pub const LAST_YEAR: i32 = 2100;
 /// One calendar quarter, e.g. `2024K1` (årstall 2024, kvartal 1).
 ///
 /// Written `2024K1` (canonical, also on the wire); `2024k1`, `2024Q1` and `2024-Q1` are accepted on input,
-/// and [`Quarter::new`] takes NAV's `årstall`/`kvartal` pair (`data-formats.md`, "Quarters"). Years are
+/// and [`Quarter::new`] takes NAV's `årstall`/`kvartal` pair (`docs/data-formats.md`, "Quarters"). Years are
 /// limited to 1990-2100 so that arithmetic stays meaningful. Quarters are ordered, and subtracting two
 /// gives the number of quarters between them.
 ///

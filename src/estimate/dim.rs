@@ -1,4 +1,4 @@
-//! The blocked difference in means (statistics.md B.4, ANALYSIS.md §5): estimatr's
+//! The blocked difference in means (docs/statistics.md B.4, ANALYSIS.md §5): estimatr's
 //! `difference_in_means(blocks =)` for blocks with two or more units in each arm, Pashley & Miratrix
 //! (2021) for blocks with a singleton arm, estimatr's weighted HC2 and clustered CR2 per block.
 
@@ -302,7 +302,7 @@ fn clustered(
         let b = &blocks[j];
         return Err(EstimateError::Design(format!(
             "a stratum has {} cluster(s) in the arm and {} in the control group; a block-clustered \
-             difference in means needs two of each (statistics.md B.4)",
+             difference in means needs two of each (docs/statistics.md B.4)",
             b.clusters[1].len(),
             b.clusters[0].len()
         )));

@@ -1,4 +1,4 @@
-//! Effect estimates (statistics.md §A, protocols/ANALYSIS.md): the blocked difference in means,
+//! Effect estimates (docs/statistics.md §A, protocols/ANALYSIS.md): the blocked difference in means,
 //! ANCOVA and Lin for the intention-to-treat effect, and two-way fixed effects difference in
 //! differences with its event study, for every arm against control in both weightings.
 //!
@@ -141,7 +141,7 @@ impl Weighting {
     }
 }
 
-/// One estimate with every field of statistics.md §A.4.
+/// One estimate with every field of docs/statistics.md §A.4.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Estimate {
     /// Estimator name.

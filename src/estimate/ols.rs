@@ -4,7 +4,7 @@
 //! The factor's dummies are never built. Rows are multiplied by √w (estimatr's convention: HC2 then
 //! uses the leverage of H = X(X'WX)⁻¹X'W), demeaned within the factor's levels with weighted means,
 //! and the small projected system is solved with a rank check. The full-design leverage is
-//! `h_ii = w_i / W_g(i) + x̃_i' (X̃'X̃)⁻¹ x̃_i` (statistics.md B.2), so HC2 and CR2 are exact.
+//! `h_ii = w_i / W_g(i) + x̃_i' (X̃'X̃)⁻¹ x̃_i` (docs/statistics.md B.2), so HC2 and CR2 are exact.
 //!
 //! Every estimator in this module family is a linear function of the outcome, θ = Σ ã_i ỹ_i, and
 //! is described by its influence vector ã (in the √w-transformed space); variances and degrees of

@@ -5,7 +5,7 @@
 //! projection on an unbalanced panel, with no iteration. Every row has at most two non-zero
 //! regressors (one treatment column and one quarter), so the normal equations are accumulated firm
 //! by firm from sparse rows and the n x p design is never built: memory is the panel's own columns
-//! plus O(firms) (statistics.md A.5). The within-firm part of the Gram matrix, Σ_i s_i s_i'/W_i,
+//! plus O(firms) (docs/statistics.md A.5). The within-firm part of the Gram matrix, Σ_i s_i s_i'/W_i,
 //! is one matrix product per block of firms. CR1 keeps, per cluster, only R S_g (R the treatment
 //! rows of the inverse Gram, S_g the cluster's score), n_treat numbers. CR2 builds the dense
 //! projected design and uses [`super::ols`], so it is meant for designs with few clusters.

@@ -84,7 +84,7 @@ pub struct Skipped {
     pub error: String,
 }
 
-/// A joint Wald test on cluster-adjusted df (statistics.md B.11).
+/// A joint Wald test on cluster-adjusted df (docs/statistics.md B.11).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct WaldTest {
     /// Estimator the test belongs to.

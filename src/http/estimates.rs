@@ -53,7 +53,7 @@ pub struct EstimatesResponse {
     pub pre_quarters: u32,
     /// Quarters from randomization on.
     pub post_quarters: u32,
-    /// Every estimate with the fields of statistics.md §A.4. Outside the directorate `n_units`,
+    /// Every estimate with the fields of docs/statistics.md §A.4. Outside the directorate `n_units`,
     /// `n_obs`, `n_clusters` and every count under `dropped` is an integer or `"<5"`.
     #[schema(value_type = Vec<Object>)]
     pub estimates: Vec<Estimate>,

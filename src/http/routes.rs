@@ -78,7 +78,7 @@ where
                     .merge(extensions);
                 let note = "Outside the directorate every count of 1 to 4 firms, persons or \
                             clusters, in every field and message, is shown as \"<5\" \
-                            (data-formats.md §2).";
+                            (docs/data-formats.md §2).";
                 operation.description = Some(match operation.description.take() {
                     Some(d) => format!("{d}\n\n{note}"),
                     None => note.to_owned(),

@@ -95,7 +95,7 @@ fn replayed(receipt: StatisticsReceipt) -> Response {
 }
 
 /// Applies one upload of NAV statistics (DVH CSV or `virksomhet.json`) or of NAV's metadata
-/// (`virksomhet_metadata.json` or the DVH metadata CSV: sector and næring), data-formats §2; the
+/// (`virksomhet_metadata.json` or the DVH metadata CSV: sector and næring), docs/data-formats.md §2; the
 /// content tells which. Streamed and applied in one transaction. Any invalid row refuses the whole
 /// upload with 422 listing the first 100 problems and the total. New firm-quarters are inserted,
 /// identical ones left unchanged, changed ones revised as a new vintage beside the old; an upload

@@ -140,7 +140,7 @@ pub struct TakeupRecorded {
     pub warning: Option<String>,
 }
 
-/// Records what was delivered (data-formats §3: `orgnr, status, dato`, optional
+/// Records what was delivered (docs/data-formats.md §3: `orgnr, status, dato`, optional
 /// `arbeidsform_levert, timer, merknad`; statuses after Fia). A fylke reports only for its own
 /// firms (403 otherwise); every status change is checked against the firm's history; all or
 /// nothing. A record that shows contact with a control firm of a design-A trial (any status: each
@@ -323,7 +323,7 @@ pub async fn list_takeup(
     Ok(response)
 }
 
-/// Records work-environment survey results (data-formats §4: `orgnr, bolge, maal, verdi,
+/// Records work-environment survey results (docs/data-formats.md §4: `orgnr, bolge, maal, verdi,
 /// antall_svar`). A fylke reports only for its own firms. Each `maal` must be an outcome the
 /// protocol declares (`outcomes.primary` or `outcomes.secondary`; 422 naming row and field
 /// otherwise). Results are never replaced.

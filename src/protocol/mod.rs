@@ -337,7 +337,7 @@ pub struct SeedCommitment {
     pub sha256: Vec<String>,
 }
 
-/// Known estimator names (`shared/statistics.md` §A.2).
+/// Known estimator names (`docs/statistics.md` §A.2).
 pub const ESTIMATORS: &[&str] = &[
     "itt_dim",
     "itt_ancova",
@@ -366,7 +366,7 @@ pub const OUTCOMES_NOT_ESTIMATED: &[(&str, &str)] = &[
     (
         "langtidsfravar_prosent",
         "it needs NAV's duration classes (varighet C-F, legemeldt fravær from day 17; \
-         nav-data-brief.md §1.8): ingestion stores them with each firm-quarter, but no estimator \
+         docs/nav-data.md §1.8): ingestion stores them with each firm-quarter, but no estimator \
          reads them in this version (ANALYSIS.md §7)",
     ),
 ];

@@ -139,7 +139,7 @@ pub struct DrawHeader {
     pub seed: String,
 }
 
-/// One firm's assignment (`data-formats.md` §5).
+/// One firm's assignment (`docs/data-formats.md` §5).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssignmentRow {
     /// The firm.

@@ -1,4 +1,4 @@
-//! Brønnøysund Enhetsregisteret underenhet JSON, accepted unchanged (`data-formats.md` §1): the bulk
+//! Brønnøysund Enhetsregisteret underenhet JSON, accepted unchanged (`docs/data-formats.md` §1): the bulk
 //! file's array, an API page, or one object per line. Only the keys below are read; Brønnøysund's many
 //! others (`organisasjonsform`, `postadresse`, `_links`, …) are ignored.
 

@@ -1,5 +1,5 @@
 //! The firm register (enrollment): one row per virksomhet (underenhet), read from CSV, JSON / NDJSON in
-//! our own keys, or Brønnøysund's underenhet JSON (`data-formats.md` §1).
+//! our own keys, or Brønnøysund's underenhet JSON (`docs/data-formats.md` §1).
 //!
 //! Pure: bytes in, [`Firm`]s or every problem out. Nothing is dropped silently: each invalid value is a
 //! [`RowError`] naming the row, the field, the value and what to do about it, and all of them are
@@ -51,7 +51,7 @@ pub const MAX_COVARIATE_NAME_CHARS: usize = 64;
 /// 40 quarters.
 pub const MAX_DAGSVERK: f64 = 4e10;
 
-/// One virksomhet (underenhet) as enrolled (`data-formats.md` §1).
+/// One virksomhet (underenhet) as enrolled (`docs/data-formats.md` §1).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Firm {
     /// The underenhet's organisation number.
@@ -73,7 +73,7 @@ pub struct Firm {
     /// Whether the firm agreed to take part (design B); `None` when not given.
     pub villig: Option<bool>,
     /// Baseline-window totals given in the file (optional columns `tapte_dagsverk`, `mulige_dagsverk`,
-    /// both or neither; tapte >= 0, mulige > 0, tapte <= mulige) — an extension of data-formats §1 for
+    /// both or neither; tapte >= 0, mulige > 0, tapte <= mulige) — an extension of docs/data-formats.md §1 for
     /// registers that carry their own baseline when no NAV statistics are ingested.
     pub baseline: Option<BaselineDagsverk>,
     /// Numeric `x_*` columns, keyed by the full column name (`x_alder`); a blank cell or JSON `null` is
@@ -107,7 +107,7 @@ pub enum RegisterFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RegisterOptions {
     /// The sektor of every Brønnøysund underenhet without a `sektor` key (their JSON has none;
-    /// `data-formats.md` §1: "given per upload"). Not used for CSV or our JSON, where `sektor` is required.
+    /// `docs/data-formats.md` §1: "given per upload"). Not used for CSV or our JSON, where `sektor` is required.
     pub default_sektor: Option<Sektor>,
 }
 

@@ -13,7 +13,7 @@ use super::{
 /// Longest `value` kept in a [`RowError`], in characters.
 const MAX_VALUE_CHARS: usize = 120;
 
-/// A column of `data-formats.md` §1 (plus the baseline extension), whatever it is called in the file.
+/// A column of `docs/data-formats.md` §1 (plus the baseline extension), whatever it is called in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Field {
     Orgnr,
@@ -44,7 +44,7 @@ impl Field {
         Field::MuligeDagsverk,
     ];
 
-    /// The name `data-formats.md` §1 gives the column.
+    /// The name `docs/data-formats.md` §1 gives the column.
     pub(super) fn canonical(self) -> &'static str {
         match self {
             Field::Orgnr => "orgnr",
@@ -230,7 +230,7 @@ pub(super) fn truncate(s: &str) -> String {
 /// Whose names and rules a row follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dialect {
-    /// `data-formats.md` §1 columns (CSV or JSON).
+    /// `docs/data-formats.md` §1 columns (CSV or JSON).
     Ours,
     /// Brønnøysund underenhet JSON.
     Brreg,

@@ -23,7 +23,7 @@ pub use panel::{
 pub use scenario::{Scenario, ScenarioReport, Trial, run};
 
 /// Næringskoder (SN2007) with a share of firms, a sector and a typical sick-leave rate (legemeldt,
-/// roughly NAV's published levels by bransje, `trial-design-brief.md` §2.2).
+/// roughly NAV's published levels by bransje, `docs/trial-design.md` §2.2).
 const NAERINGER: &[(&str, u32, Sektor, f64)] = &[
     ("88.911", 9, Sektor::Kommunal, 0.080), // barnehager
     ("87.101", 6, Sektor::Kommunal, 0.085), // sykehjem
@@ -143,7 +143,7 @@ pub fn register(n: usize, seed: u64) -> Vec<Firm> {
 /// The header `register_csv` writes.
 pub const REGISTER_HEADER: &str = "orgnr,navn,fylke,naringskode,sektor,antall_ansatte,overordnet_enhet,villig,tapte_dagsverk,mulige_dagsverk";
 
-/// Writes a register as CSV in the format of `data-formats.md` §1 (with the baseline columns).
+/// Writes a register as CSV in the format of `docs/data-formats.md` §1 (with the baseline columns).
 pub fn register_csv(firms: &[Firm]) -> String {
     let mut out = Vec::with_capacity(96 * (firms.len() + 1));
     // Writing to a Vec cannot fail, and every field is UTF-8.

@@ -1,4 +1,4 @@
-//! Synthetic NAV firm-quarter sickness statistics (`data-formats.md` §2) for a firm register: what the
+//! Synthetic NAV firm-quarter sickness statistics (`docs/data-formats.md` §2) for a firm register: what the
 //! DVH view `agg_ia_sykefravar__virksomhet` would hold for these firms over a range of quarters,
 //! before NAV masks anything (quarters with fewer than 5 persons are kept: this is the unmasked data).
 //!

@@ -47,7 +47,7 @@ impl std::error::Error for StatsErrors {}
 /// Σ tapte and Σ mulige dagsverk (raw, unrounded) per orgnr over the quarters `from..=to`, with the
 /// number of quarters found, from a statistics upload in any [`StatsFormat`] of statistics (detected).
 ///
-/// NAV's rule for a window is a ratio of sums over the quarters present (`nav-data-brief.md` §1.6);
+/// NAV's rule for a window is a ratio of sums over the quarters present (`docs/nav-data.md` §1.6);
 /// [`BaselineFacts::percent`] gives it. Rows outside the window are read (and checked) but not summed.
 ///
 /// # Errors

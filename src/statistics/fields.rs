@@ -27,7 +27,7 @@ pub(super) enum Shape {
     Json,
 }
 
-/// A value of `data-formats.md` §2, whatever the file calls it.
+/// A value of `docs/data-formats.md` §2, whatever the file calls it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Field {
     Orgnr,
@@ -48,7 +48,7 @@ pub(super) enum Field {
     Primaernaringskode,
 }
 
-/// The varighet classes in the DVH view's pivot (`nav-data-brief.md` §1.2: `varighet_A … varighet_F`).
+/// The varighet classes in the DVH view's pivot (`docs/nav-data.md` §1.2: `varighet_A … varighet_F`).
 const DVH_VARIGHETER: [char; 6] = ['A', 'B', 'C', 'D', 'E', 'F'];
 
 impl Field {
@@ -130,7 +130,7 @@ impl Field {
         }
     }
 
-    /// The name the source uses: DVH view columns (`nav-data-brief.md` §1.2) or bucket JSON keys (§1.3).
+    /// The name the source uses: DVH view columns (`docs/nav-data.md` §1.2) or bucket JSON keys (§1.3).
     pub(super) fn canonical(self, shape: Shape) -> String {
         let name = match (shape, self) {
             (_, Field::Orgnr) => "orgnr",
@@ -161,7 +161,7 @@ impl Field {
 
     /// The field for a name in the file. JSON keys match exactly; DVH columns ignore ASCII case, since
     /// Oracle folds unquoted identifiers to upper case and exports write `ORGNR`, `VARIGHET_A`.
-    /// `arstall` / `årstall` are the same field in both (`data-formats.md`, "Quarters").
+    /// `arstall` / `årstall` are the same field in both (`docs/data-formats.md`, "Quarters").
     pub(super) fn from_name(kind: Kind, shape: Shape, name: &str) -> Option<Field> {
         let matches = |candidate: &str| match shape {
             Shape::Json => candidate == name,
@@ -244,7 +244,7 @@ impl Field {
         if shape == Shape::Csv {
             if let Some(letter) = lower.strip_prefix("varighet_") {
                 return format!(
-                    " (the DVH view has varighet_A … varighet_F only, not `{letter}`; nav-data-brief §1.8)"
+                    " (the DVH view has varighet_A … varighet_F only, not `{letter}`; docs/nav-data.md §1.8)"
                 );
             }
             if matches!(
@@ -353,7 +353,7 @@ impl RawRow {
     }
 
     /// `tapteDagsverkPerVarighet: [{"varighet": "A", "tapteDagsverk": 12.1527}, ...]`; an entry without
-    /// `tapteDagsverk` (or with `null`) is left out, as NAV's serializer drops it (`nav-data-brief.md` §1.3).
+    /// `tapteDagsverk` (or with `null`) is left out, as NAV's serializer drops it (`docs/nav-data.md` §1.3).
     fn per_varighet(&mut self, key: &str, value: Json) {
         let row = self.row;
         let entries = match value {
@@ -442,7 +442,7 @@ impl RawRow {
                     row,
                     &letter_path,
                     &letter_value.shown(),
-                    "not a varighet class; expected one capital letter: A (1-7 days), B (8-16 days), C (17 days-8 weeks), D (8-20 weeks), E (20-39 weeks), F (more than 39 weeks) or X (total) (nav-data-brief §1.8)",
+                    "not a varighet class; expected one capital letter: A (1-7 days), B (8-16 days), C (17 days-8 weeks), D (8-20 weeks), E (20-39 weeks), F (more than 39 weeks) or X (total) (docs/nav-data.md §1.8)",
                 ));
                 continue;
             };
@@ -577,7 +577,7 @@ impl Check {
             if matches!(t.as_str(), "1" | "2" | "3") {
                 Ok(t)
             } else {
-                Err("expected rectype 1 (overordnet enhet), 2 (underenhet) or 3 (organisasjonsledd) (nav-data-brief §4.2)".to_owned())
+                Err("expected rectype 1 (overordnet enhet), 2 (underenhet) or 3 (organisasjonsledd) (docs/nav-data.md §4.2)".to_owned())
             }
         })
     }
@@ -593,7 +593,7 @@ impl Check {
     }
 }
 
-/// Validates a statistics row (`data-formats.md` §2 rules).
+/// Validates a statistics row (`docs/data-formats.md` §2 rules).
 pub(super) fn stat_row(raw: RawRow) -> Result<StatRow, Vec<RowError>> {
     let mut check = Check::new(raw);
     let orgnr = check.orgnr();
@@ -765,7 +765,7 @@ pub(super) fn metadata_row(raw: RawRow) -> Result<MetadataRow, Vec<RowError>> {
         && !kode.starts_with(naring.as_str())
     {
         let reason = format!(
-            "primærnæring {naring} is not the first two digits of primærnæringskode {kode}; NAV derives one from the other (nav-data-brief §1.2)"
+            "primærnæring {naring} is not the first two digits of primærnæringskode {kode}; NAV derives one from the other (docs/nav-data.md §1.2)"
         );
         check.push(Field::Primaernaring, reason);
     }

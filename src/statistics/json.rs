@@ -4,7 +4,7 @@
 //! Why not `serde_json::Value`: without serde_json's `float_roundtrip` / `arbitrary_precision` features
 //! (we may not add them) a number token is converted by serde_json's fast path, which can be one ulp
 //! off, and the token itself is lost; NAV's dagsverk must be parsed from the decimal string with Rust's
-//! correctly rounded `f64` parser (`nav-data-brief.md` §1.3, BigDecimal "parsed from the raw token").
+//! correctly rounded `f64` parser (`docs/nav-data.md` §1.3, BigDecimal "parsed from the raw token").
 //! Keeping members in order also lets validation report a duplicated key, which a map would hide.
 
 use std::fmt;

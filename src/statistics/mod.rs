@@ -1,6 +1,6 @@
-//! NAV's firm-level sickness statistics (`data-formats.md` §2), read one row at a time.
+//! NAV's firm-level sickness statistics (`docs/data-formats.md` §2), read one row at a time.
 //!
-//! Four shapes, all NAV's own (`nav-data-brief.md` §1.2-§1.3): the data warehouse's
+//! Four shapes, all NAV's own (`docs/nav-data.md` §1.2-§1.3): the data warehouse's
 //! `agg_ia_sykefravar__virksomhet` view as CSV, the bucket's `virksomhet.json`, and the matching
 //! metadata (`…__virksomhet_metadata` CSV, `virksomhet_metadata.json`). JSON may be an array or one object
 //! per line (NDJSON). Pure: bytes in, rows out, no database.
@@ -45,7 +45,7 @@ pub use percent::{display_percent, dvh_percent, percent, round_dagsverk};
 use fields::{Kind, RawRow};
 
 /// NAV masks a firm-quarter with fewer persons than this (`MIN_ANTALL_PERS_FOR_AT_STATISTIKKEN_IKKE_ER_PERSONOPPLYSNINGER`,
-/// `nav-data-brief.md` §2): nothing shown outside the directorate may reveal such a cell.
+/// `docs/nav-data.md` §2): nothing shown outside the directorate may reveal such a cell.
 pub const MASKING_MIN_PERSONS: u32 = 5;
 
 /// The most persons accepted in one virksomhet and quarter (`antpers` / `antallPersoner`). Norway's
@@ -63,7 +63,7 @@ pub const MAX_ROW_BYTES: usize = 1024 * 1024;
 
 /// The varighet (duration) classes of `tapteDagsverkPerVarighet`: `A` 1-7 days, `B` 8-16 days, `C` 17
 /// days-8 weeks, `D` 8-20 weeks, `E` 20-39 weeks, `F` more than 39 weeks, `X` total
-/// (`nav-data-brief.md` §1.8). The DVH view has columns for A-F only.
+/// (`docs/nav-data.md` §1.8). The DVH view has columns for A-F only.
 pub const VARIGHETER: [char; 7] = ['A', 'B', 'C', 'D', 'E', 'F', 'X'];
 
 /// Longest `value` kept in a [`RowError`], in characters (as the register does).
@@ -87,7 +87,7 @@ pub struct StatRow {
     /// `prosent` as NAV published it (rounded by DVH from the raw dagsverk), if given. Kept for
     /// comparison only; compute with [`percent`].
     pub prosent_published: Option<f64>,
-    /// `rectype`: "1" overordnet enhet, "2" underenhet, "3" organisasjonsledd (`nav-data-brief.md` §4.2).
+    /// `rectype`: "1" overordnet enhet, "2" underenhet, "3" organisasjonsledd (`docs/nav-data.md` §4.2).
     pub rectype: Option<String>,
     /// Tapte dagsverk per varighet class (keys from [`VARIGHETER`]); only the classes given.
     pub varighet: BTreeMap<char, f64>,

@@ -1,4 +1,4 @@
-//! The sick-leave percentage and NAV's published rounding (`nav-data-brief.md` §1.5).
+//! The sick-leave percentage and NAV's published rounding (`docs/nav-data.md` §1.5).
 //!
 //! NAV rounds `BigDecimal`s, i.e. the decimal numbers as written, so the rounding here works on the
 //! shortest decimal that round-trips each `f64` (what Rust prints, and what `"20.23".parse()` came
@@ -6,7 +6,7 @@
 
 /// The sick-leave percentage `100 * tapte / mulige` from raw dagsverk, unrounded.
 ///
-/// This is the outcome the estimators use (`statistics.md` A.1). `mulige == 0` gives an infinite or
+/// This is the outcome the estimators use (`docs/statistics.md` A.1). `mulige == 0` gives an infinite or
 /// NaN result; rows read by this module always have `mulige > 0`.
 ///
 /// # Examples
@@ -18,7 +18,7 @@ pub fn percent(tapte: f64, mulige: f64) -> f64 {
     100.0 * tapte / mulige
 }
 
-/// The percentage as NAV shows it in everything it computes or exports (`nav-data-brief.md` §1.5).
+/// The percentage as NAV shows it in everything it computes or exports (`docs/nav-data.md` §1.5).
 ///
 /// First each dagsverk is rounded to one decimal, half-up (`UmaskertSykefraværUtenProsentForEttKvartal`,
 /// applied "before any aggregation or export"); then NAV's "source of truth"
@@ -30,7 +30,7 @@ pub fn percent(tapte: f64, mulige: f64) -> f64 {
 /// on a zero denominator).
 ///
 /// This can differ by 0.1 from the `prosent` DVH publishes, which is rounded from the *raw* dagsverk
-/// ([`dvh_percent`]): data-formats §2's example row has `prosent` 26.0 (20.23 / 77.8716) but shows as
+/// ([`dvh_percent`]): docs/data-formats.md §2's example row has `prosent` 26.0 (20.23 / 77.8716) but shows as
 /// 25.9 here (20.2 / 77.9).
 ///
 /// # Examples
@@ -56,7 +56,7 @@ pub fn display_percent(tapte: f64, mulige: f64) -> Option<f64> {
 }
 
 /// The `prosent` DVH publishes: `round(taptedv / muligedv * 100, 1)` on the raw dagsverk, half-up
-/// (Oracle rounds half away from zero, the same for non-negative data; `nav-data-brief.md` §1.2, §1.5).
+/// (Oracle rounds half away from zero, the same for non-negative data; `docs/nav-data.md` §1.2, §1.5).
 ///
 /// Returns `None` if either value is negative or not finite, or `mulige` is 0 (DVH writes 0 there;
 /// rows with `mulige == 0` are refused on input).
@@ -81,7 +81,7 @@ pub fn dvh_percent(tapte: f64, mulige: f64) -> Option<f64> {
 }
 
 /// Dagsverk rounded half-up to one decimal, as NAV rounds each quarter before aggregating or
-/// exporting (`nav-data-brief.md` §1.5). `None` for negative or non-finite input.
+/// exporting (`docs/nav-data.md` §1.5). `None` for negative or non-finite input.
 ///
 /// # Examples
 /// ```

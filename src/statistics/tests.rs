@@ -9,7 +9,7 @@ use std::rc::Rc;
 use super::*;
 use crate::domain::{Orgnr, Quarter, Sektor};
 
-/// The row in `data-formats.md` §2, verbatim (its orgnr fails MOD11; see the first test).
+/// The row in `docs/data-formats.md` §2, verbatim (its orgnr fails MOD11; see the first test).
 const DATA_FORMATS_EXAMPLE: &str = r#"{"årstall":2024,"kvartal":2,"orgnr":"987654321","prosent":"26.0","tapteDagsverk":"20.23",
  "muligeDagsverk":"77.8716","tapteDagsverkGradert":90.034285,
  "tapteDagsverkPerVarighet":[{"varighet":"A","tapteDagsverk":12.1527}],
@@ -132,7 +132,7 @@ fn data_formats_example_row_parses_to_the_exact_values() {
 
 #[test]
 fn nav_data_brief_example_with_two_varighet_classes_parses() {
-    // nav-data-brief §1.3 (PDI TestDataGenerator): A and D, gradert and D larger than tapte, as NAV's
+    // docs/nav-data.md §1.3 (PDI TestDataGenerator): A and D, gradert and D larger than tapte, as NAV's
     // own test data has them, so no cross-check between them is made.
     let json = r#"[{"årstall":2024,"kvartal":2,"orgnr":"987654325","prosent":"26.0","tapteDagsverk":"20.23",
  "muligeDagsverk":"77.8716","tapteDagsverkGradert":90.034285,
@@ -1046,14 +1046,14 @@ fn sniff_gives_back_every_byte() {
     assert_eq!(back, json);
 }
 
-// --- Percentages and rounding (nav-data-brief §1.5) ---
+// --- Percentages and rounding (docs/nav-data.md §1.5) ---
 
 #[test]
 fn nav_example_row_rounds_as_published() {
-    // data-formats §2 / nav-data-brief §1.3: tapte 20.23, mulige 77.8716, published prosent "26.0".
+    // docs/data-formats.md §2 / docs/nav-data.md §1.3: tapte 20.23, mulige 77.8716, published prosent "26.0".
     assert_eq!(dvh_percent(20.23, 77.8716), Some(26.0));
     // pia's export rule pre-rounds the dagsverk (20.2 / 77.9 = 0.25931) and shows 25.9: the 0.1
-    // difference nav-data-brief §1.5 warns about.
+    // difference docs/nav-data.md §1.5 warns about.
     assert_eq!(display_percent(20.23, 77.8716), Some(25.9));
     assert_eq!(round_dagsverk(20.23), Some(20.2));
     assert_eq!(round_dagsverk(77.8716), Some(77.9));

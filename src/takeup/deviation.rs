@@ -1,5 +1,5 @@
 //! Protocol deviations a take-up record reveals: contact with, or help to, a firm of the control arm
-//! where the design forbids it (`shared/domain/trial-design-brief.md` §1.2).
+//! where the design forbids it (`docs/trial-design.md` §1.2).
 //!
 //! - **Design A** randomizes before any contact, and the control group "ikke kontaktes overhodet"
 //!   (`002_…txt:2406`). Every take-up status shows contact: a history starts with `KONTAKTET`, and

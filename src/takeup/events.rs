@@ -1,4 +1,4 @@
-//! Take-up events (`data-formats.md` §3): one row per firm and event, with Fia's statuses.
+//! Take-up events (`docs/data-formats.md` §3): one row per firm and event, with Fia's statuses.
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,11 +30,11 @@ pub const LAST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2100, 12, 31) {
     None => NaiveDate::MAX,
 };
 
-/// A take-up status, named after NAV's Fia case system (`data-formats.md` §3).
+/// A take-up status, named after NAV's Fia case system (`docs/data-formats.md` §3).
 ///
 /// `KONTAKTET` and `TAKKET_NEI` are the virksomhet's assessment in Fia (tilstand `VirksomhetVurderes`, and
 /// `AvsluttVurdering` with a "takket nei" årsak); `AKTIV`, `FULLFØRT` and `AVBRUTT` are Fia's samarbeid
-/// statuses (`nav-data-brief.md` §6.1-§6.2). On input, values are trimmed and matched without regard to
+/// statuses (`docs/nav-data.md` §6.1-§6.2). On input, values are trimmed and matched without regard to
 /// case, `-` or space may stand for `_`, and `FULLFORT` is accepted as an ASCII spelling of `FULLFØRT`
 /// (for files from systems without æøå). Output is always the canonical name.
 #[derive(
@@ -115,7 +115,7 @@ impl FromStr for TakeupStatus {
             "AKTIV" => return Ok(TakeupStatus::Aktiv),
             "FULLFØRT" | "FULLFORT" => return Ok(TakeupStatus::Fullfort),
             "AVBRUTT" => return Ok(TakeupStatus::Avbrutt),
-            // Fia's IA-sak statuses (nav-data-brief.md §6.1), as a Fia export may carry them.
+            // Fia's IA-sak statuses (docs/nav-data.md §6.1), as a Fia export may carry them.
             "VURDERES" | "KONTAKTES" | "KARTLEGGES" => {
                 "this is a Fia IA-sak status; write KONTAKTET for it"
             }
@@ -142,7 +142,7 @@ impl FromStr for TakeupStatus {
     }
 }
 
-/// One take-up event for one firm (`data-formats.md` §3).
+/// One take-up event for one firm (`docs/data-formats.md` §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TakeupEvent {
     /// The virksomhet (underenhet).
@@ -200,7 +200,7 @@ const SPEC: Spec = Spec {
     what: "take-up event",
 };
 
-/// Reads take-up events (`data-formats.md` §3) from CSV (comma or semicolon, header row, optional BOM;
+/// Reads take-up events (`docs/data-formats.md` §3) from CSV (comma or semicolon, header row, optional BOM;
 /// semicolon files may write `timer` with a decimal comma) or JSON (an array of objects, one object, or
 /// one object per line). Columns: `orgnr`, `status`, `dato` required; `arbeidsform_levert`, `timer`,
 /// `merknad` optional; any other column is refused.

@@ -1,7 +1,7 @@
 //! A firm's take-up history: which status may follow which (after Fia), and what it adds up to.
 //!
 //! # The transitions, after Fia's current ("new flow") state machine
-//! Citations are to `/work/shared/domain/nav-data-brief.md` (line numbers of that file):
+//! Citations are to `docs/nav-data.md` §6.1 (Fia's new flow and ia-rct's transitions) and §6.2 (årsaker):
 //!
 //! | from \ to        | KONTAKTET | TAKKET_NEI | AKTIV | FULLFØRT | AVBRUTT |
 //! |------------------|-----------|------------|-------|----------|---------|
@@ -12,32 +12,32 @@
 //! | FULLFØRT/AVBRUTT | yes       | no         | no    | no       | no      |
 //!
 //! - KONTAKTET is Fia's `VirksomhetVurderes` (VURDERES). A virksomhet enters it from
-//!   `KlarTilVurdering` by `VurderVirksomhet` (l. 359), so a history starts with KONTAKTET.
+//!   `KlarTilVurdering` by `VurderVirksomhet` (§6.1), so a history starts with KONTAKTET.
 //! - From VURDERES: `OpprettNyttSamarbeid` opens a samarbeid (→ AKTIV) and `AvsluttVurdering` ends the
-//!   assessment (l. 359-360), with a "takket nei" årsak for TAKKET_NEI (§6.2, l. 376-380). AKTIV and
+//!   assessment (§6.1), with a "takket nei" årsak for TAKKET_NEI (§6.2). AKTIV and
 //!   TAKKET_NEI therefore need a KONTAKTET before them.
 //! - KONTAKTET may repeat: `AngreVurderVirksomhet` returns to `KlarTilVurdering` and `AvsluttVurdering` with
-//!   a reason other than "takket nei" (e.g. no answer, vurderes senere; l. 376-378) ends in `ErVurdert`,
-//!   and both lead back to VURDERES by `VurderVirksomhet` (l. 359-362). Neither has a status of its own
+//!   a reason other than "takket nei" (e.g. no answer, vurderes senere; §6.2) ends in `ErVurdert`,
+//!   and both lead back to VURDERES by `VurderVirksomhet` (§6.1). Neither has a status of its own
 //!   here, so the next contact is simply another KONTAKTET.
-//! - In `HarAktiveSamarbeid`, "samarbeid/plan/kartlegging events stay" (l. 363), and a virksomhet may have
-//!   several samarbeid (l. 333-334): AKTIV may repeat (e.g. one row per delivered arbeidsform, with its hours).
-//! - A samarbeid ends only by `AvsluttSamarbeid` with `typeAvslutning` FULLFØRT or AVBRUTT (l. 368-369):
+//! - In `HarAktiveSamarbeid`, "samarbeid/plan/kartlegging events stay" (§6.1), and a virksomhet may have
+//!   several samarbeid (§6.1): AKTIV may repeat (e.g. one row per delivered arbeidsform, with its hours).
+//! - A samarbeid ends only by `AvsluttSamarbeid` with `typeAvslutning` FULLFØRT or AVBRUTT (§6.1):
 //!   both need AKTIV before them. A virksomhet that withdraws after its samarbeid started is AVBRUTT, not
-//!   TAKKET_NEI (AvsluttVurdering exists only in VURDERES, l. 360). The old flow let VI_BISTÅR go to
-//!   IKKE_AKTUELL (l. 349), but it was removed in 2026-05 (l. 345) and is not followed.
+//!   TAKKET_NEI (AvsluttVurdering exists only in VURDERES, §6.1). The old flow let VI_BISTÅR go to
+//!   IKKE_AKTUELL (§6.1), but it was removed in 2026-05 (§6.1) and is not followed.
 //! - There is no way back from HarAktiveSamarbeid to VURDERES except deleting the last samarbeid
-//!   (`SlettSamarbeid`, l. 363-364), a correction rather than an event: AKTIV → KONTAKTET is refused.
+//!   (`SlettSamarbeid`, §6.1), a correction rather than an event: AKTIV → KONTAKTET is refused.
 //! - `ErVurdert` (after TAKKET_NEI) and `AlleSamarbeidIVirksomhetErAvsluttet` (after FULLFØRT/AVBRUTT) leave
 //!   only by `VurderVirksomhet` (→ VURDERES) or, by hand or automatically after 90 days, to
-//!   `KlarTilVurdering` (l. 360-362, 365-366): the next status is KONTAKTET, whatever comes after it.
+//!   `KlarTilVurdering` (§6.1): the next status is KONTAKTET, whatever comes after it.
 //!
 //! Statuses are kept per virksomhet, not per samarbeid (the upload has no samarbeid id): FULLFØRT/AVBRUTT
 //! is written when the firm's last running samarbeid ends, as Fia's virksomhet tilstand moves to
-//! AVSLUTTET only "when all samarbeid are avsluttet" (l. 357, 365).
+//! AVSLUTTET only "when all samarbeid are avsluttet" (§6.1).
 //!
 //! Not checked, because the upload does not carry it: Fia's blocks on fullføring (`INGEN_PLAN`, an
-//! unfinished kartlegging; l. 370-371), and Fia's 10-day TILBAKE undo of the old flow (l. 350-351):
+//! unfinished kartlegging; §6.1), and Fia's 10-day TILBAKE undo of the old flow (§6.1):
 //! corrections to a registered history are the directorate's, not an upload's.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,25 +90,25 @@ const ADD_KONTAKTET: &str = "add a KONTAKTET row before it with the date of the 
 /// Whether `next` may follow `prev` (the module documentation has the table and the sources).
 fn transition(prev: Option<TakeupStatus>, next: TakeupStatus) -> Result<(), Refusal> {
     match (prev, next) {
-        // Fia: KlarTilVurdering —VurderVirksomhet→ Vurderes (nav-data-brief.md l. 359).
+        // Fia: KlarTilVurdering —VurderVirksomhet→ Vurderes (docs/nav-data.md §6.1).
         (None, Kontaktet) => Ok(()),
-        // Fia: OpprettNyttSamarbeid only from Vurderes (l. 360).
+        // Fia: OpprettNyttSamarbeid only from Vurderes (§6.1).
         (None, Aktiv) => Err(Refusal {
             rule: "in Fia a samarbeid is opened only for a virksomhet that is being assessed (VURDERES)",
             fix: ADD_KONTAKTET,
         }),
-        // Fia: AvsluttVurdering ("takket nei") only from Vurderes (l. 360, l. 376-380).
+        // Fia: AvsluttVurdering ("takket nei") only from Vurderes (§6.1, §6.2).
         (None, TakketNei) => Err(Refusal {
             rule: "in Fia a virksomhet declines while it is being assessed (VURDERES), so it must have been contacted",
             fix: ADD_KONTAKTET,
         }),
-        // Fia: AvsluttSamarbeid (FULLFØRT/AVBRUTT) ends a samarbeid, which must exist (l. 368-369).
+        // Fia: AvsluttSamarbeid (FULLFØRT/AVBRUTT) ends a samarbeid, which must exist (§6.1).
         (None, Fullfort | Avbrutt) => Err(Refusal {
             rule: "in Fia only an AKTIV samarbeid can be ended (FULLFØRT or AVBRUTT)",
             fix: "add the KONTAKTET and AKTIV rows, with their dates, before it",
         }),
-        // Fia: from Vurderes, OpprettNyttSamarbeid and AvsluttVurdering (l. 359-360); a repeated contact
-        // goes via KlarTilVurdering or ErVurdert back to Vurderes (l. 359-362).
+        // Fia: from Vurderes, OpprettNyttSamarbeid and AvsluttVurdering (§6.1); a repeated contact
+        // goes via KlarTilVurdering or ErVurdert back to Vurderes (§6.1).
         (Some(Kontaktet), Kontaktet | Aktiv | TakketNei) => Ok(()),
         (Some(Kontaktet), Fullfort) => Err(Refusal {
             rule: "only an AKTIV samarbeid can be completed (Fia: AvsluttSamarbeid)",
@@ -118,20 +118,20 @@ fn transition(prev: Option<TakeupStatus>, next: TakeupStatus) -> Result<(), Refu
             rule: "only an AKTIV samarbeid can be broken off (Fia: AvsluttSamarbeid)",
             fix: "if the virksomhet declined before any samarbeid started, write TAKKET_NEI; otherwise add the AKTIV row with its date before it",
         }),
-        // Fia: in HarAktiveSamarbeid samarbeid events stay (l. 363); AvsluttSamarbeid ends (l. 368-369).
+        // Fia: in HarAktiveSamarbeid samarbeid events stay (§6.1); AvsluttSamarbeid ends (§6.1).
         (Some(Aktiv), Aktiv | Fullfort | Avbrutt) => Ok(()),
         (Some(Aktiv), Kontaktet) => Err(Refusal {
             rule: "while a samarbeid is AKTIV, Fia does not go back to assessment",
             fix: "end the samarbeid with FULLFØRT or AVBRUTT first; if the AKTIV was registered by mistake, ask the directorate to correct it",
         }),
-        // Fia: AvsluttVurdering exists only in Vurderes (l. 360); the old flow's VI_BISTÅR → IKKE_AKTUELL
-        // (l. 349) was removed (l. 345).
+        // Fia: AvsluttVurdering exists only in Vurderes (§6.1); the old flow's VI_BISTÅR → IKKE_AKTUELL
+        // (§6.1) was removed (§6.1).
         (Some(Aktiv), TakketNei) => Err(Refusal {
             rule: "a virksomhet that withdraws after its samarbeid started has broken the samarbeid off",
             fix: "write AVBRUTT instead of TAKKET_NEI",
         }),
         // Fia: ErVurdert and Avsluttet leave only by VurderVirksomhet → Vurderes, or to KlarTilVurdering
-        // (l. 360-362, 365-366).
+        // (§6.1).
         (Some(TakketNei | Fullfort | Avbrutt), Kontaktet) => Ok(()),
         (Some(TakketNei), _) => Err(Refusal {
             rule: "after TAKKET_NEI, Fia assesses the virksomhet again (VURDERES) before anything else can happen",
@@ -275,10 +275,10 @@ fn replay(history: &[(&TakeupEvent, bool)], today: NaiveDate, errors: &mut Vec<R
     }
 }
 
-/// What a firm's take-up history adds up to: the compliance measures of `trial-design-brief.md` §7 item 8.
+/// What a firm's take-up history adds up to: the compliance measures of `docs/trial-design.md` §7 item 8.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Compliance {
-    /// Received assistance: has been AKTIV (`data-formats.md` §3).
+    /// Received assistance: has been AKTIV (`docs/data-formats.md` §3).
     pub received: bool,
     /// The date of the first AKTIV.
     pub received_date: Option<NaiveDate>,

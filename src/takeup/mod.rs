@@ -1,6 +1,6 @@
-//! Take-up and survey uploads: what was actually delivered to each firm (`data-formats.md` §3), whether
+//! Take-up and survey uploads: what was actually delivered to each firm (`docs/data-formats.md` §3), whether
 //! its status history follows NAV's Fia case system, what that adds up to per firm (compliance, dose), and
-//! repeated work-environment survey outcomes with small-cell masking (`data-formats.md` §4).
+//! repeated work-environment survey outcomes with small-cell masking (`docs/data-formats.md` §4).
 //!
 //! Pure: bytes in, values or every problem out; no database. Problems are the register's [`RowError`]s
 //! (row, field, value, reason) collected in a [`RegisterErrors`] (the first 100 kept, all counted), and
@@ -21,7 +21,7 @@
 //! - [`parse_surveys`] reads `orgnr, bolge, maal, verdi, antall_svar`; [`masked`] says whether a cell has
 //!   fewer than [`SURVEY_MIN_RESPONDENTS`] respondents, and a [`SurveyRow`] always serializes masked.
 //!
-//! Who may upload for which firm (a fylke only for its own, `data-formats.md` §3) is the caller's check.
+//! Who may upload for which firm (a fylke only for its own, `docs/data-formats.md` §3) is the caller's check.
 //!
 //! # Examples
 //! ```

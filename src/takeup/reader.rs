@@ -1,5 +1,5 @@
 //! The table reader shared by take-up and survey uploads: CSV (comma or semicolon, header row, optional
-//! BOM) or JSON (an array of objects, one object, or one object per line), as `data-formats.md` requires of
+//! BOM) or JSON (an array of objects, one object, or one object per line), as `docs/data-formats.md` requires of
 //! every reader. It turns bytes into [`Record`]s of named, untyped cells and reports file-level problems
 //! (encoding, syntax, unknown or missing columns); the callers give the cells their types.
 //!

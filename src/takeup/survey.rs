@@ -1,4 +1,4 @@
-//! Repeated survey outcomes (`data-formats.md` §4): one value per firm, wave and measure, with the number of
+//! Repeated survey outcomes (`docs/data-formats.md` §4): one value per firm, wave and measure, with the number of
 //! respondents, masked below [`SURVEY_MIN_RESPONDENTS`].
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use super::reader::{self, Lines, Record, Sink, Spec, Table};
 
 /// A survey cell with fewer respondents than this is masked in every output: NAV shows survey
 /// (kartlegging) results only with at least 3 answers (`MINIMUM_ANTALL_DELTAKERE = 3`,
-/// `nav-data-brief.md` §2; `data-formats.md` §4).
+/// `docs/nav-data.md` §2; `docs/data-formats.md` §4).
 pub const SURVEY_MIN_RESPONDENTS: u32 = 3;
 
 /// Longest `maal` (measure name), in characters.
@@ -119,7 +119,7 @@ const SPEC: Spec = Spec {
     what: "survey cell",
 };
 
-/// Reads survey outcomes (`data-formats.md` §4) from CSV (comma or semicolon, header row, optional BOM;
+/// Reads survey outcomes (`docs/data-formats.md` §4) from CSV (comma or semicolon, header row, optional BOM;
 /// semicolon files may use a decimal comma) or JSON (an array of objects, one object, or one per line).
 /// Columns `orgnr, bolge, maal, verdi, antall_svar`, all required; `verdi` may be blank (or `null`) only
 /// where the source masked it, i.e. with fewer than [`SURVEY_MIN_RESPONDENTS`] respondents.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ia_rct::estimate::{self, Estimate, Options, StudyData, Windows, read_assignment_table};
 
-/// Relative tolerance against the reference packages (statistics.md: 1e-8).
+/// Relative tolerance against the reference packages (docs/statistics.md §A.5: 1e-8).
 const REL_TOL: f64 = 1e-8;
 /// Absolute floor for quantities that are zero or tiny in the reference (p-values near 0).
 const ABS_FLOOR: f64 = 1e-13;

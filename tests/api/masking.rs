@@ -1,6 +1,6 @@
 //! Disclosure over HTTP (issue 10, defects 3 and 12): every response a fylke or a researcher gets
 //! from a route with aggregates over firms is scanned whole, every number under a count key and
-//! every number in every message, for a count of 1 to 4 (data-formats.md §2). The data are built
+//! every number in every message, for a count of 1 to 4 (docs/data-formats.md §2). The data are built
 //! to produce such counts: an arm that attrition leaves with 3 firms (its contrasts are withheld),
 //! an arm with attrition of exactly 1 firm (leaving a stratum with 1 firm of the arm), small strata, a survey of 3 respondents at 1 firm, and
 //! take-up with hours at 2 firms. As the directorate the same scanner finds the true counts.
@@ -397,7 +397,10 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
             .iter()
             .filter(|k| !row[**k].is_number())
             .count();
-        assert!(hidden != 1, "one hidden count is the difference of the others: {row}");
+        assert!(
+            hidden != 1,
+            "one hidden count is the difference of the others: {row}"
+        );
     }
     let ledere_attrition = find(&estimates["attrition"], |a| a["arm"] == "ledere");
     assert_eq!(ledere_attrition["no_post_data"], "<5", "{ledere_attrition}");

@@ -74,7 +74,7 @@ pub struct AssignmentPage {
 }
 
 /// The assignments of the trial's firms, with each arm's instructions. A fylke gets only its own
-/// firms; every read is audited with the firms returned. CSV with `format=csv` (data-formats §5
+/// firms; every read is audited with the firms returned. CSV with `format=csv` (docs/data-formats.md §5
 /// columns, then `arm_navn, kontakt, instruks`); the next page's cursor is in `x-next-after`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/assignments", tag = "randomization",
@@ -178,7 +178,7 @@ pub async fn list_assignments(
     Ok(response)
 }
 
-/// The assignment CSV a fylke receives: data-formats §5 columns, then `arm_navn, kontakt,
+/// The assignment CSV a fylke receives: docs/data-formats.md §5 columns, then `arm_navn, kontakt,
 /// instruks`, quoted where needed.
 fn fylke_csv(delivered: &[DeliveredAssignment]) -> Result<Vec<u8>, String> {
     let mut writer = csv::Writer::from_writer(Vec::new());

@@ -266,7 +266,7 @@ pub async fn get_draw_units(
     Ok(csv_file("units.csv", text, details))
 }
 
-/// A wave's assignment in the published format (`data-formats.md` §5, RANDOMIZATION.md §6), with
+/// A wave's assignment in the published format (`docs/data-formats.md` §5, RANDOMIZATION.md §6), with
 /// the protocol hash, algorithm and seed in its header lines.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/draws/{wave}/assignment.csv", tag = "randomization",

@@ -43,7 +43,7 @@ pub struct EnrollmentSummary {
 }
 
 /// Enrolls firms for the open wave from a register upload (CSV, JSON or Brønnøysund underenhet
-/// JSON, data-formats §1). All or nothing: any invalid row refuses the upload with every problem.
+/// JSON, docs/data-formats.md §1). All or nothing: any invalid row refuses the upload with every problem.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
     params(("id" = String, Path, description = "The trial id"), EnrollParams),
@@ -208,7 +208,7 @@ pub struct EnrolledFirm {
     pub baseline_masked_reason: Option<String>,
 }
 
-/// NAV's masking of a firm's own figures (nav-data-brief §2): a baseline over a window is masked
+/// NAV's masking of a firm's own figures (docs/nav-data.md §2): a baseline over a window is masked
 /// when the firm has fewer than 5 persons in every quarter of it; a baseline from the register
 /// file (no statistics in the window) is masked when the register counts fewer than 5 employees.
 pub fn mask_firm(
