@@ -263,6 +263,8 @@ enum Who {
     Nobody,
     Malformed,
     UnknownToken,
+    /// A direktorat token that has been revoked: 401 everywhere, like an unknown one.
+    Revoked,
     Role(Role),
 }
 
@@ -289,6 +291,20 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
     }
     app.statistics_csv(csv, 201).await;
     let bad = format!("iarct_{}", "ab".repeat(32));
+    let revoked = make_token(
+        app.store.as_ref(),
+        "Revoked direktorat",
+        Role::Direktorat,
+        None,
+    )
+    .await;
+    app.direktorat_call(
+        Method::POST,
+        &format!("/v1/tokens/{}/revoke", revoked.info.id),
+        None,
+        200,
+    )
+    .await;
 
     let doc: Value = app
         .client
@@ -373,6 +389,7 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
                 Who::Nobody,
                 Who::Malformed,
                 Who::UnknownToken,
+                Who::Revoked,
                 Who::Role(Role::Direktorat),
                 Who::Role(Role::Fylke),
                 Who::Role(Role::Forsker),
@@ -388,6 +405,7 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
                         None
                     }
                     Who::UnknownToken => Some(bad.as_str()),
+                    Who::Revoked => Some(revoked.secret.as_str()),
                     Who::Role(Role::Direktorat) => Some(app.direktorat.secret.as_str()),
                     Who::Role(Role::Fylke) => Some(fylke.secret.as_str()),
                     Who::Role(Role::Forsker) => Some(forsker.secret.as_str()),
@@ -405,7 +423,7 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
                 let response = request.send().await.expect("send");
                 let status = response.status();
                 let expected = match who {
-                    Who::Nobody | Who::Malformed | Who::UnknownToken => {
+                    Who::Nobody | Who::Malformed | Who::UnknownToken | Who::Revoked => {
                         Some(StatusCode::UNAUTHORIZED)
                     }
                     Who::Role(role) if !admitted.contains(&role) => Some(StatusCode::FORBIDDEN),
@@ -440,7 +458,9 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
                 assert_eq!(row.status, status.as_u16());
                 assert!(row.request_id.is_some(), "request id recorded");
                 let (result, actor) = match who {
-                    Who::Nobody | Who::Malformed | Who::UnknownToken => (AuditResult::Denied, None),
+                    Who::Nobody | Who::Malformed | Who::UnknownToken | Who::Revoked => {
+                        (AuditResult::Denied, None)
+                    }
                     Who::Role(role) if !admitted.contains(&role) => {
                         (AuditResult::Denied, Some(role))
                     }
