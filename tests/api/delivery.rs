@@ -5,32 +5,8 @@ use ia_rct::storage::AuditResult;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, assert_envelope, make_token};
+use crate::helpers::{Backend, TestApp, assert_envelope, firms_of, make_token, post_csv};
 use crate::on_both_backends;
-
-async fn firms_of(app: &TestApp, id: &str, fylke: &str) -> Vec<(String, String)> {
-    app.store
-        .assignments(id, Some(fylke.parse().expect("fylke")), None, 10_000)
-        .await
-        .expect("assignments")
-        .into_iter()
-        .map(|a| (a.orgnr.to_string(), a.arm))
-        .collect()
-}
-
-async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(secret)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
 
 async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -8,34 +8,10 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::helpers::{
-    Backend, TEST_SEED, TestApp, assert_envelope, make_token, test_protocol, test_register,
+    Backend, TEST_SEED, TestApp, assert_envelope, firms_of, make_token, post_csv, test_protocol,
+    test_register,
 };
 use crate::on_both_backends;
-
-/// The trial's randomized firms in `fylke`, as (orgnr, arm).
-async fn firms_of(app: &TestApp, id: &str, fylke: &str) -> Vec<(String, String)> {
-    app.store
-        .assignments(id, Some(fylke.parse().expect("fylke")), None, 10_000)
-        .await
-        .expect("assignments")
-        .into_iter()
-        .map(|a| (a.orgnr.to_string(), a.arm))
-        .collect()
-}
-
-async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(secret)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
 
 /// A randomized trial made from `protocol` (registered, enrolled with `firms` firms, drawn).
 async fn randomized_trial(app: &TestApp, protocol: Value, firms: usize) {

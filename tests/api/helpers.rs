@@ -497,3 +497,29 @@ impl TestApp {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 }
+
+/// The trial's randomized firms in `fylke`, as (orgnr, arm), read from the store.
+pub async fn firms_of(app: &TestApp, id: &str, fylke: &str) -> Vec<(String, String)> {
+    app.store
+        .assignments(id, Some(fylke.parse().expect("fylke")), None, 10_000)
+        .await
+        .expect("assignments")
+        .into_iter()
+        .map(|a| (a.orgnr.to_string(), a.arm))
+        .collect()
+}
+
+/// POSTs `csv` to `path` with `secret`; the status and the JSON body.
+pub async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(secret)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}

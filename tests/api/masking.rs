@@ -171,22 +171,8 @@ async fn get(app: &TestApp, secret: &str, path: &str) -> (u16, Value) {
 }
 
 async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(secret)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("send");
-    let status = response.status().as_u16();
-    assert_eq!(
-        status,
-        201,
-        "{path}: {}",
-        response.text().await.unwrap_or_default()
-    );
+    let (status, body) = crate::helpers::post_csv(app, secret, path, csv).await;
+    assert_eq!(status, 201, "{path}: {body}");
 }
 
 fn find(rows: &Value, pred: impl Fn(&Value) -> bool) -> &Value {
