@@ -594,13 +594,7 @@ async fn the_service_writes_as_the_readme_role(backend: Backend) {
     let body = response.text().await.expect("body");
     assert_eq!(status, 201, "statistics upload: {body}");
     app.enroll_csv("roled", &test_register(60, 3), 201).await;
-    app.direktorat_call(
-        Method::POST,
-        "/v1/trials/roled/randomize",
-        Some(json!({ "seed": TEST_SEED })),
-        201,
-    )
-    .await;
+    app.randomize("roled").await;
 
     // A fylke token made over the API acknowledges its firms, and is revoked.
     let assignments = app

@@ -28,13 +28,7 @@ async fn randomized_trial(app: &TestApp, protocol: Value, firms: usize) {
         .await;
     }
     app.enroll_csv(&id, &test_register(firms, 11), 201).await;
-    app.direktorat_call(
-        Method::POST,
-        &format!("/v1/trials/{id}/randomize"),
-        Some(json!({ "seed": TEST_SEED })),
-        201,
-    )
-    .await;
+    app.randomize(id).await;
 }
 
 /// The first firm in the list of the control arm, and the first of another arm.

@@ -229,13 +229,7 @@ async fn no_hidden_count_of_the_balance_response_can_be_derived(backend: Backend
     let app = TestApp::spawn(backend).await;
     app.trial_in_state("derive", "enrolling", 0).await;
     app.enroll_csv("derive", &test_register(600, 8), 201).await;
-    app.direktorat_call(
-        Method::POST,
-        "/v1/trials/derive/randomize",
-        Some(serde_json::json!({ "seed": TEST_SEED })),
-        201,
-    )
-    .await;
+    app.randomize("derive").await;
     let full = app
         .direktorat_call(Method::GET, "/v1/trials/derive/balance", None, 200)
         .await;

@@ -453,15 +453,20 @@ impl TestApp {
             self.enroll_csv(id, &test_register(firms, 11), 201).await;
         }
         if state == "randomized" {
-            self.direktorat_call(
-                Method::POST,
-                &format!("/v1/trials/{id}/randomize"),
-                Some(serde_json::json!({ "seed": TEST_SEED })),
-                201,
-            )
-            .await;
+            self.randomize(id).await;
         }
         trial
+    }
+
+    /// Draws the open wave of trial `id` with [`TEST_SEED`] as the direktorat (201); the draw.
+    pub async fn randomize(&self, id: &str) -> Value {
+        self.direktorat_call(
+            reqwest::Method::POST,
+            &format!("/v1/trials/{id}/randomize"),
+            Some(serde_json::json!({ "seed": TEST_SEED })),
+            201,
+        )
+        .await
     }
 
     /// Uploads NAV statistics as DVH CSV as the direktorat and asserts the status.

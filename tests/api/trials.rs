@@ -132,13 +132,7 @@ async fn the_lifecycle_refuses_steps_out_of_order(backend: Backend) {
         422,
     )
     .await;
-    app.direktorat_call(
-        Method::POST,
-        "/v1/trials/lifecycle/randomize",
-        Some(json!({ "seed": TEST_SEED })),
-        201,
-    )
-    .await;
+    app.randomize("lifecycle").await;
     // A drawn wave cannot be drawn again, and its firms cannot be enrolled again.
     app.direktorat_call(
         Method::POST,
@@ -423,13 +417,7 @@ async fn the_service_draws_what_offline_assign_draws(backend: Backend) {
     app.trial_in_state("same-draw", "enrolling", 0).await;
     let csv = test_register(500, 21);
     app.enroll_csv("same-draw", &csv, 201).await;
-    app.direktorat_call(
-        Method::POST,
-        "/v1/trials/same-draw/randomize",
-        Some(json!({ "seed": TEST_SEED })),
-        201,
-    )
-    .await;
+    app.randomize("same-draw").await;
     let served = app
         .direktorat_call(
             Method::GET,
@@ -491,13 +479,7 @@ async fn the_balance_table_counts_the_flow_and_masks_small_cells_for_researchers
     app.direktorat_call(Method::GET, "/v1/trials/balance/balance", None, 409)
         .await;
     app.enroll_csv("balance", &test_register(600, 8), 201).await;
-    app.direktorat_call(
-        Method::POST,
-        "/v1/trials/balance/randomize",
-        Some(json!({ "seed": TEST_SEED })),
-        201,
-    )
-    .await;
+    app.randomize("balance").await;
     let full = app
         .direktorat_call(Method::GET, "/v1/trials/balance/balance", None, 200)
         .await;
