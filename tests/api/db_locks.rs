@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::helpers::{
-    Backend, TEST_SEED, TestApp, TestDb, make_token, postgres_admin_url, test_protocol,
-    test_register,
+    Backend, TestApp, TestDb, make_token, postgres_admin_url, test_protocol, test_register,
 };
 use crate::on_both_backends;
 use ia_rct::config::HttpConfig;

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::helpers::{
-    Backend, TEST_SEED, TestApp, assert_envelope, firms_of, make_token, post_csv, test_protocol,
-    test_register,
+    Backend, TestApp, assert_envelope, firms_of, make_token, post_csv, test_protocol, test_register,
 };
 use crate::on_both_backends;
 
@@ -28,7 +27,7 @@ async fn randomized_trial(app: &TestApp, protocol: Value, firms: usize) {
         .await;
     }
     app.enroll_csv(&id, &test_register(firms, 11), 201).await;
-    app.randomize(id).await;
+    app.randomize(&id).await;
 }
 
 /// The first firm in the list of the control arm, and the first of another arm.

@@ -5,7 +5,7 @@ use ia_rct::domain::Role;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TEST_SEED, TestApp, make_token, test_register};
+use crate::helpers::{Backend, TestApp, make_token, test_register};
 use crate::on_both_backends;
 
 /// The counts of a response with the relations a reader knows among them.
