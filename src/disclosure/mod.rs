@@ -96,8 +96,8 @@ pub const IDENTIFIER_KEYS: &[&str] = &[
     "kind",
 ];
 
-/// A count as published: the number itself, or the marker `"<5"` when it is 1 to 4 and the
-/// caller is outside the directorate.
+/// A count as published: the number itself, or outside the directorate the marker `"<5"` when
+/// it is 1 to 4, or `"masked"` when it is hidden as a complement of such a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum MaskedCount {
@@ -113,6 +113,10 @@ pub enum Marker {
     /// Between 1 and 4.
     #[serde(rename = "<5")]
     Below5,
+    /// Hidden although not small, so that a count of 1 to 4 beside it cannot be worked out from
+    /// the published sums (complementary suppression, [`complementary::SUPPRESSED`]).
+    #[serde(rename = "masked")]
+    Suppressed,
 }
 
 fn small(n: u64) -> bool {
@@ -304,6 +308,10 @@ mod tests {
         assert_eq!(
             serde_json::to_value(MaskedCount::Masked(Marker::Below5)).ok(),
             Some(json!(MASKED))
+        );
+        assert_eq!(
+            serde_json::to_value(MaskedCount::Masked(Marker::Suppressed)).ok(),
+            Some(json!(complementary::SUPPRESSED))
         );
     }
 }

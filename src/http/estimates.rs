@@ -71,7 +71,8 @@ pub struct EstimatesResponse {
     pub attrition: Vec<serde_json::Value>,
 }
 
-/// Attrition of one arm. Outside the directorate every count of 1 to 4 is `"<5"`.
+/// Attrition of one arm. Outside the directorate every count of 1 to 4 is `"<5"`, and a count
+/// from which one could be worked out is `"masked"`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the serialized [`Attrition`]
 pub struct AttritionRow {

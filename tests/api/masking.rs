@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use ia_rct::domain::{Quarter, Role};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, make_token};
 use crate::on_both_backends;
@@ -508,6 +508,12 @@ async fn every_aggregate_route_is_masked(backend: Backend) {
     let count = &doc["components"]["schemas"]["MaskedCount"];
     assert!(count["oneOf"].is_array(), "MaskedCount: {count}");
     assert!(count.to_string().contains("<5"), "{count}");
+    let marker = &doc["components"]["schemas"]["Marker"]["enum"];
+    assert_eq!(
+        marker,
+        &json!(["<5", "masked"]),
+        "the markers: a small count and attrition's complement"
+    );
 }
 
 on_both_backends!(
