@@ -23,7 +23,9 @@ pub struct MaskedBalanceTable {
     pub omnibus: Vec<MaskedOmnibusTest>,
     /// Arm counts per stratum, sorted by stratum key.
     pub strata: Vec<MaskedStratumCounts>,
-    /// Units per arm; `None` if below `min_cell`.
+    /// Units per arm; `"masked"` if hidden.
+    #[serde(serialize_with = "crate::disclosure::hidden_counts")]
+    #[schema(value_type = Vec<crate::disclosure::MaskedCount>)]
     pub arm_totals: Vec<Option<usize>>,
 }
 
@@ -43,9 +45,13 @@ pub struct MaskedCovariateBalance {
 pub struct MaskedArmSummary {
     /// The arm's id.
     pub arm: String,
-    /// Units with a value; `None` (and so are `mean` and `sd`) if below `min_cell`.
+    /// Units with a value; `"masked"` (and `mean` and `sd` are `null`) if hidden.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub n: Option<usize>,
-    /// Units without a value; `None` if below `min_cell`.
+    /// Units without a value; `"masked"` if hidden.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub missing: Option<usize>,
     /// Mean; `None` if hidden or undefined.
     pub mean: Option<f64>,
@@ -62,10 +68,16 @@ pub struct MaskedOmnibusTest {
     /// The control arm's id.
     pub versus: String,
     /// Complete cases in the treatment arm.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub n_treatment: Option<usize>,
     /// Complete cases in the control arm.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub n_control: Option<usize>,
     /// Their sum; hidden when either is.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub n_used: Option<usize>,
     /// The covariates in the test.
     pub covariates_used: Vec<String>,
@@ -80,9 +92,13 @@ pub struct MaskedOmnibusTest {
 pub struct MaskedStratumCounts {
     /// The stratum key.
     pub stratum: String,
-    /// Units per arm; `None` if below `min_cell`.
+    /// Units per arm; `"masked"` if hidden.
+    #[serde(serialize_with = "crate::disclosure::hidden_counts")]
+    #[schema(value_type = Vec<crate::disclosure::MaskedCount>)]
     pub counts: Vec<Option<usize>>,
-    /// Units in the stratum; `None` if below `min_cell`.
+    /// Units in the stratum; `"masked"` if hidden.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub total: Option<usize>,
 }
 

@@ -119,6 +119,46 @@ pub enum Marker {
     Suppressed,
 }
 
+/// Serializes a count that masking may have hidden: the number, or [`complementary::SUPPRESSED`]
+/// (`"masked"`) for a hidden one, never a bare `null` that reads like "not applicable" (used by
+/// the balance table and CONSORT counts, whose hidden cells are `None`).
+///
+/// # Errors
+/// The serializer's.
+pub fn hidden_count<S: serde::Serializer>(v: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+    Shown(*v).serialize(s)
+}
+
+/// [`hidden_count`] for each count of a list.
+///
+/// # Errors
+/// The serializer's.
+pub fn hidden_counts<S: serde::Serializer>(v: &[Option<usize>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|c| Shown(*c)))
+}
+
+/// [`hidden_count`] for each count of a map.
+///
+/// # Errors
+/// The serializer's.
+pub fn hidden_count_map<S: serde::Serializer>(
+    v: &std::collections::BTreeMap<String, Option<usize>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(k, c)| (k, Shown(*c))))
+}
+
+struct Shown(Option<usize>);
+
+impl Serialize for Shown {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(n) => s.serialize_u64(u64::try_from(n).unwrap_or(u64::MAX)),
+            None => s.serialize_str(complementary::SUPPRESSED),
+        }
+    }
+}
+
 fn small(n: u64) -> bool {
     n > 0 && n < MIN_CELL
 }

@@ -20,7 +20,11 @@ struct System {
 impl System {
     fn cell(&mut self, path: String, full: &Value, shown: &Value) -> usize {
         let value = full.as_u64().unwrap_or_else(|| panic!("{path}: {full}"));
-        let seen = if shown.is_null() {
+        assert!(
+            !shown.is_null(),
+            "{path}: a hidden count is marked, never a bare null"
+        );
+        let seen = if shown == "masked" {
             None
         } else {
             Some(shown.as_u64().unwrap_or_else(|| panic!("{path}: {shown}")))

@@ -528,8 +528,12 @@ async fn the_balance_table_counts_the_flow_and_masks_small_cells_for_researchers
         .expect("json");
     let masked_cells = cells(&masked["table"]);
     assert!(
-        masked_cells.iter().any(Value::is_null),
+        masked_cells.iter().any(|c| c == "masked"),
         "small cells are hidden: {masked_cells:?}"
+    );
+    assert!(
+        !masked_cells.iter().any(Value::is_null),
+        "a hidden cell is marked, never a bare null: {masked_cells:?}"
     );
     assert!(
         masked_cells

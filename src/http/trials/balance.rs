@@ -13,20 +13,30 @@ use crate::http::AppState;
 use crate::http::error::{ApiError, ApiPath, ErrorEnvelope};
 use crate::storage::EnrollmentRecord;
 
-/// CONSORT counts. Outside the directorate a count below 5 firms is hidden (`null`), and so is
+/// CONSORT counts. Outside the directorate a count below 5 firms is hidden (`"masked"`), and so is
 /// any further count from which a hidden one could be derived (complementary suppression over
 /// this response: CONSORT sums, stratum and arm totals, `n + missing`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsortView {
     /// Firms assessed for eligibility.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub assessed: Option<usize>,
     /// Firms found eligible.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub eligible: Option<usize>,
     /// Excluded firms per reason code (a firm with several reasons counts under each).
+    #[serde(serialize_with = "crate::disclosure::hidden_count_map")]
+    #[schema(value_type = BTreeMap<String, crate::disclosure::MaskedCount>)]
     pub excluded_by_reason: BTreeMap<String, Option<usize>>,
     /// Randomized firms per arm.
+    #[serde(serialize_with = "crate::disclosure::hidden_count_map")]
+    #[schema(value_type = BTreeMap<String, crate::disclosure::MaskedCount>)]
     pub randomized_per_arm: BTreeMap<String, Option<usize>>,
     /// Eligible firms not (yet) randomized.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub not_randomized: Option<usize>,
     /// Protocol deviations after allocation (control firms contacted in design A, or helped) per
     /// arm, fylke and kind: `deviations` records over `firms` firms; only cells with one.
@@ -53,7 +63,7 @@ pub struct BalanceView {
     pub consort: ConsortView,
     /// Covariates by arm (means, SDs, standardized differences), Hotelling's omnibus test per arm
     /// against control, and counts per stratum and arm. Outside the directorate every cell based
-    /// on fewer than 5 firms is hidden (`null`), and so is every count from which a hidden one
+    /// on fewer than 5 firms is hidden (a count reads `"masked"`, a mean or SD `null`), and so is every count from which a hidden one
     /// could be derived by the table's sums (complementary suppression).
     pub table: crate::balance::MaskedBalanceTable,
 }
