@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::helpers::{Backend, TestApp, make_token};
+use crate::helpers::{Backend, TestApp, get_as, make_token};
 use crate::on_both_backends;
 
 /// Statements that would change or remove audit rows; each must be refused by the database.
@@ -225,16 +225,9 @@ async fn takeup_read_is_scoped_to_the_fylke_and_names_its_firms(backend: Backend
         .await;
     assert_eq!(all["firms"].as_array().expect("firms").len(), 2, "{all}");
 
-    let read: Value = app
-        .client
-        .get(app.url("/v1/trials/scoped/takeup"))
-        .bearer_auth(&vestland.secret)
-        .send()
+    let read = get_as(&app, &vestland.secret, "/v1/trials/scoped/takeup")
         .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .1;
     let firms: Vec<&str> = read["firms"]
         .as_array()
         .expect("firms")

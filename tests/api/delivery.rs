@@ -3,9 +3,8 @@
 use ia_rct::domain::Role;
 use ia_rct::storage::AuditResult;
 use reqwest::Method;
-use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, assert_envelope, firms_of, make_token, post_csv};
+use crate::helpers::{Backend, TestApp, assert_envelope, firms_of, get_as, make_token, post_csv};
 use crate::on_both_backends;
 
 async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
@@ -69,16 +68,9 @@ async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
     let (status, body) = post_csv(&app, &vestland.secret, "/v1/trials/delivery/takeup", csv).await;
     assert_eq!(status, 201, "{body}");
 
-    let delivery: Value = app
-        .client
-        .get(app.url("/v1/trials/delivery/takeup"))
-        .bearer_auth(&vestland.secret)
-        .send()
+    let delivery = get_as(&app, &vestland.secret, "/v1/trials/delivery/takeup")
         .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .1;
     let firms = delivery["firms"].as_array().expect("firms");
     assert_eq!(firms.len(), 1);
     assert_eq!(firms[0]["compliance"]["received"], true);
@@ -105,16 +97,13 @@ async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
     assert_eq!(row["received"], 1);
     assert_eq!(row["timer"], 9.5);
     let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
-    let masked: Value = app
-        .client
-        .get(app.url("/v1/trials/delivery/outcomes/summary"))
-        .bearer_auth(&forsker.secret)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let masked = get_as(
+        &app,
+        &forsker.secret,
+        "/v1/trials/delivery/outcomes/summary",
+    )
+    .await
+    .1;
     let row = masked["delivery"]
         .as_array()
         .expect("arms")

@@ -5,7 +5,7 @@ use ia_rct::domain::Role;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, make_token, test_register};
+use crate::helpers::{Backend, TestApp, get_as, make_token, test_register};
 use crate::on_both_backends;
 
 /// The counts of a response with the relations a reader knows among them.
@@ -238,16 +238,9 @@ async fn no_hidden_count_of_the_balance_response_can_be_derived(backend: Backend
         .direktorat_call(Method::GET, "/v1/trials/derive/balance", None, 200)
         .await;
     let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
-    let shown: Value = app
-        .client
-        .get(app.url("/v1/trials/derive/balance"))
-        .bearer_auth(&forsker.secret)
-        .send()
+    let shown = get_as(&app, &forsker.secret, "/v1/trials/derive/balance")
         .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .1;
     let system = balance_system(&full, &shown);
     assert!(system.hidden() > 0, "the fixture has small cells");
     assert!(
@@ -345,16 +338,9 @@ async fn a_fylke_sees_its_small_firms_baseline_masked_as_nav_masks_it(backend: B
             Some(fylke),
         )
         .await;
-        let list: Value = app
-            .client
-            .get(app.url("/v1/trials/small/enrollment"))
-            .bearer_auth(&token.secret)
-            .send()
+        let list = get_as(&app, &token.secret, "/v1/trials/small/enrollment")
             .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+            .1;
         let f = find(&list, orgnr);
         if i < 2 {
             assert_eq!(f["baseline"], serde_json::json!([0.0, 0.0]), "{f}");

@@ -528,3 +528,19 @@ pub async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) -> (
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
 }
+
+/// GETs `path` with `secret`; the status and the JSON body (a body that is not JSON panics,
+/// naming the path).
+pub async fn get_as(app: &TestApp, secret: &str, path: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
+    (status, body)
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use ia_rct::domain::{Quarter, Role};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, make_token};
+use crate::helpers::{Backend, TestApp, get_as, make_token};
 use crate::on_both_backends;
 
 /// Keys whose numbers count firms, persons, clusters or rows (everything under them counts too).
@@ -156,20 +156,6 @@ fn the_scanner_finds_small_counts_in_fields_and_messages() {
     assert_eq!(small_counts(&clean), Vec::<String>::new());
 }
 
-async fn get(app: &TestApp, secret: &str, path: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .expect("send");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
-    (status, body)
-}
-
 async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) {
     let (status, body) = crate::helpers::post_csv(app, secret, path, csv).await;
     assert_eq!(status, 201, "{path}: {body}");
@@ -297,7 +283,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     let direktorat = app.direktorat.secret.clone();
 
     // The directorate sees the true counts: the scanner finds them, so it can fail.
-    let estimates = get(&app, &direktorat, &format!("/v1/trials/{id}/estimates"))
+    let estimates = get_as(&app, &direktorat, &format!("/v1/trials/{id}/estimates"))
         .await
         .1;
     let ledere = find(&estimates["estimates"], |e| e["arm"] == "ledere");
@@ -316,7 +302,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
         "a message with a small count: {:#}",
         estimates["skipped"]
     );
-    let summary = get(
+    let summary = get_as(
         &app,
         &direktorat,
         &format!("/v1/trials/{id}/outcomes/summary"),
@@ -342,7 +328,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
         post["sykefravar_prosent"].is_number() && post["masked"] != true,
         "{post}"
     );
-    let balance = get(&app, &direktorat, &format!("/v1/trials/{id}/balance"))
+    let balance = get_as(&app, &direktorat, &format!("/v1/trials/{id}/balance"))
         .await
         .1;
     assert!(
@@ -352,7 +338,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
 
     // A researcher: 200 on every aggregate route, and not one count of 1 to 4 anywhere.
     for path in aggregate_paths(id) {
-        let (status, body) = get(&app, &forsker.secret, &path).await;
+        let (status, body) = get_as(&app, &forsker.secret, &path).await;
         assert_eq!(status, 200, "{path}: {body}");
         let found = small_counts(&body);
         assert!(
@@ -362,14 +348,14 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     }
     // A fylke is refused them, and the refusal shows no count either.
     for path in aggregate_paths(id) {
-        let (status, body) = get(&app, &secret, &path).await;
+        let (status, body) = get_as(&app, &secret, &path).await;
         assert_eq!(status, 403, "{path}: {body}");
         let found = small_counts(&body);
         assert!(found.is_empty(), "fylke {path}: {found:#?}");
     }
 
     // What the researcher sees instead: markers, flags and the withholding.
-    let estimates = get(&app, &forsker.secret, &format!("/v1/trials/{id}/estimates"))
+    let estimates = get_as(&app, &forsker.secret, &format!("/v1/trials/{id}/estimates"))
         .await
         .1;
     let ledere = find(&estimates["estimates"], |e| e["arm"] == "ledere");
@@ -412,7 +398,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
             .is_some_and(|m| m.starts_with("withheld: fewer than 5 firms")),
         "{withheld}"
     );
-    let summary = get(
+    let summary = get_as(
         &app,
         &forsker.secret,
         &format!("/v1/trials/{id}/outcomes/summary"),

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TEST_SEED, TestApp, assert_envelope, make_token, test_protocol, test_register,
+    Backend, TEST_SEED, TestApp, assert_envelope, get_as, make_token, test_protocol, test_register,
 };
 use crate::on_both_backends;
 
@@ -244,16 +244,7 @@ async fn a_fylke_sees_only_its_own_firms_and_every_read_is_audited(backend: Back
             path.push_str(&format!("&after={a}"));
         }
         let before = app.audit_count().await;
-        let page: Value = app
-            .client
-            .get(app.url(&path))
-            .bearer_auth(&vestland.secret)
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        let page = get_as(&app, &vestland.secret, &path).await.1;
         let rows = page["assignments"].as_array().expect("rows");
         assert!(rows.iter().all(|r| r["fylke"] == "46"), "{page}");
         for r in rows {
@@ -325,16 +316,9 @@ async fn a_fylke_sees_only_its_own_firms_and_every_read_is_audited(backend: Back
     assert_eq!(response.status().as_u16(), 403);
 
     // Enrollment lists are scoped the same way.
-    let enrolled: Value = app
-        .client
-        .get(app.url("/v1/trials/isolation/enrollment"))
-        .bearer_auth(&vestland.secret)
-        .send()
+    let enrolled = get_as(&app, &vestland.secret, "/v1/trials/isolation/enrollment")
         .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .1;
     assert!(
         enrolled["firms"]
             .as_array()
@@ -374,16 +358,9 @@ async fn a_fylke_sees_only_its_own_firms_and_every_read_is_audited(backend: Back
         )
         .await;
     assert_eq!(acks["acknowledgements"].as_array().expect("acks").len(), 1);
-    let oslo_view: Value = app
-        .client
-        .get(app.url("/v1/trials/isolation/acknowledgements"))
-        .bearer_auth(&oslo.secret)
-        .send()
+    let oslo_view = get_as(&app, &oslo.secret, "/v1/trials/isolation/acknowledgements")
         .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .1;
     assert_eq!(
         oslo_view["acknowledgements"]
             .as_array()
@@ -516,16 +493,9 @@ async fn the_balance_table_counts_the_flow_and_masks_small_cells_for_researchers
     );
 
     let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
-    let masked: Value = app
-        .client
-        .get(app.url("/v1/trials/balance/balance"))
-        .bearer_auth(&forsker.secret)
-        .send()
+    let masked = get_as(&app, &forsker.secret, "/v1/trials/balance/balance")
         .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .1;
     let masked_cells = cells(&masked["table"]);
     assert!(
         masked_cells.iter().any(|c| c == "masked"),
