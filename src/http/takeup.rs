@@ -324,9 +324,9 @@ pub async fn list_takeup(
 }
 
 /// Records work-environment survey results (docs/data-formats.md §4: `orgnr, bolge, maal, verdi,
-/// antall_svar`). A fylke reports only for its own firms. Each `maal` must be an outcome the
-/// protocol declares (`outcomes.primary` or `outcomes.secondary`; 422 naming row and field
-/// otherwise). Results are never replaced.
+/// antall_svar`). A fylke reports only for its own firms. Each `maal` must be a survey measure
+/// the protocol declares (`outcomes.survey`; 422 naming row and field otherwise). Results are
+/// never replaced.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/surveys", tag = "delivery",
     params(("id" = String, Path, description = "The trial id")),
