@@ -7,7 +7,8 @@
 //!   is 1..=4 is replaced by the marker string `"<5"`, so a masked value is never a bare null and
 //!   a reader can tell it was masked; 0 and counts of 5 or more are kept;
 //! - `n_units` and `n_obs` follow the same rule (below 5 they become `"<5"`); from 5 on they are
-//!   shown, since a contrast is withheld entirely when an arm has fewer than 5 firms;
+//!   shown, since a contrast is withheld entirely when an arm has fewer than 5 firms with data,
+//!   or 1 to 4 without (`http::estimates`: n and df would give that count away);
 //! - every number 1..=4 written inside a string (a `skipped` reason, an `error`, any message) is
 //!   replaced by `<5`, so "a stratum has 1 cluster(s)" becomes "a stratum has <5 cluster(s)";
 //!   only the values of [`IDENTIFIER_KEYS`] (arm ids, estimator names, quarters, hashes,
@@ -65,6 +66,10 @@ pub const COUNT_KEYS: &[&str] = &[
     "excluded_by_reason",
     "randomized_per_arm",
     "deviations",
+    "rows",
+    "inserted",
+    "unchanged",
+    "revised",
 ];
 
 /// Field names whose string values are identifiers (arm ids, estimator names, quarters, hashes,
@@ -94,6 +99,10 @@ pub const IDENTIFIER_KEYS: &[&str] = &[
     "code",
     "fylke",
     "kind",
+    "source",
+    "idempotency_key",
+    "created_at",
+    "created_by",
 ];
 
 /// A count as published: the number itself, or outside the directorate the marker `"<5"` when
@@ -157,6 +166,26 @@ impl Serialize for Shown {
             None => s.serialize_str(complementary::SUPPRESSED),
         }
     }
+}
+
+/// A count `part` of a published total `total` (firms of an arm with data in a quarter, that
+/// received help, with a survey result), as a caller outside the directorate may see it: hidden
+/// (`None`, serialized `"masked"` by [`hidden_count`]) when the rest of the total, `total - part`,
+/// is 1 to 4, since the two published numbers would give that small count by subtraction. A
+/// small `part` itself is left for [`mask_response`] to mark `"<5"`. For the directorate (`open`)
+/// the count is always shown.
+///
+/// ```
+/// use ia_rct::disclosure::part_of;
+/// assert_eq!(part_of(98, 100, false), None); // 2 firms without: hidden
+/// assert_eq!(part_of(95, 100, false), Some(95));
+/// assert_eq!(part_of(100, 100, false), Some(100));
+/// assert_eq!(part_of(0, 3, false), None); // all 3 without, and 3 is small
+/// assert_eq!(part_of(98, 100, true), Some(98));
+/// ```
+pub fn part_of(part: usize, total: usize, open: bool) -> Option<usize> {
+    let rest = total.saturating_sub(part) as u64;
+    (open || !small(rest)).then_some(part)
 }
 
 fn small(n: u64) -> bool {

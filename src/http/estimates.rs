@@ -24,6 +24,14 @@ use crate::storage::statistics::UploadKind;
 /// Below this many firms in an arm nothing is shown outside the directorate (NAV's rule).
 const MIN_FIRMS: usize = 5;
 
+/// Why a contrast is withheld outside the directorate: an arm (or control) has too few firms.
+const FEW_FIRMS: &str = "withheld: fewer than 5 firms with data in an arm";
+
+/// Why a contrast is withheld outside the directorate: some, but fewer than 5, firms of an arm
+/// (or control) have no post-period data, and the estimate's n and df would show how many.
+const FEW_DROPPED: &str = "withheld: an arm has some but fewer than 5 firms without post-period \
+     data, which the estimate's n, df and interval would reveal";
+
 /// Query of `GET /v1/trials/{id}/estimates`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -226,20 +234,37 @@ pub async fn get_estimates(
         other => ApiError::Conflict(other.to_string()),
     })?;
     let open = caller.role == Role::Direktorat;
-    let small: BTreeMap<&str, bool> = report
+    // Why an arm's contrasts are withheld outside the directorate, if they are: too few firms
+    // with data, or 1 to 4 firms without post-period data. The arm's size is published (CONSORT,
+    // the outcome summary), and an estimate's `n_units`, `n_obs` and residual df (and through
+    // them its interval and p-value) are functions of the firms with data, so publishing the
+    // estimate would give away the small count that attrition hides.
+    let reason: BTreeMap<&str, Option<&str>> = report
         .attrition
         .iter()
-        .map(|a| (a.arm.as_str(), a.with_post_data < MIN_FIRMS))
+        .map(|a| {
+            let why = if a.with_post_data < MIN_FIRMS {
+                Some(FEW_FIRMS)
+            } else if a.no_post_data > 0 && a.no_post_data < MIN_FIRMS {
+                Some(FEW_DROPPED)
+            } else {
+                None
+            };
+            (a.arm.as_str(), why)
+        })
         .collect();
-    let withheld = |arm: &str| {
-        !open
-            && (small.get(arm).copied().unwrap_or(true)
-                || small.get(control.as_str()).copied().unwrap_or(true))
+    let why = |arm: &str| reason.get(arm).copied().unwrap_or(Some(FEW_FIRMS));
+    let withheld = |arm: &str| -> Option<&str> {
+        if open {
+            None
+        } else {
+            why(arm).or_else(|| why(control.as_str()))
+        }
     };
     let mut skipped = report.skipped.clone();
     let mut estimates = Vec::new();
     for e in report.estimates {
-        if withheld(&e.arm) {
+        if let Some(reason) = withheld(&e.arm) {
             if !skipped
                 .iter()
                 .any(|s| s.arm == e.arm && s.estimator == e.estimator && s.weights == e.weights)
@@ -249,7 +274,7 @@ pub async fn get_estimates(
                     arm: e.arm.clone(),
                     weights: e.weights.clone(),
                     se_type: None,
-                    error: format!("withheld: fewer than {MIN_FIRMS} firms with data in an arm"),
+                    error: reason.to_owned(),
                 });
             }
         } else {
@@ -259,7 +284,7 @@ pub async fn get_estimates(
     let tests = report
         .tests
         .into_iter()
-        .filter(|t| !withheld(&t.arm))
+        .filter(|t| withheld(&t.arm).is_none())
         .collect();
     // Attrition's counts are protected as one table (a hidden count is not recoverable from
     // `assigned` and the others); the route's masking layer then turns every other count of 1

@@ -149,7 +149,11 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(takeup::outcome_summary).admit(AGGREGATES).masked())
         .routes(routes!(estimates::get_estimates).admit(AGGREGATES).masked())
         .routes(routes!(statistics::upload_statistics).admit(DIREKTORAT))
-        .routes(routes!(statistics::list_vintages).admit(AGGREGATES))
+        .routes(
+            routes!(statistics::list_vintages)
+                .admit(AGGREGATES)
+                .masked(),
+        )
         .routes(routes!(statistics::get_metadata).admit(DIREKTORAT))
         .routes(routes!(trials::get_draw_units).admit(DIREKTORAT))
         .routes(routes!(trials::get_draw_assignment).admit(DIREKTORAT))

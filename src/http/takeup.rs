@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use super::trials::{not_found, scope};
 use crate::auth::Caller;
-use crate::disclosure::MaskedCount;
+use crate::disclosure::{MaskedCount, part_of};
 use crate::domain::{Orgnr, Role};
 use crate::register::{RegisterErrors, RowError};
 use crate::storage::AssignmentRecord;
@@ -391,9 +391,11 @@ pub struct ArmQuarter {
     pub arm: String,
     /// The quarter, `2025K1`.
     pub kvartal: String,
-    /// Firms with statistics (`"<5"` for 1 to 4 outside the directorate).
+    /// Firms with statistics. Outside the directorate `"<5"` for 1 to 4, and `"masked"` when 1 to
+    /// 4 of the arm's firms have none (the arm's size is published, so the difference would show).
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
     #[schema(value_type = MaskedCount)]
-    pub firms: i64,
+    pub firms: Option<usize>,
     /// Sick-leave rate, `100 * Σ tapte / Σ mulige`; `null` when hidden (see `masked`) or when the
     /// cell has no possible dagsverk.
     pub sykefravar_prosent: Option<f64>,
@@ -409,10 +411,11 @@ pub struct ArmDelivery {
     /// Randomized firms (`"<5"` for 1 to 4 outside the directorate).
     #[schema(value_type = MaskedCount)]
     pub firms: i64,
-    /// Of which received assistance (have been `AKTIV`; `"<5"` for 1 to 4 outside the
-    /// directorate).
+    /// Of which received assistance (have been `AKTIV`). Outside the directorate `"<5"` for 1 to
+    /// 4, and `"masked"` when 1 to 4 of the arm's firms did not receive it.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
     #[schema(value_type = MaskedCount)]
-    pub received: i64,
+    pub received: Option<usize>,
     /// Adviser hours reported (the cost side); `null` when hidden (see `masked`).
     pub timer: Option<f64>,
     /// True when the hours are hidden: a sum over fewer than 5 firms, outside the directorate.
@@ -428,10 +431,11 @@ pub struct ArmSurvey {
     pub bolge: u32,
     /// The measure.
     pub maal: String,
-    /// Firms with a shown result (at least 3 respondents; `"<5"` for 1 to 4 outside the
-    /// directorate).
+    /// Firms with a shown result (at least 3 respondents). Outside the directorate `"<5"` for 1
+    /// to 4, and `"masked"` when 1 to 4 of the arm's firms have none.
+    #[serde(serialize_with = "crate::disclosure::hidden_count")]
     #[schema(value_type = MaskedCount)]
-    pub firms: i64,
+    pub firms: Option<usize>,
     /// Respondents over those firms (`"<5"` for 1 to 4, and hidden with the mean, outside the
     /// directorate).
     #[schema(value_type = Option<MaskedCount>)]
@@ -479,20 +483,28 @@ pub async fn outcome_summary(
     let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
     let open = caller.role == Role::Direktorat;
     let cells = state.store.outcome_summary(&id, params.vintage).await?;
+    let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
+    let mut arm_sizes: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &assignments {
+        *arm_sizes.entry(a.arm.as_str()).or_default() += 1;
+    }
+    let size = |arm: &str| arm_sizes.get(arm).copied().unwrap_or(0);
     let quarters = cells
         .into_iter()
         .map(|c| {
             let shown = open || (c.firms >= MIN_CELL && c.persons >= MIN_CELL);
+            let firms = usize::try_from(c.firms).unwrap_or(0);
             ArmQuarter {
                 kvartal: format!("{}K{}", c.arstall, c.kvartal),
-                firms: c.firms,
+                // The arm's size is published (`delivery`), so 1 to 4 firms without statistics
+                // in the quarter would follow by subtraction: the count is hidden then.
+                firms: part_of(firms, size(&c.arm), open),
                 sykefravar_prosent: (shown && c.mulige > 0.0).then(|| 100.0 * c.tapte / c.mulige),
                 masked: !shown,
                 arm: c.arm,
             }
         })
         .collect();
-    let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
     let compliance = summarize(&state.store.takeup_events(&id, None).await?);
     let mut delivery = Vec::new();
     for arm in &trial.protocol.arms {
@@ -521,7 +533,7 @@ pub async fn outcome_summary(
         delivery.push(ArmDelivery {
             arm: arm.id.clone(),
             firms: n,
-            received,
+            received: part_of(received as usize, n as usize, open),
             timer: shown.then_some(hours),
             masked: !shown,
         });
@@ -550,10 +562,10 @@ pub async fn outcome_summary(
         .map(|((arm, bolge, maal), (firms, respondents, sum))| {
             let shown = open || firms >= MIN_CELL;
             ArmSurvey {
-                arm,
                 bolge,
+                firms: part_of(firms as usize, size(&arm), open),
+                arm,
                 maal,
-                firms,
                 respondents: shown.then_some(respondents),
                 mean: (shown && firms > 0).then(|| sum / firms as f64),
                 masked: !shown,

@@ -358,8 +358,16 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     let estimates = get_as(&app, &forsker.secret, &format!("/v1/trials/{id}/estimates"))
         .await
         .1;
-    let ledere = find(&estimates["estimates"], |e| e["arm"] == "ledere");
-    assert_eq!(ledere["dropped"]["no_post_data"], "<5", "{ledere}");
+    // `ledere` lost 1 firm: its estimates would give the count away through n and df, so they
+    // are withheld, and no estimate carries a `dropped` count of 1 to 4.
+    assert!(
+        !estimates["estimates"]
+            .as_array()
+            .expect("estimates")
+            .iter()
+            .any(|e| e["arm"] == "ledere"),
+        "a contrast whose arm lost 1 firm is withheld"
+    );
     let digital = find(&estimates["attrition"], |a| a["arm"] == "digital");
     assert_eq!(digital["with_post_data"], "<5", "{digital}");
     // No hidden attrition count follows from the others: `assigned = with_post_data +
@@ -384,12 +392,23 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
             .any(|e| e["arm"] == "digital"),
         "a contrast with 3 firms is withheld"
     );
-    let refused = find(&estimates["skipped"], |s| s["arm"] == "ledere");
+    let refused = find(&estimates["skipped"], |s| {
+        s["arm"] == "ledere" && s["error"].as_str().is_some_and(|m| m.contains("stratum"))
+    });
     assert!(
         refused["error"]
             .as_str()
             .is_some_and(|m| m.contains("a stratum has <5 ")),
         "the refusal's counts are masked: {refused}"
+    );
+    let dropped = find(&estimates["skipped"], |s| {
+        s["arm"] == "ledere" && s["estimator"] == "did_twfe"
+    });
+    assert!(
+        dropped["error"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("withheld: an arm has some but fewer than 5 firms")),
+        "{dropped}"
     );
     let withheld = find(&estimates["skipped"], |s| s["arm"] == "digital");
     assert!(
@@ -428,6 +447,199 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     );
 }
 
+/// The arm values `w` (firms with post-period data) of `arm` that agree with everything one
+/// response shows: its attrition row, the n of each estimate of the arm (`n_units` counts the
+/// arm's and control's firms for an ITT estimate), and each shown count of the arm's firms with
+/// data in a post quarter (each a lower bound). An attacker across fields, independent of the
+/// service's masking code; `assigned` comes from a response that publishes it.
+fn consistent_with_post(
+    estimates: &Value,
+    summary: &Value,
+    arm: &str,
+    assigned: u64,
+    control: &str,
+    post_from: &str,
+) -> Vec<u64> {
+    let row = find(&estimates["attrition"], |a| a["arm"] == arm);
+    let control_w =
+        find(&estimates["attrition"], |a| a["arm"] == control)["with_post_data"].as_u64();
+    (0..=assigned)
+        .filter(|&w| {
+            let dropped = assigned - w;
+            let fits = |key: &str, v: u64| match &row[key] {
+                Value::Number(n) => n.as_u64() == Some(v),
+                Value::String(m) if m == "<5" => (1..5).contains(&v),
+                _ => true,
+            };
+            if !fits("with_post_data", w) || !fits("no_post_data", dropped) {
+                return false;
+            }
+            let itt = ["itt_dim", "itt_ancova", "itt_lin"];
+            let n_fit = estimates["estimates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["arm"] == arm && itt.iter().any(|x| e["estimator"] == *x))
+                .all(|e| match (e["n_units"].as_u64(), control_w) {
+                    (Some(n), Some(c)) => n == w + c,
+                    _ => true,
+                });
+            let bounds = summary["quarters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|q| q["arm"] == arm && q["kvartal"].as_str() >= Some(post_from))
+                .all(|q| q["firms"].as_u64().is_none_or(|f| f <= w));
+            n_fit && bounds
+        })
+        .collect()
+}
+
+/// Issue 10, defect 3, across fields and vintages: an arm that loses 1 firm in one vintage (and
+/// gets its data in the next) shows that count to nobody outside the directorate. The arm's size
+/// is published (CONSORT, the outcome summary), so the count would follow from the estimates' n
+/// or the quarter counts; at that vintage the arm's contrasts are withheld and the quarter counts
+/// that would give it are hidden. The same attacker, run on the directorate's responses, finds
+/// the true count, so it can fail.
+async fn a_small_attrition_count_cannot_be_derived_across_fields(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = "derive";
+    app.trial_in_state(id, "randomized", 160).await;
+    let assigned = app
+        .store
+        .assignments(id, None, None, 10_000)
+        .await
+        .expect("assignments");
+    let ledere: Vec<_> = assigned.iter().filter(|a| a.arm == "ledere").collect();
+    let n_ledere = ledere.len() as u64;
+    assert!(n_ledere >= 10, "{n_ledere}");
+    let lost = ledere[0].orgnr.to_string();
+    let first: Quarter = "2023K1".parse().expect("quarter");
+    let rows = |only: Option<&str>, quarters: std::ops::Range<i32>| {
+        let mut csv = String::from("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n");
+        for (i, a) in assigned.iter().enumerate() {
+            let orgnr = a.orgnr.to_string();
+            if only.is_some_and(|o| o != orgnr) {
+                continue;
+            }
+            let end = if only.is_none() && orgnr == lost {
+                8
+            } else {
+                quarters.end
+            };
+            for t in quarters.start..end {
+                let q = first.plus(t).expect("quarter");
+                let mulige = 100.0 + (i % 17) as f64 * 13.0;
+                let rate = 6.0 + (i % 7) as f64 * 0.5 + ((i * 31 + t as usize) % 11) as f64 * 0.3;
+                csv.push_str(&format!(
+                    "{orgnr},{},{},{},{mulige},{}\n",
+                    q.year(),
+                    q.quarter(),
+                    mulige * rate / 100.0,
+                    10 + i % 5
+                ));
+            }
+        }
+        csv
+    };
+    let v1 = app.statistics_csv(rows(None, 0..20), 201).await["receipt"]["vintage"]
+        .as_i64()
+        .expect("vintage");
+    // The lost firm's first three post quarters arrive in a second upload of 3 rows.
+    app.statistics_csv(rows(Some(&lost), 8..11), 201).await;
+
+    let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+    let direktorat = app.direktorat.secret.clone();
+    let post_from = "2025K1";
+    let read = |secret: String, vintage: Option<i64>| {
+        let app = &app;
+        async move {
+            let q = vintage.map(|v| format!("?vintage={v}")).unwrap_or_default();
+            let e = get_as(app, &secret, &format!("/v1/trials/{id}/estimates{q}")).await;
+            let s = get_as(
+                app,
+                &secret,
+                &format!("/v1/trials/{id}/outcomes/summary{q}"),
+            )
+            .await;
+            assert_eq!((e.0, s.0), (200, 200), "{} {}", e.1, s.1);
+            (e.1, s.1)
+        }
+    };
+    // The arm's size is public: the researcher's outcome summary publishes it.
+    let balance = get_as(&app, &forsker.secret, &format!("/v1/trials/{id}/balance"))
+        .await
+        .1;
+    let (_, published) = read(forsker.secret.clone(), None).await;
+    assert_eq!(
+        find(&published["delivery"], |d| d["arm"] == "ledere")["firms"].as_u64(),
+        Some(n_ledere),
+        "{:#}",
+        published["delivery"]
+    );
+
+    // The directorate: the attacker pins the count at vintage 1 (so it can fail).
+    let (e, s) = read(direktorat.clone(), Some(v1)).await;
+    assert_eq!(
+        consistent_with_post(&e, &s, "ledere", n_ledere, "kontroll", post_from),
+        vec![n_ledere - 1]
+    );
+
+    // The researcher at vintage 1: the count is "<5" and nothing pins it.
+    let (e, s) = read(forsker.secret.clone(), Some(v1)).await;
+    let row = find(&e["attrition"], |a| a["arm"] == "ledere");
+    assert_eq!(row["no_post_data"], "<5", "{row}");
+    let found = consistent_with_post(&e, &s, "ledere", n_ledere, "kontroll", post_from);
+    assert!(found.len() > 1, "derived from one response: {found:?}");
+    assert!(found.contains(&(n_ledere - 1)), "{found:?}");
+    assert!(
+        !e["estimates"]
+            .as_array()
+            .expect("estimates")
+            .iter()
+            .any(|x| x["arm"] == "ledere"),
+        "the contrast is withheld"
+    );
+    let quarter = find(&s["quarters"], |q| {
+        q["arm"] == "ledere" && q["kvartal"] == "2025K2"
+    });
+    assert_eq!(quarter["firms"], "masked", "{quarter}");
+    assert!(
+        quarter["sykefravar_prosent"].is_number(),
+        "the rate over many firms stays: {quarter}"
+    );
+
+    // The researcher at the latest vintage: no attrition, the arm's estimates are back, and
+    // together with vintage 1 they give only a bound (firms with data never decrease).
+    let (e2, s2) = read(forsker.secret.clone(), None).await;
+    let row = find(&e2["attrition"], |a| a["arm"] == "ledere");
+    assert_eq!(row["no_post_data"], 0, "{row}");
+    assert!(
+        e2["estimates"]
+            .as_array()
+            .expect("estimates")
+            .iter()
+            .any(|x| x["arm"] == "ledere" && x["n_units"].is_u64()),
+        "{:#}",
+        e2["skipped"]
+    );
+    assert_eq!(
+        consistent_with_post(&e2, &s2, "ledere", n_ledere, "kontroll", post_from),
+        vec![n_ledere]
+    );
+    // The list of vintages counts firm-quarters per upload: 3 is a small count too.
+    let vintages = get_as(&app, &direktorat, "/v1/statistics/vintages").await.1;
+    assert_eq!(vintages["vintages"][1]["inserted"], 3, "{vintages:#}");
+    let vintages = get_as(&app, &forsker.secret, "/v1/statistics/vintages")
+        .await
+        .1;
+    assert_eq!(vintages["vintages"][1]["inserted"], "<5", "{vintages:#}");
+    for body in [&e, &s, &e2, &s2, &balance, &vintages] {
+        let small = small_counts(body);
+        assert!(small.is_empty(), "{small:#?}");
+    }
+}
+
 /// Every route open to a fylke or a researcher either passes its responses through the masking
 /// layer (`x-ia-rct-masked`) or is one of the hand-listed routes that show no aggregate over firms
 /// (a fylke's own firms, protocols, tokens, upload receipts).
@@ -446,6 +658,7 @@ async fn every_aggregate_route_is_masked(backend: Backend) {
         "GET /v1/trials/{id}/estimates",
         "GET /v1/trials/{id}/outcomes/summary",
         "GET /v1/trials/{id}/balance",
+        "GET /v1/statistics/vintages",
     ]
     .into();
     let no_aggregates: BTreeSet<&str> = [
@@ -453,7 +666,6 @@ async fn every_aggregate_route_is_masked(backend: Backend) {
         "GET /v1/trials",
         "GET /v1/trials/{id}",
         "GET /v1/trials/{id}/versions",
-        "GET /v1/statistics/vintages",
         "GET /v1/trials/{id}/enrollment",
         "GET /v1/trials/{id}/assignments",
         "POST /v1/trials/{id}/acknowledgements",
@@ -504,5 +716,6 @@ async fn every_aggregate_route_is_masked(backend: Backend) {
 
 on_both_backends!(
     no_count_below_5_reaches_a_fylke_or_a_researcher,
+    a_small_attrition_count_cannot_be_derived_across_fields,
     every_aggregate_route_is_masked
 );
