@@ -253,7 +253,18 @@ where
                     }
                 }
             } else {
-                ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
+                // Name where parsing stopped: the line and column, and the path of the value
+                // being read there (the field after the last complete one).
+                let at = if field == "." {
+                    String::new()
+                } else {
+                    format!(", in `{field}`")
+                };
+                ApiError::BadRequest(format!(
+                    "the body is not valid JSON at line {} column {}{at}: {inner}",
+                    inner.line(),
+                    inner.column()
+                ))
             }
         })?;
         deserializer

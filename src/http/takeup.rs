@@ -169,13 +169,24 @@ pub async fn record_takeup(
     let firms = assigned_firms(&state, &id).await?;
     let placed = place_rows(&caller, events.iter().map(|e| (e.row, e.orgnr)), &firms)?;
     let control = trial.protocol.control_arm().map(|a| a.id.as_str());
+    // The design's restriction on control firms holds until the follow-up ends; a record dated
+    // after the last post quarter is not a deviation.
+    let follow = &trial.protocol.follow_up;
+    let follow_up_ends = follow
+        .randomization_quarter
+        .plus(i32::try_from(follow.post_quarters).unwrap_or(i32::MAX))
+        .and_then(|after| {
+            let month = u32::from(after.quarter()) * 3 - 2;
+            chrono::NaiveDate::from_ymd_opt(after.year(), month, 1)
+        });
     let rows: Vec<NewTakeupEvent> = events
         .into_iter()
         .zip(placed)
         .map(|(event, a)| {
+            let within = follow_up_ends.is_none_or(|end| event.dato < end);
             let kind = deviation(
                 trial.protocol.design,
-                control == Some(a.arm.as_str()),
+                within && control == Some(a.arm.as_str()),
                 event.status,
             );
             NewTakeupEvent {

@@ -14,6 +14,9 @@
 //!   `AKTIV` record of a design-B control firm is [`DeviationKind::ControlAssisted`]; other statuses
 //!   are not deviations (`FULLFØRT`/`AVBRUTT` end a samarbeid whose `AKTIV` was already flagged).
 //!
+//! Both restrictions hold until the follow-up ends: a record dated after the protocol's last post
+//! quarter is not a deviation (the caller passes `control = false` for it).
+//!
 //! Records of firms in an active arm are never deviations here: declining or not starting is
 //! non-compliance, which [`super::summarize`] measures.
 

@@ -250,9 +250,19 @@ async fn in_design_b_only_help_to_a_control_firm_is_a_deviation(backend: Backend
     let mut protocol = test_protocol("dev-b");
     protocol["design"] = Value::from("B");
     protocol["eligibility"]["require_villig"] = Value::from(true);
+    // Follow-up 2025K1 to 2025K4: the restriction on control firms ends on 2025-12-31.
+    protocol["follow_up"]["post_quarters"] = Value::from(4);
     randomized_trial(&app, protocol, 600).await;
     let vestland = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
-    let (control, treated, _) = control_and_treated(&firms_of(&app, "dev-b", "46").await);
+    let own = firms_of(&app, "dev-b", "46").await;
+    let (control, treated, _) = control_and_treated(&own);
+    let later_control = own
+        .iter()
+        .filter(|(_, arm)| arm == "kontroll")
+        .nth(1)
+        .expect("a second control firm")
+        .0
+        .clone();
     let path = "/v1/trials/dev-b/takeup";
 
     // Contact with a control firm of design B is expected (it is told it waits): none.
@@ -284,6 +294,22 @@ async fn in_design_b_only_help_to_a_control_firm_is_a_deviation(backend: Backend
     assert_eq!(
         cells(&summary["protocol_deviations"]),
         vec![cell("kontroll", "46", "control_assisted", 1, 1)]
+    );
+
+    // Once the follow-up has ended, help to a control firm is what its waiting was for.
+    let csv = format!(
+        "orgnr,status,dato\n{later_control},KONTAKTET,2025-12-20\n{later_control},AKTIV,2026-01-05\n"
+    );
+    let (status, body) = post_csv(&app, &vestland.secret, path, csv).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["protocol_deviations"], json!([]), "{body}");
+    let list = app
+        .direktorat_call(Method::GET, "/v1/trials/dev-b/deviations", None, 200)
+        .await;
+    assert_eq!(
+        list["deviations"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
     );
 }
 

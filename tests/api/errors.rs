@@ -55,6 +55,19 @@ async fn errors_share_one_envelope(backend: Backend) {
     )
     .await;
     assert_envelope(status, &body, 400, "bad_request");
+    // A body cut off after a value names where parsing stopped: line, column and the field.
+    let (status, body) = send(
+        app.as_direktorat(Method::POST, "/v1/tokens")
+            .header("content-type", "application/json")
+            .body("{\"name\": \"x\",\n \"role\": \"fors"),
+    )
+    .await;
+    assert_envelope(status, &body, 400, "bad_request");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("line 2 column") && message.contains("in `role`"),
+        "{message}"
+    );
 
     let (status, body) = send(
         app.as_direktorat(Method::POST, "/v1/tokens")
