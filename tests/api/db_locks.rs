@@ -627,6 +627,65 @@ async fn the_service_writes_as_the_readme_role(backend: Backend) {
         "{}",
         ack.text().await.unwrap_or_default()
     );
+    // The fylke reports take-up (a control firm's record is a protocol deviation, its own
+    // table) and a survey; the directorate uploads DVH CSV statistics (COPY on PostgreSQL) and
+    // NAV's metadata, and reads them back.
+    let own: Vec<(String, String)> = assignments["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .filter(|a| a["fylke"] == fylke.as_str())
+        .map(|a| {
+            (
+                a["orgnr"].as_str().unwrap_or_default().to_owned(),
+                a["arm"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let firm = own[0].0.clone();
+    let mut takeup = String::from("orgnr,status,dato,arbeidsform_levert,timer\n");
+    for (orgnr, arm) in &own {
+        takeup.push_str(&format!("{orgnr},KONTAKTET,2025-02-03,,\n"));
+        if arm != "kontroll" {
+            takeup.push_str(&format!("{orgnr},AKTIV,2025-02-20,{arm},4.5\n"));
+        }
+    }
+    let (status, body) =
+        crate::helpers::post_csv(&app, &secret, "/v1/trials/roled/takeup", takeup).await;
+    assert_eq!(status, 201, "take-up: {body}");
+    let survey =
+        format!("orgnr,bolge,maal,verdi,antall_svar\n{firm},1,arbeidsmiljo_indeks,3.5,6\n");
+    let (status, body) =
+        crate::helpers::post_csv(&app, &secret, "/v1/trials/roled/surveys", survey).await;
+    assert_eq!(status, 201, "survey: {body}");
+    app.statistics_csv(
+        format!("orgnr,arstall,kvartal,taptedv,muligedv,antpers\n{firm},2025,1,3.5,60,12\n"),
+        201,
+    )
+    .await;
+    let metadata = json!([{
+        "årstall": 2025, "kvartal": 1, "orgnr": firm, "sektor": "3",
+        "primærnæring": "88", "primærnæringskode": "88.911", "rectype": "2"
+    }]);
+    let response = app
+        .as_direktorat(Method::POST, "/v1/statistics")
+        .header("content-type", "application/json")
+        .body(metadata.to_string())
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    let body = response.text().await.expect("body");
+    assert_eq!(status, 201, "metadata upload: {body}");
+    app.direktorat_call(
+        Method::GET,
+        &format!("/v1/statistics/metadata?orgnr={firm}"),
+        None,
+        200,
+    )
+    .await;
+    app.direktorat_call(Method::GET, "/v1/trials/roled/outcomes/summary", None, 200)
+        .await;
     app.direktorat_call(Method::POST, &format!("/v1/tokens/{id}/revoke"), None, 200)
         .await;
     assert_eq!(whoami(&app, &secret).await.0, 401);
