@@ -59,6 +59,10 @@ async fn follow_pages(
         assert_eq!(page["total"], total, "{p}");
         assert_eq!(page["excluded_total"], excluded_total, "{p}");
         let firms = orgnrs(&page["firms"]);
+        assert!(
+            !firms.is_empty() || total == 0,
+            "{p}: `next` never leads to an empty page"
+        );
         assert_eq!(app.audit_count().await, before + 1, "{p}: one audit row");
         assert_read_audited(
             app,
@@ -188,6 +192,19 @@ async fn the_enrollment_list_is_paged_and_says_how_many(backend: Backend) {
     .await;
     let expected: Vec<String> = own.iter().map(|f| f.orgnr.to_string()).collect();
     assert_eq!(listed, expected, "Vestland saw exactly its own firms");
+    // A page that ends the list exactly says so.
+    let (_, exact) = get_as(
+        &app,
+        &vestland.secret,
+        &format!("/v1/trials/paged/enrollment?limit={}", own.len()),
+    )
+    .await;
+    assert_eq!(orgnrs(&exact["firms"]), expected);
+    assert!(
+        exact["next"].is_null() && exact["next_after"].is_null(),
+        "{}",
+        exact["next"]
+    );
     let listed = follow_pages(
         &app,
         &vestland,

@@ -49,9 +49,8 @@ pub struct EnrollmentSummary {
     /// the list is cut, and `excluded_next` reads the rest.
     pub excluded: Vec<EnrollmentRecord>,
     /// The rest of the excluded firms, paged: a `GET /v1/trials/{id}/enrollment` path for this
-    /// upload's excluded firms after the last one listed here. Absent when `excluded` is all of
+    /// upload's excluded firms after the last one listed here. Null when `excluded` is all of
     /// them.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub excluded_next: Option<String>,
 }
 
@@ -334,16 +333,17 @@ pub async fn list_enrollment(
         upload_id: params.upload,
         eligible: params.eligible,
         after: params.after,
-        limit,
+        // One more than the page, to know whether another page follows.
+        limit: limit + 1,
     };
     let EnrollmentPage {
-        firms,
+        mut firms,
         total,
         excluded_total,
     } = state.store.enrollment_page(&id, &filter).await?;
-    let next_after = (firms.len() == limit as usize)
-        .then(|| firms.last().map(|f| f.orgnr))
-        .flatten();
+    let more = firms.len() > limit as usize;
+    firms.truncate(limit as usize);
+    let next_after = more.then(|| firms.last().map(|f| f.orgnr)).flatten();
     let next = next_after.map(|after| next_page(&id, &params, after, limit));
     let open = caller.role == crate::domain::Role::Direktorat;
     let persons = if open {
