@@ -163,11 +163,11 @@ pub async fn enroll(
             *excluded_by_reason.entry(e.code.clone()).or_default() += 1;
         }
     }
-    let mut excluded: Vec<EnrollmentRecord> =
-        records.iter().filter(|r| !r.eligible).cloned().collect();
+    let mut excluded: Vec<&EnrollmentRecord> = records.iter().filter(|r| !r.eligible).collect();
     excluded.sort_by_key(|r| r.orgnr);
     let excluded_total = excluded.len();
-    excluded.truncate(EXCLUDED_SHOWN);
+    let excluded: Vec<EnrollmentRecord> =
+        excluded.into_iter().take(EXCLUDED_SHOWN).cloned().collect();
     let upload = NewEnrollment {
         wave,
         sha256: hex::encode(Sha256::digest(&body)),
