@@ -133,6 +133,7 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(trials::list_assignments).admit(FIRM_LEVEL))
         .routes(routes!(trials::acknowledge).admit(FYLKE))
         .routes(routes!(trials::list_acknowledgements).admit(FIRM_LEVEL))
+        .routes(routes!(trials::acknowledgement_status).admit(DIREKTORAT))
         .routes(routes!(trials::get_balance).admit(AGGREGATES).masked())
         .routes(
             routes!(takeup::record_takeup)

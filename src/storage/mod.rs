@@ -27,8 +27,9 @@ use crate::protocol::{Protocol, TrialState};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use trials::{
-    Acknowledgement, AssignmentRecord, DrawRecord, EnrollmentRecord, NewDraw, NewEnrollment,
-    ProtocolVersionInfo, TrialInfo, UploadReceipt,
+    Acknowledgement, AssignedFirm, AssignmentCount, AssignmentRecord, DrawRecord, EnrollmentFilter,
+    EnrollmentPage, EnrollmentRecord, NewDraw, NewEnrollment, ProtocolVersionInfo, TrialInfo,
+    UploadReceipt,
 };
 
 /// Why a storage operation failed.
@@ -397,6 +398,13 @@ pub trait TrialStore: Send + Sync {
         wave: Option<u32>,
     ) -> Result<Vec<EnrollmentRecord>, StoreError>;
 
+    /// A page of enrolled firms matching `filter`, sorted by orgnr, with the totals over every page.
+    async fn enrollment_page(
+        &self,
+        id: &str,
+        filter: &EnrollmentFilter,
+    ) -> Result<EnrollmentPage, StoreError>;
+
     /// Stores a wave's draw and assignments and moves the trial to `randomized`.
     ///
     /// # Errors
@@ -419,6 +427,18 @@ pub trait TrialStore: Send + Sync {
         after: Option<Orgnr>,
         limit: u32,
     ) -> Result<Vec<AssignmentRecord>, StoreError>;
+
+    /// Like [`TrialStore::assignments`], with each firm's name and kommune from its enrollment.
+    async fn assigned_firms(
+        &self,
+        id: &str,
+        fylke: Option<FylkeCode>,
+        after: Option<Orgnr>,
+        limit: u32,
+    ) -> Result<Vec<AssignedFirm>, StoreError>;
+
+    /// How many firms each wave assigned in each fylke, by wave and fylke.
+    async fn assignment_counts(&self, id: &str) -> Result<Vec<AssignmentCount>, StoreError>;
 
     /// Records that a fylke received its firms' assignments of a wave.
     ///

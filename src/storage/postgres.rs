@@ -14,10 +14,11 @@ use super::statistics::{self, impl_statistics_store};
 use super::takeup::{self, impl_takeup_store};
 use super::trials::{self, impl_trial_store};
 use super::{
-    Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
-    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo,
-    StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo,
-    TrialStore, UploadReceipt, redact_url,
+    Acknowledgement, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry, AuditQuery,
+    Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage, EnrollmentRecord,
+    NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, StatisticsStore, Store,
+    StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo, TrialStore, UploadReceipt,
+    redact_url,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");

@@ -15,10 +15,10 @@ use super::statistics::{self, impl_statistics_store};
 use super::takeup::{self, impl_takeup_store};
 use super::trials::{self, impl_trial_store};
 use super::{
-    Acknowledgement, AssignmentRecord, AuditEntry, AuditQuery, Audited, Backend, DrawRecord,
-    EnrollmentRecord, NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo,
-    StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo,
-    TrialStore, UploadReceipt,
+    Acknowledgement, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry, AuditQuery,
+    Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage, EnrollmentRecord,
+    NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, StatisticsStore, Store,
+    StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo, TrialStore, UploadReceipt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");

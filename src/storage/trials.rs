@@ -217,6 +217,57 @@ pub struct Acknowledgement {
     pub acknowledged_by: String,
 }
 
+/// Which enrolled firms to read, and which page of them.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentFilter {
+    /// Only this fylke's firms.
+    pub fylke: Option<FylkeCode>,
+    /// Only this wave's.
+    pub wave: Option<u32>,
+    /// Only this upload's.
+    pub upload_id: Option<i64>,
+    /// Only the eligible (`true`) or the excluded (`false`).
+    pub eligible: Option<bool>,
+    /// Only firms after this orgnr (the cursor).
+    pub after: Option<Orgnr>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A page of enrolled firms and what the whole list holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentPage {
+    /// The page, sorted by orgnr.
+    pub firms: Vec<EnrollmentRecord>,
+    /// Firms matching every filter but the cursor, over all pages.
+    pub total: u64,
+    /// Of the firms matching the fylke, wave and upload filters, how many are excluded (whatever
+    /// the `eligible` filter says).
+    pub excluded_total: u64,
+}
+
+/// An assignment with the firm's name and kommune from the register it was enrolled from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignedFirm {
+    /// The assignment.
+    pub assignment: AssignmentRecord,
+    /// The firm's name in the register, if it had one.
+    pub navn: Option<String>,
+    /// Its kommunenummer in the register, if it had one.
+    pub kommunenummer: Option<String>,
+}
+
+/// How many firms a wave assigned in a fylke.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignmentCount {
+    /// The wave.
+    pub wave: u32,
+    /// The fylke.
+    pub fylke: FylkeCode,
+    /// Its firms assigned in the wave.
+    pub firms: usize,
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -291,6 +342,31 @@ pub(super) const SELECT_ENROLLMENTS: &str = "\
     WHERE trial_id = $1 AND ($2 IS NULL OR fylke = $2) AND ($3 IS NULL OR wave = $3) \
     ORDER BY orgnr";
 
+/// The filters every enrollment page and its counts share ($1 trial, $2 fylke, $3 wave, $4 upload).
+const ENROLLMENT_FILTERS: &str = "trial_id = $1 AND ($2 IS NULL OR fylke = $2) \
+    AND ($3 IS NULL OR wave = $3) AND ($4 IS NULL OR upload_id = $4)";
+
+/// A page of enrollments: the shared filters, $5 eligible, $6 the cursor, $7 the page size.
+pub(super) fn select_enrollment_page() -> String {
+    format!(
+        "SELECT orgnr, wave, upload_id, navn, fylke, kommunenummer, naeringskode, bransje, sektor, \
+                antall_ansatte, overordnet_enhet, villig, baseline_tapte, baseline_mulige, \
+                covariates, eligible, exclusions, klynge \
+         FROM enrollments \
+         WHERE {ENROLLMENT_FILTERS} AND ($5 IS NULL OR eligible = $5) AND ($6 IS NULL OR orgnr > $6) \
+         ORDER BY orgnr LIMIT $7"
+    )
+}
+
+/// The counts of an enrollment page: the shared filters, $5 eligible.
+pub(super) fn count_enrollment_page() -> String {
+    format!(
+        "SELECT COALESCE(SUM(CASE WHEN $5 IS NULL OR eligible = $5 THEN 1 ELSE 0 END), 0) AS total, \
+                COALESCE(SUM(CASE WHEN eligible THEN 0 ELSE 1 END), 0) AS excluded \
+         FROM enrollments WHERE {ENROLLMENT_FILTERS}"
+    )
+}
+
 pub(super) const COUNT_ELIGIBLE_IN_WAVE: &str =
     "SELECT COUNT(*) FROM enrollments WHERE trial_id = $1 AND wave = $2 AND eligible";
 
@@ -311,6 +387,19 @@ pub(super) const SELECT_ASSIGNMENTS: &str = "\
     FROM assignments \
     WHERE trial_id = $1 AND ($2 IS NULL OR fylke = $2) AND ($3 IS NULL OR orgnr > $3) \
     ORDER BY orgnr LIMIT $4";
+
+/// Assignments with the firm's name and kommune from its enrollment (every assignment has one).
+pub(super) const SELECT_ASSIGNED_FIRMS: &str = "\
+    SELECT a.orgnr, a.wave, a.fylke, a.arm, a.stratum, a.klynge, a.sannsynlighet, a.probabilities, \
+           e.navn, e.kommunenummer \
+    FROM assignments a JOIN enrollments e ON e.trial_id = a.trial_id AND e.orgnr = a.orgnr \
+    WHERE a.trial_id = $1 AND ($2 IS NULL OR a.fylke = $2) AND ($3 IS NULL OR a.orgnr > $3) \
+    ORDER BY a.orgnr LIMIT $4";
+
+/// Firms assigned per wave and fylke.
+pub(super) const COUNT_ASSIGNMENTS_BY_FYLKE: &str = "\
+    SELECT wave, fylke, COUNT(*) AS firms FROM assignments WHERE trial_id = $1 \
+    GROUP BY wave, fylke ORDER BY wave, fylke";
 
 pub(super) const COUNT_ASSIGNMENTS_FOR: &str =
     "SELECT COUNT(*) FROM assignments WHERE trial_id = $1 AND wave = $2 AND fylke = $3";
@@ -480,6 +569,61 @@ impl TryFrom<AssignmentDbRow> for AssignmentRecord {
             klynge: r.klynge.as_deref().map(orgnr).transpose()?,
             sannsynlighet: r.sannsynlighet,
             probabilities: r.probabilities.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AssignedFirmRow {
+    #[sqlx(flatten)]
+    assignment: AssignmentDbRow,
+    navn: Option<String>,
+    kommunenummer: Option<String>,
+}
+
+impl TryFrom<AssignedFirmRow> for AssignedFirm {
+    type Error = StoreError;
+    fn try_from(r: AssignedFirmRow) -> Result<Self, StoreError> {
+        Ok(AssignedFirm {
+            assignment: AssignmentRecord::try_from(r.assignment)?,
+            navn: r.navn,
+            kommunenummer: r.kommunenummer,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AssignmentCountRow {
+    wave: i32,
+    fylke: String,
+    firms: i64,
+}
+
+impl TryFrom<AssignmentCountRow> for AssignmentCount {
+    type Error = StoreError;
+    fn try_from(r: AssignmentCountRow) -> Result<Self, StoreError> {
+        Ok(AssignmentCount {
+            wave: u32_of(r.wave)?,
+            fylke: r.fylke.parse().map_err(corrupt)?,
+            firms: usize::try_from(r.firms).map_err(corrupt)?,
+        })
+    }
+}
+
+/// The counts of an enrollment page as read.
+#[derive(sqlx::FromRow)]
+pub(super) struct EnrollmentCountRow {
+    total: i64,
+    excluded: i64,
+}
+
+impl EnrollmentCountRow {
+    /// The page with these counts.
+    pub(super) fn page(self, firms: Vec<EnrollmentRecord>) -> Result<EnrollmentPage, StoreError> {
+        Ok(EnrollmentPage {
+            firms,
+            total: u64::try_from(self.total).map_err(corrupt)?,
+            excluded_total: u64::try_from(self.excluded).map_err(corrupt)?,
         })
     }
 }
@@ -834,6 +978,43 @@ macro_rules! impl_trial_store {
                 rows.into_iter().map(EnrollmentRecord::try_from).collect()
             }
 
+            async fn enrollment_page(
+                &self,
+                id: &str,
+                filter: &EnrollmentFilter,
+            ) -> Result<EnrollmentPage, StoreError> {
+                let fylke = filter.fylke.map(|f| f.as_str());
+                let wave = filter.wave.map(trials::i32_of).transpose()?;
+                // One transaction, so the page and its counts see the same enrollments.
+                let mut tx = self.pool.begin().await?;
+                let rows: Vec<trials::EnrollmentRow> =
+                    sqlx::query_as(&trials::select_enrollment_page())
+                        .bind(id)
+                        .bind(fylke)
+                        .bind(wave)
+                        .bind(filter.upload_id)
+                        .bind(filter.eligible)
+                        .bind(filter.after.map(|o| o.to_string()))
+                        .bind(i64::from(filter.limit))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let counts: trials::EnrollmentCountRow =
+                    sqlx::query_as(&trials::count_enrollment_page())
+                        .bind(id)
+                        .bind(fylke)
+                        .bind(wave)
+                        .bind(filter.upload_id)
+                        .bind(filter.eligible)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                let firms = rows
+                    .into_iter()
+                    .map(EnrollmentRecord::try_from)
+                    .collect::<Result<Vec<_>, _>>()?;
+                counts.page(firms)
+            }
+
             async fn record_draw(
                 &self,
                 id: &str,
@@ -928,6 +1109,33 @@ macro_rules! impl_trial_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.into_iter().map(AssignmentRecord::try_from).collect()
+            }
+
+            async fn assigned_firms(
+                &self,
+                id: &str,
+                fylke: Option<FylkeCode>,
+                after: Option<Orgnr>,
+                limit: u32,
+            ) -> Result<Vec<AssignedFirm>, StoreError> {
+                let rows: Vec<trials::AssignedFirmRow> =
+                    sqlx::query_as(trials::SELECT_ASSIGNED_FIRMS)
+                        .bind(id)
+                        .bind(fylke.map(|f| f.as_str()))
+                        .bind(after.map(|o| o.to_string()))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter().map(AssignedFirm::try_from).collect()
+            }
+
+            async fn assignment_counts(&self, id: &str) -> Result<Vec<AssignmentCount>, StoreError> {
+                let rows: Vec<trials::AssignmentCountRow> =
+                    sqlx::query_as(trials::COUNT_ASSIGNMENTS_BY_FYLKE)
+                        .bind(id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter().map(AssignmentCount::try_from).collect()
             }
 
             async fn acknowledge(

@@ -71,6 +71,11 @@ const OPERATIONS: &[(&str, &str, &[Role])] = &[
     ),
     (
         "GET",
+        "/v1/trials/{id}/acknowledgements/status",
+        &[Role::Direktorat],
+    ),
+    (
+        "GET",
         "/v1/trials/{id}/balance",
         &[Role::Direktorat, Role::Forsker],
     ),
@@ -196,6 +201,9 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
         ("GET", "/v1/trials/{id}/enrollment") => (shared("/enrollment"), Body::None),
         ("GET", "/v1/trials/{id}/assignments") => (shared("/assignments?limit=50"), Body::None),
         ("GET", "/v1/trials/{id}/acknowledgements") => (shared("/acknowledgements"), Body::None),
+        ("GET", "/v1/trials/{id}/acknowledgements/status") => {
+            (shared("/acknowledgements/status"), Body::None)
+        }
         ("GET", "/v1/trials/{id}/balance") => (shared("/balance"), Body::None),
         ("GET", "/v1/trials/{id}/draws/{wave}/units.csv") => {
             (shared("/draws/1/units.csv"), Body::None)

@@ -12,6 +12,7 @@ mod deviations;
 mod disclosure;
 mod errors;
 mod estimates;
+mod fylke_lists;
 mod masking;
 mod openapi;
 mod process;

@@ -23,6 +23,10 @@ use crate::protocol::Design;
 pub struct AssignmentParams {
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// With `format=csv`: `excel` for the dialect Norwegian Excel opens by double-click (`;`
+    /// separator, UTF-8 BOM, CRLF line ends, decimal comma); absent for plain CSV (`,`, no BOM,
+    /// LF, decimal point).
+    pub dialect: Option<String>,
     /// Only firms after this orgnr (the `next_after` of the previous page).
     #[param(value_type = Option<String>)]
     pub after: Option<Orgnr>,
@@ -36,9 +40,13 @@ pub struct DeliveredAssignment {
     /// The firm.
     #[schema(value_type = String)]
     pub orgnr: Orgnr,
+    /// Its name in the register the trial enrolled (null if the register gave none).
+    pub navn: Option<String>,
     /// Its fylke.
     #[schema(value_type = String)]
     pub fylke: FylkeCode,
+    /// Its kommunenummer in the register the trial enrolled (null if the register gave none).
+    pub kommunenummer: Option<String>,
     /// The arm's id.
     pub arm: String,
     /// The arm's name.
@@ -73,15 +81,18 @@ pub struct AssignmentPage {
     pub next_after: Option<Orgnr>,
 }
 
-/// The assignments of the trial's firms, with each arm's instructions. A fylke gets only its own
-/// firms; every read is audited with the firms returned. CSV with `format=csv` (docs/data-formats.md §5
-/// columns, then `arm_navn, kontakt, instruks`); the next page's cursor is in `x-next-after`.
+/// The assignments of the trial's firms, with each firm's name and kommune from the register and
+/// each arm's instructions. A fylke gets only its own firms; every read is audited with the firms
+/// returned. CSV with `format=csv` (docs/data-formats.md §5 columns, then `arm_navn, kontakt,
+/// instruks, navn, kommunenummer`), in Excel's dialect with `dialect=excel`; the next page's cursor
+/// is in `x-next-after`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/assignments", tag = "randomization",
     params(("id" = String, Path, description = "The trial id"), AssignmentParams),
     responses(
         (status = 200, body = AssignmentPage),
         (status = 404, body = ErrorEnvelope),
+        (status = 422, description = "A bad query parameter; details.field names it", body = ErrorEnvelope),
     )
 )]
 pub async fn list_assignments(
@@ -108,6 +119,24 @@ pub async fn list_assignments(
             ));
         }
     };
+    let dialect = match params.dialect.as_deref() {
+        None => CsvDialect::Plain,
+        Some("excel") if csv => CsvDialect::Excel,
+        Some("excel") => {
+            return Err(ApiError::invalid_field(
+                "dialect",
+                "dialect applies to CSV only: add format=csv",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "dialect",
+                format!(
+                    "`{other}` is not a CSV dialect; use excel, or leave dialect out for plain CSV"
+                ),
+            ));
+        }
+    };
     let trial = state
         .store
         .get_trial(&id)
@@ -122,20 +151,23 @@ pub async fn list_assignments(
         .collect();
     let rows = state
         .store
-        .assignments(&id, fylke, params.after, limit)
+        .assigned_firms(&id, fylke, params.after, limit)
         .await?;
     let next_after = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.orgnr))
+        .then(|| rows.last().map(|r| r.assignment.orgnr))
         .flatten();
     let design_a = trial.protocol.design == Design::A;
     let delivered: Vec<DeliveredAssignment> = rows
         .into_iter()
-        .map(|r| {
+        .map(|firm| {
+            let r = firm.assignment;
             let arm = trial.protocol.arm(&r.arm);
             let control = arm.is_some_and(|a| a.control);
             DeliveredAssignment {
                 orgnr: r.orgnr,
+                navn: firm.navn,
                 fylke: r.fylke,
+                kommunenummer: firm.kommunenummer,
                 arm_navn: arm.map(|a| a.name.clone()).unwrap_or_default(),
                 kontakt: !(control && design_a),
                 instruks: arm.map(|a| a.instructions.clone()).unwrap_or_default(),
@@ -156,8 +188,8 @@ pub async fn list_assignments(
             .collect(),
     };
     let mut response = if csv {
-        let out =
-            fylke_csv(&delivered).map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
+        let out = fylke_csv(&delivered, dialect)
+            .map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
         let mut response =
             ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
         if let Some(next) = next_after
@@ -178,10 +210,26 @@ pub async fn list_assignments(
     Ok(response)
 }
 
+/// How the assignment CSV is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsvDialect {
+    /// `,`, no BOM, LF line ends, decimal point (RFC 4180 apart from the line ends).
+    Plain,
+    /// What Norwegian Excel opens by double-click: `;`, a UTF-8 BOM, CRLF line ends, and a decimal
+    /// comma in `sannsynlighet`.
+    Excel,
+}
+
 /// The assignment CSV a fylke receives: docs/data-formats.md §5 columns, then `arm_navn, kontakt,
-/// instruks`, quoted where needed.
-fn fylke_csv(delivered: &[DeliveredAssignment]) -> Result<Vec<u8>, String> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+/// instruks, navn, kommunenummer`, quoted where needed, in `dialect`.
+fn fylke_csv(delivered: &[DeliveredAssignment], dialect: CsvDialect) -> Result<Vec<u8>, String> {
+    let mut builder = csv::WriterBuilder::new();
+    let mut out = Vec::new();
+    if dialect == CsvDialect::Excel {
+        builder.delimiter(b';').terminator(csv::Terminator::CRLF);
+        out.extend_from_slice("\u{feff}".as_bytes());
+    }
+    let mut writer = builder.from_writer(out);
     let header = [
         "orgnr",
         "arm",
@@ -193,23 +241,41 @@ fn fylke_csv(delivered: &[DeliveredAssignment]) -> Result<Vec<u8>, String> {
         "arm_navn",
         "kontakt",
         "instruks",
+        "navn",
+        "kommunenummer",
     ];
     writer.write_record(header).map_err(|e| e.to_string())?;
+    // Excel runs a cell that starts with `=`, `+`, `-` or `@` as a formula: in its dialect a text
+    // cell starting so (a name from the register, an arm's instructions) gets a leading `'`, as
+    // OWASP advises against CSV injection.
+    let text = |value: &str| -> String {
+        if dialect == CsvDialect::Excel && value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{value}")
+        } else {
+            value.to_owned()
+        }
+    };
     for a in delivered {
+        let sannsynlighet = match dialect {
+            CsvDialect::Plain => a.sannsynlighet.to_string(),
+            CsvDialect::Excel => a.sannsynlighet.to_string().replace('.', ","),
+        };
         writer
             .write_record([
                 a.orgnr.to_string(),
-                a.arm.clone(),
-                a.stratum.clone(),
+                text(&a.arm),
+                text(&a.stratum),
                 a.klynge.map(|k| k.to_string()).unwrap_or_default(),
                 a.bolge.to_string(),
-                a.sannsynlighet.to_string(),
+                sannsynlighet,
                 a.trukket
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
                     .unwrap_or_default(),
-                a.arm_navn.clone(),
+                text(&a.arm_navn),
                 a.kontakt.to_string(),
-                a.instruks.clone(),
+                text(&a.instruks),
+                text(a.navn.as_deref().unwrap_or_default()),
+                a.kommunenummer.clone().unwrap_or_default(),
             ])
             .map_err(|e| e.to_string())?;
     }

@@ -19,7 +19,9 @@ use crate::http::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::protocol::TrialState;
 use crate::randomization::plan::verdict;
 use crate::register::{RegisterOptions, detect_format, parse_register};
-use crate::storage::{EnrollmentRecord, NewEnrollment, UploadReceipt};
+use crate::storage::{
+    EnrollmentFilter, EnrollmentPage, EnrollmentRecord, NewEnrollment, UploadReceipt,
+};
 
 /// Options of an enrollment upload.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -31,15 +33,25 @@ pub struct EnrollParams {
     pub sektor: Option<Sektor>,
 }
 
+/// How many excluded firms an enrollment upload's response lists.
+pub const EXCLUDED_SHOWN: usize = 100;
+
 /// Why firms were excluded, counted by reason, and the first excluded firms.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentSummary {
     /// The upload's receipt.
     pub receipt: UploadReceipt,
-    /// Excluded firms by reason code.
+    /// Excluded firms by reason code (a firm with several reasons counts under each).
     pub excluded_by_reason: BTreeMap<String, usize>,
-    /// The first 100 excluded firms with every reason.
+    /// How many of the upload's firms are excluded, all of them.
+    pub excluded_total: usize,
+    /// The first 100 excluded firms by orgnr, with every reason. When `excluded_total` is larger
+    /// the list is cut, and `excluded_next` reads the rest.
     pub excluded: Vec<EnrollmentRecord>,
+    /// The rest of the excluded firms, paged: a `GET /v1/trials/{id}/enrollment` path for this
+    /// upload's excluded firms after the last one listed here. Null when `excluded` is all of
+    /// them.
+    pub excluded_next: Option<String>,
 }
 
 /// Enrolls firms for the open wave from a register upload (CSV, JSON or Brønnøysund underenhet
@@ -151,12 +163,11 @@ pub async fn enroll(
             *excluded_by_reason.entry(e.code.clone()).or_default() += 1;
         }
     }
-    let excluded: Vec<EnrollmentRecord> = records
-        .iter()
-        .filter(|r| !r.eligible)
-        .take(100)
-        .cloned()
-        .collect();
+    let mut excluded: Vec<&EnrollmentRecord> = records.iter().filter(|r| !r.eligible).collect();
+    excluded.sort_by_key(|r| r.orgnr);
+    let excluded_total = excluded.len();
+    let excluded: Vec<EnrollmentRecord> =
+        excluded.into_iter().take(EXCLUDED_SHOWN).cloned().collect();
     let upload = NewEnrollment {
         wave,
         sha256: hex::encode(Sha256::digest(&body)),
@@ -172,20 +183,68 @@ pub async fn enroll(
         .map_err(super::not_found(&id))?;
     Ok(AuditedJson(
         StatusCode::CREATED,
-        receipt.map(|receipt| EnrollmentSummary {
-            receipt,
-            excluded_by_reason,
-            excluded,
+        receipt.map(|receipt| {
+            let excluded_next = (excluded_total > excluded.len())
+                .then(|| excluded.last())
+                .flatten()
+                .map(|last| {
+                    format!(
+                        "/v1/trials/{id}/enrollment?upload={}&eligible=false&after={}&limit={EXCLUDED_SHOWN}",
+                        receipt.upload_id, last.orgnr
+                    )
+                });
+            EnrollmentSummary {
+                receipt,
+                excluded_by_reason,
+                excluded_total,
+                excluded,
+                excluded_next,
+            }
         }),
     )
     .into_response())
 }
 
-/// Enrolled firms.
+/// Which enrolled firms to list, and which page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EnrollmentListParams {
+    /// Only this wave's firms.
+    pub wave: Option<u32>,
+    /// Only this upload's firms (`receipt.upload_id` of the upload).
+    pub upload: Option<i64>,
+    /// `true` for the eligible firms only, `false` for the excluded only.
+    pub eligible: Option<bool>,
+    /// Only firms after this orgnr (the `next_after` of the previous page).
+    #[param(value_type = Option<String>)]
+    pub after: Option<Orgnr>,
+    /// Page size, 1-10000 (default 1000).
+    pub limit: Option<u32>,
+}
+
+/// The default page size of the enrollment list.
+pub const ENROLLMENT_PAGE: u32 = 1000;
+
+/// The largest page of the enrollment list.
+pub const ENROLLMENT_PAGE_MAX: u32 = 10_000;
+
+/// A page of enrolled firms.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentList {
-    /// Sorted by orgnr.
+    /// This page, sorted by orgnr.
     pub firms: Vec<EnrolledFirm>,
+    /// Firms matching the filters (`wave`, `upload`, `eligible`, and a fylke's own firms) over
+    /// every page.
+    pub total: u64,
+    /// Of the firms matching `wave`, `upload` and the fylke, how many are excluded (whatever
+    /// `eligible` asks for).
+    pub excluded_total: u64,
+    /// Pass as `after` for the next page; null on the last.
+    #[schema(value_type = Option<String>)]
+    pub next_after: Option<Orgnr>,
+    /// The next page's path with the same filters and page size; null on the last.
+    pub next: Option<String>,
 }
 
 /// Why a baseline is masked: the firm has fewer than 5 persons.
@@ -232,26 +291,60 @@ pub fn mask_firm(
     }
 }
 
-/// Enrolled firms with their eligibility (a fylke sees only its own firms). Outside the
-/// directorate the baseline of a firm with fewer than 5 persons is masked as NAV masks it:
-/// `[0.0, 0.0]` with `baseline_er_maskert: true` and a `baseline_masked_reason`.
+/// Enrolled firms with their eligibility, a page at a time (a fylke sees only its own firms).
+/// `total` and `excluded_total` count the whole list; `next_after` and `next` lead to the next page.
+/// Every read is audited with the firms returned. Outside the directorate the baseline of a firm
+/// with fewer than 5 persons is masked as NAV masks it: `[0.0, 0.0]` with
+/// `baseline_er_maskert: true` and a `baseline_masked_reason`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
-    params(("id" = String, Path, description = "The trial id")),
-    responses((status = 200, body = EnrollmentList), (status = 404, body = ErrorEnvelope))
+    params(("id" = String, Path, description = "The trial id"), EnrollmentListParams),
+    responses(
+        (status = 200, body = EnrollmentList),
+        (status = 404, body = ErrorEnvelope),
+        (status = 422, description = "A bad query parameter; details.field names it", body = ErrorEnvelope),
+    )
 )]
 pub async fn list_enrollment(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<EnrollmentListParams>,
 ) -> Result<Response, ApiError> {
     let fylke = super::scope(&caller)?;
+    let limit = params.limit.unwrap_or(ENROLLMENT_PAGE);
+    if !(1..=ENROLLMENT_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("limit must be between 1 and {ENROLLMENT_PAGE_MAX} (it is {limit})"),
+        ));
+    }
+    if params.wave == Some(0) {
+        return Err(ApiError::invalid_field("wave", "waves are numbered from 1"));
+    }
     let trial = state
         .store
         .get_trial(&id)
         .await
         .map_err(super::not_found(&id))?;
-    let firms = state.store.enrollments(&id, fylke, None).await?;
+    let filter = EnrollmentFilter {
+        fylke,
+        wave: params.wave,
+        upload_id: params.upload,
+        eligible: params.eligible,
+        after: params.after,
+        // One more than the page, to know whether another page follows.
+        limit: limit + 1,
+    };
+    let EnrollmentPage {
+        mut firms,
+        total,
+        excluded_total,
+    } = state.store.enrollment_page(&id, &filter).await?;
+    let more = firms.len() > limit as usize;
+    firms.truncate(limit as usize);
+    let next_after = more.then(|| firms.last().map(|f| f.orgnr)).flatten();
+    let next = next_after.map(|after| next_page(&id, &params, after, limit));
     let open = caller.role == crate::domain::Role::Direktorat;
     let persons = if open {
         BTreeMap::new()
@@ -273,7 +366,31 @@ pub async fn list_enrollment(
         .into_iter()
         .map(|f| mask_firm(f, &persons, open))
         .collect();
-    let mut response = Json(EnrollmentList { firms }).into_response();
+    let mut response = Json(EnrollmentList {
+        firms,
+        total,
+        excluded_total,
+        next_after,
+        next,
+    })
+    .into_response();
     response.extensions_mut().insert(details);
     Ok(response)
+}
+
+/// The path of the enrollment page after `after`, with the same filters and page size.
+fn next_page(id: &str, params: &EnrollmentListParams, after: Orgnr, limit: u32) -> String {
+    let mut query = Vec::new();
+    if let Some(wave) = params.wave {
+        query.push(format!("wave={wave}"));
+    }
+    if let Some(upload) = params.upload {
+        query.push(format!("upload={upload}"));
+    }
+    if let Some(eligible) = params.eligible {
+        query.push(format!("eligible={eligible}"));
+    }
+    query.push(format!("after={after}"));
+    query.push(format!("limit={limit}"));
+    format!("/v1/trials/{id}/enrollment?{}", query.join("&"))
 }
