@@ -214,7 +214,7 @@ pub async fn get_estimates(
         .filter_map(|n| Estimator::from_name(n))
         .collect();
     opts.protocol_hash = Some(trial.content_hash.clone());
-    opts.data_vintage = vintage.map(|v| v.to_string());
+    opts.vintage = vintage;
     let report = tokio::task::spawn_blocking(move || {
         let data = StudyData::from_values(windows, units, values)?;
         estimate::estimate(&data, &opts)
