@@ -14,6 +14,7 @@ mod errors;
 mod estimates;
 mod masking;
 mod openapi;
+mod output;
 mod process;
 mod randomization;
 mod statistics;

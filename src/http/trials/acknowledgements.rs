@@ -1,6 +1,6 @@
 //! `/v1/trials/{id}/acknowledgements`: a fylke confirms it received its firms' assignments.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
