@@ -173,6 +173,16 @@ async fn query_errors_name_the_parameter_and_what_it_expects(backend: Backend) {
             &["`vintage`", "\"latest\"", "a whole number"],
         ),
         (
+            "/v1/trials/q/estimates?weights=person",
+            "weights",
+            &["`weights`", "\"person\"", "firm, dagsverk or both"],
+        ),
+        (
+            "/v1/trials/q/estimates?estimator=itt_dim,ols",
+            "estimator",
+            &["`estimator`", "\"ols\"", "itt_lin"],
+        ),
+        (
             "/v1/trials/q/estimates?cr2=maybe",
             "cr2",
             &["`cr2`", "\"maybe\"", "true or false"],
