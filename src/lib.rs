@@ -15,6 +15,7 @@ pub mod estimate;
 pub mod http;
 /// Applying NAV statistics uploads (the API's and `ia-rct ingest`'s one code path).
 pub mod ingest;
+pub mod json;
 pub mod protocol;
 pub mod randomization;
 /// The firm register (enrollment): CSV, JSON and Brønnøysund underenhet uploads read into firms.

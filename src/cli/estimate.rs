@@ -149,7 +149,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     }
     let report = estimate::estimate(&data, &opts)?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => println!("{}", crate::json::to_string_pretty(&report)?),
         Format::Table => print!("{}", format_table(&report)),
     }
     Ok(())

@@ -338,7 +338,7 @@ async fn token(store: &dyn storage::Store, command: TokenCommand) -> anyhow::Res
         TokenCommand::List { json } => {
             let tokens = store.list_tokens().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                println!("{}", crate::json::to_string_pretty(&tokens)?);
             } else {
                 print_token_table(&tokens);
             }

@@ -95,7 +95,6 @@ pub const IDENTIFIER_KEYS: &[&str] = &[
     "covariate",
     "covariates_used",
     "stratum",
-    "data_vintage",
     "code",
     "fylke",
     "kind",
@@ -357,11 +356,11 @@ mod tests {
 
     #[test]
     fn identifiers_are_not_masked_and_the_directorate_sees_everything() {
-        let response = json!({"estimates": [{"term": "e=-3", "arm": "arm2", "data_vintage": "3",
+        let response = json!({"estimates": [{"term": "e=-3", "arm": "arm2", "vintage": 3,
                               "design": "1 stratum", "n_units": 2}]});
         let masked = mask_for(Role::Forsker, response.clone());
         assert_eq!(masked["estimates"][0]["term"], "e=-3");
-        assert_eq!(masked["estimates"][0]["data_vintage"], "3");
+        assert_eq!(masked["estimates"][0]["vintage"], 3);
         assert_eq!(masked["estimates"][0]["design"], "<5 stratum");
         assert_eq!(masked["estimates"][0]["n_units"], MASKED);
         assert_eq!(mask_for(Role::Fylke, response.clone()), masked);

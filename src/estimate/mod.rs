@@ -156,6 +156,10 @@ pub struct Estimate {
     pub weights: String,
     /// Coefficient: `z` (ITT), `d` (DiD), `e=-3` (event study), `pretrend` (joint test).
     pub term: String,
+    /// The event study's quarter relative to randomization (`-3` for the term `e=-3`); `null` for
+    /// every other estimator.
+    #[serde(default)]
+    pub event_time: Option<i32>,
     /// Point estimate, percentage points.
     pub estimate: f64,
     /// Standard error.
@@ -184,16 +188,18 @@ pub struct Estimate {
     pub n_clusters: Option<usize>,
     /// Rows used (firms for ITT, firm-quarters for the panel).
     pub n_obs: usize,
-    /// Standard error type.
+    /// Standard error type: `Neyman`, `Matched-pair`, `Pashley-Miratrix`, `per-stratum HC2`
+    /// (the weighted difference in means), `HC2`, `CR2` or `CR1`.
     pub se_type: String,
     /// Small-sample factor applied, where one is.
     pub ssc_factor: Option<f64>,
-    /// Design detected.
+    /// Design detected; ` (weighted)` is appended for every `dagsverk` estimate.
     pub design: String,
     /// Units or rows dropped, by reason.
     pub dropped: BTreeMap<String, usize>,
-    /// The statistics vintage used.
-    pub data_vintage: Option<String>,
+    /// The statistics vintage used (the integer of `GET /v1/statistics/vintages`).
+    #[serde(default)]
+    pub vintage: Option<i64>,
     /// The protocol's hash, when run from a protocol.
     pub protocol_hash: Option<String>,
     /// Part of the protocol's confirmatory family.

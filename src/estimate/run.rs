@@ -14,6 +14,9 @@ use super::{
     Estimate, EstimateError, Estimator, Weighting, f_p_value, holm, t_p_value, t_quantile,
 };
 
+/// The suffix of the `design` of every `dagsverk` (weighted) estimate.
+const WEIGHTED: &str = " (weighted)";
+
 /// What to estimate.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -32,7 +35,7 @@ pub struct Options {
     /// Outcome name.
     pub outcome: String,
     /// Statistics vintage, carried into every row.
-    pub data_vintage: Option<String>,
+    pub vintage: Option<i64>,
     /// Protocol hash, carried into every row.
     pub protocol_hash: Option<String>,
 }
@@ -48,7 +51,7 @@ impl Options {
             did_cr2: true,
             confirmatory: Vec::new(),
             outcome: "sykefravar_prosent".into(),
-            data_vintage: None,
+            vintage: None,
             protocol_hash: None,
         }
     }
@@ -314,6 +317,8 @@ struct Ctx<'a> {
 struct Core {
     estimator: Estimator,
     term: String,
+    /// The event study's relative quarter.
+    event_time: Option<i32>,
     estimate: f64,
     variance: f64,
     df: f64,
@@ -431,6 +436,12 @@ impl Ctx<'_> {
         let q = t_quantile(1.0 - (1.0 - self.opts.conf_level) / 2.0, core.df);
         let control_mean = self.control_mean;
         let primary = core.term == "z" || core.term == "d";
+        // Every weighted estimate says so in its design (the difference in means already does).
+        let design = if self.weighting == Weighting::Dagsverk && !core.design.ends_with(WEIGHTED) {
+            format!("{}{WEIGHTED}", core.design)
+        } else {
+            core.design
+        };
         Ok(Estimate {
             estimator: core.estimator.name().into(),
             outcome: self.opts.outcome.clone(),
@@ -438,6 +449,7 @@ impl Ctx<'_> {
             versus: self.opts.control.clone(),
             weights: self.weighting.name().into(),
             term: core.term,
+            event_time: core.event_time,
             estimate: core.estimate,
             std_error: se,
             df: core.df,
@@ -454,9 +466,9 @@ impl Ctx<'_> {
             n_obs: core.n_obs,
             se_type: core.se_type,
             ssc_factor: core.ssc_factor,
-            design: core.design,
+            design,
             dropped: core.dropped,
-            data_vintage: self.opts.data_vintage.clone(),
+            vintage: self.opts.vintage,
             protocol_hash: self.opts.protocol_hash.clone(),
             confirmatory: primary
                 && se.is_finite()
@@ -484,7 +496,8 @@ impl Ctx<'_> {
         let se_type = if c.cluster.is_some() {
             "CR2"
         } else if w.is_some() {
-            "HC2"
+            // HC2 within each stratum, combined with the strata's shares (ANALYSIS.md §5).
+            "per-stratum HC2"
         } else {
             match r.design.as_str() {
                 "Blocked" => "Neyman",
@@ -499,6 +512,7 @@ impl Ctx<'_> {
         self.finish(Core {
             estimator: Estimator::IttDim,
             term: "z".into(),
+            event_time: None,
             estimate: r.estimate,
             variance: r.variance,
             df: r.df,
@@ -604,6 +618,7 @@ impl Ctx<'_> {
         self.finish(Core {
             estimator: Estimator::IttAncova,
             term: "z".into(),
+            event_time: None,
             estimate: fit.beta[0],
             variance,
             df,
@@ -720,6 +735,7 @@ impl Ctx<'_> {
         self.finish(Core {
             estimator: Estimator::IttLin,
             term: "z".into(),
+            event_time: None,
             estimate,
             variance,
             df,
@@ -809,6 +825,7 @@ impl Ctx<'_> {
         let mut out = vec![self.finish(Core {
             estimator: Estimator::DidTwfe,
             term: "d".into(),
+            event_time: None,
             estimate: fit.beta[0],
             variance: fit.vcov_cr1[[0, 0]],
             df: fit.n_clusters as f64 - 1.0,
@@ -825,6 +842,7 @@ impl Ctx<'_> {
                 Ok(r) => out.push(self.finish(Core {
                     estimator: Estimator::DidTwfe,
                     term: "d".into(),
+                    event_time: None,
                     estimate: fit.beta[0],
                     variance: r.variance,
                     df: r.df,
@@ -872,6 +890,7 @@ impl Ctx<'_> {
             out.push(self.finish(Core {
                 estimator: Estimator::EventStudy,
                 term: format!("e={e}"),
+                event_time: Some(e),
                 estimate: fit.beta[k],
                 variance: fit.vcov_cr1[[k, k]],
                 df,
@@ -1059,6 +1078,57 @@ mod tests {
                 assert!(v.is_finite(), "{e:?}");
             }
         }
+    }
+
+    /// Issue 11: every weighted estimate says `(weighted)` in its design, the weighted difference
+    /// in means names its per-stratum HC2, and event-study rows carry their integer event time.
+    #[test]
+    fn weighted_designs_se_types_and_event_times_are_labelled() {
+        let design: Vec<(&str, &str, Option<&str>)> = (0..40)
+            .map(|i| {
+                let arm = ["kontroll", "a"][i % 2];
+                (arm, ["s1", "s2"][(i / 2) % 2], None)
+            })
+            .collect();
+        let data = study(&design, |_| true);
+        let report = estimate(&data, &Options::all("kontroll")).expect("report");
+        assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+        let mut seen = BTreeSet::new();
+        for e in &report.estimates {
+            seen.insert((e.estimator.clone(), e.weights.clone()));
+            assert_eq!(
+                e.design.ends_with(" (weighted)"),
+                e.weights == "dagsverk",
+                "{} {} {}: {:?}",
+                e.estimator,
+                e.weights,
+                e.se_type,
+                e.design
+            );
+            assert!(!e.design.ends_with(" (weighted) (weighted)"), "{e:?}");
+            let want_se = match (e.estimator.as_str(), e.weights.as_str()) {
+                ("itt_dim", "dagsverk") => "per-stratum HC2",
+                ("itt_dim", _) => "Neyman",
+                ("itt_ancova" | "itt_lin", _) => "HC2",
+                _ => e.se_type.as_str(),
+            };
+            assert_eq!(e.se_type, want_se, "{e:?}");
+            let want_time = e
+                .term
+                .strip_prefix("e=")
+                .map(|t| t.parse::<i32>().expect("event time"));
+            assert_eq!(e.event_time, want_time, "{e:?}");
+            assert_eq!(e.event_time.is_some(), e.estimator == "event_study");
+        }
+        // Every estimator in both weightings was checked.
+        assert_eq!(seen.len(), 10, "{seen:?}");
+        let times: Vec<i32> = report
+            .estimates
+            .iter()
+            .filter(|e| e.estimator == "event_study" && e.weights == "firm")
+            .filter_map(|e| e.event_time)
+            .collect();
+        assert_eq!(times, [-2, 0, 1]);
     }
 
     /// Issue 10, defect 8: the Holm family is the protocol's confirmatory estimators x arms per

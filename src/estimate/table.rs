@@ -24,53 +24,98 @@ fn p(v: f64) -> String {
     }
 }
 
+/// The header and the row layout of the main table: `se_type` names the variance, `se` is its
+/// value; `n_firms` counts the firms used and `n_obs` the rows (firms for the ITT estimators,
+/// firm-quarters for the panel).
+const MAIN: [(&str, usize, bool); 13] = [
+    ("arm", 14, false),
+    ("estimator", 12, false),
+    ("weights", 9, false),
+    ("se_type", 16, false),
+    ("effect", 9, true),
+    ("se", 8, true),
+    ("95 % CI", 21, true),
+    ("p", 8, true),
+    ("p_holm", 8, true),
+    ("rel %", 8, true),
+    ("df", 7, true),
+    ("n_firms", 8, true),
+    ("n_obs", 9, true),
+];
+
+/// The event study's layout: one line per coefficient.
+const EVENT: [(&str, usize, bool); 7] = [
+    ("arm", 14, false),
+    ("weights", 9, false),
+    ("e", 4, true),
+    ("effect", 9, true),
+    ("se", 8, true),
+    ("95 % CI", 21, true),
+    ("p", 8, true),
+];
+
+/// One line of `cells` laid out by `layout` (name, width, right-aligned), indented by `indent`.
+fn line(out: &mut String, indent: &str, layout: &[(&str, usize, bool)], cells: &[String]) {
+    out.push_str(indent);
+    for (k, ((_, width, right), cell)) in layout.iter().zip(cells).enumerate() {
+        if k > 0 {
+            out.push(' ');
+        }
+        if *right {
+            let _ = write!(out, "{cell:>width$}");
+        } else {
+            let _ = write!(out, "{cell:<width$}");
+        }
+    }
+}
+
+fn header(out: &mut String, indent: &str, layout: &[(&str, usize, bool)]) {
+    let names: Vec<String> = layout.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+    line(out, indent, layout, &names);
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+}
+
+fn ci(low: f64, high: f64, decimals: usize) -> String {
+    format!("[{}, {}]", num(low, decimals), num(high, decimals))
+}
+
 /// Formats a report as plain text.
 pub fn format_table(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<14} {:<12} {:<9} {:<5} {:>9} {:>8} {:>21} {:>8} {:>8} {:>8} {:>7} {:>9}",
-        "arm",
-        "estimator",
-        "weights",
-        "se",
-        "effect",
-        "se",
-        "95 % CI",
-        "p",
-        "p_holm",
-        "rel %",
-        "df",
-        "n"
-    );
+    header(&mut out, "", &MAIN);
     for e in report
         .estimates
         .iter()
         .filter(|e| e.term == "z" || e.term == "d")
     {
-        let ci = format!("[{}, {}]", num(e.ci_low, 3), num(e.ci_high, 3));
-        let _ = writeln!(
-            out,
-            "{:<14} {:<12} {:<9} {:<5} {:>9} {:>8} {:>21} {:>8} {:>8} {:>8} {:>7} {:>9}{}",
-            e.arm,
-            e.estimator,
-            e.weights,
-            e.se_type,
+        let cells = [
+            e.arm.clone(),
+            e.estimator.clone(),
+            e.weights.clone(),
+            e.se_type.clone(),
             num(e.estimate, 3),
             num(e.std_error, 3),
-            ci,
+            ci(e.ci_low, e.ci_high, 3),
             p(e.p_value),
-            e.p_holm.map_or("".into(), p),
+            e.p_holm.map_or(String::new(), p),
             num(e.relative_effect, 1),
             num(e.df, 1),
-            e.n_obs,
-            if e.confirmatory { "  *" } else { "" }
-        );
+            e.n_units.to_string(),
+            e.n_obs.to_string(),
+        ];
+        line(&mut out, "", &MAIN, &cells);
+        if e.confirmatory {
+            out.push_str("  *");
+        }
+        out.push('\n');
     }
     let _ = writeln!(
         out,
         "effect: percentage points of sick leave (post-period rate), arm minus control; \
-         rel %: relative to the control mean; * confirmatory (Holm within weighting)"
+         se: its standard error, of type se_type; rel %: relative to the control mean\n\
+         n_firms: firms used; n_obs: rows used (firms for itt_*, firm-quarters for did_twfe); \
+         * confirmatory (Holm within weighting)"
     );
     let es: Vec<_> = report
         .estimates
@@ -80,22 +125,27 @@ pub fn format_table(report: &Report) -> String {
     if !es.is_empty() {
         let _ = writeln!(
             out,
-            "\nevent study (CR1), effect by quarter relative to randomization:"
+            "\nevent study (CR1), effect by quarter e relative to randomization (reference e = -1), \
+             with its standard error and confidence interval:"
         );
-        let mut key = (String::new(), String::new());
+        header(&mut out, "  ", &EVENT);
         for e in es {
-            if (e.arm.clone(), e.weights.clone()) != key {
-                key = (e.arm.clone(), e.weights.clone());
-                let _ = write!(out, "\n  {:<14} {:<9}", e.arm, e.weights);
-            }
-            let _ = write!(
-                out,
-                " {}:{}",
-                e.term.trim_start_matches("e="),
-                num(e.estimate, 2)
+            let time = e.event_time.map_or_else(
+                || e.term.trim_start_matches("e=").to_owned(),
+                |t| t.to_string(),
             );
+            let cells = [
+                e.arm.clone(),
+                e.weights.clone(),
+                time,
+                num(e.estimate, 3),
+                num(e.std_error, 3),
+                ci(e.ci_low, e.ci_high, 3),
+                p(e.p_value),
+            ];
+            line(&mut out, "  ", &EVENT, &cells);
+            out.push('\n');
         }
-        let _ = writeln!(out);
     }
     if !report.tests.is_empty() {
         let _ = writeln!(out, "\npre-trend tests (joint Wald, CR1):");
@@ -137,4 +187,145 @@ pub fn format_table(report: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::estimate::Estimate;
+
+    fn row(estimator: &str, term: &str, se_type: &str, n_units: usize, n_obs: usize) -> Estimate {
+        Estimate {
+            estimator: estimator.into(),
+            outcome: "sykefravar_prosent".into(),
+            arm: "bred_prosess".into(),
+            versus: "kontroll".into(),
+            weights: "firm".into(),
+            term: term.into(),
+            event_time: term.strip_prefix("e=").and_then(|t| t.parse().ok()),
+            estimate: -0.8631,
+            std_error: 0.1547,
+            df: 67.0,
+            statistic: -5.58,
+            p_value: 0.0123,
+            p_holm: None,
+            ci_low: -1.1719,
+            ci_high: -0.5544,
+            conf_level: 0.95,
+            control_mean: 6.0,
+            relative_effect: -14.4,
+            n_units,
+            n_clusters: None,
+            n_obs,
+            se_type: se_type.into(),
+            ssc_factor: None,
+            design: "Blocked".into(),
+            dropped: BTreeMap::new(),
+            vintage: Some(1),
+            protocol_hash: None,
+            confirmatory: false,
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            estimates: vec![
+                row("itt_dim", "z", "Neyman", 68, 68),
+                row("did_twfe", "d", "CR1", 68, 544),
+                row("event_study", "e=-4", "CR1", 68, 544),
+                row("event_study", "e=2", "CR1", 68, 544),
+            ],
+            tests: Vec::new(),
+            skipped: Vec::new(),
+            attrition: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_header_names_each_column_once_and_says_what_n_counts() {
+        let table = format_table(&report());
+        let header: Vec<&str> = table.lines().next().expect("header").split("  ").collect();
+        let names: Vec<&str> = header
+            .iter()
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "arm",
+                "estimator",
+                "weights",
+                "se_type",
+                "effect",
+                "se",
+                "95 % CI",
+                "p",
+                "p_holm",
+                "rel %",
+                "df",
+                "n_firms",
+                "n_obs"
+            ],
+            "{table}"
+        );
+        // The DiD row: 68 firms and 544 firm-quarters, each under its own header.
+        let did = table
+            .lines()
+            .find(|l| l.contains("did_twfe"))
+            .expect("did row");
+        let cells: Vec<&str> = did.split_whitespace().collect();
+        assert_eq!(cells[cells.len() - 2..], ["68", "544"], "{did}");
+        let itt = table
+            .lines()
+            .find(|l| l.contains("itt_dim"))
+            .expect("itt row");
+        let cells: Vec<&str> = itt.split_whitespace().collect();
+        assert_eq!(cells[cells.len() - 2..], ["68", "68"], "{itt}");
+        assert!(table.contains("n_obs: rows used (firms for itt_*, firm-quarters for did_twfe)"));
+    }
+
+    #[test]
+    fn the_event_study_shows_standard_errors_and_intervals() {
+        let table = format_table(&report());
+        let at = table.find("event study").expect("event study section");
+        let section = &table[at..];
+        let mut lines = section.lines().skip(1);
+        let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["arm", "weights", "e", "effect", "se", "95", "%", "CI", "p"]
+        );
+        let rows: Vec<Vec<&str>> = lines
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                [
+                    "bred_prosess",
+                    "firm",
+                    "-4",
+                    "-0.863",
+                    "0.155",
+                    "[-1.172,",
+                    "-0.554]",
+                    "0.0123"
+                ],
+                [
+                    "bred_prosess",
+                    "firm",
+                    "2",
+                    "-0.863",
+                    "0.155",
+                    "[-1.172,",
+                    "-0.554]",
+                    "0.0123"
+                ]
+            ]
+        );
+    }
 }

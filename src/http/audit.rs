@@ -1,6 +1,6 @@
 //! `GET /v1/audit`: the audit log, newest first, filterable and paginated (direktorat only).
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 //! id; their cause is logged once, by [`super::middleware::log_server_errors`], never sent.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -13,6 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::storage::StoreError;
 
@@ -158,7 +161,7 @@ pub fn envelope(status: StatusCode, code: &str, message: &str, details: Value) -
             details,
         },
     };
-    let mut response = (status, axum::Json(body)).into_response();
+    let mut response = (status, crate::json::Json(body)).into_response();
     response.extensions_mut().insert(ErrorInfo {
         code: code.to_owned(),
         message: message.to_owned(),
@@ -287,25 +290,153 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// `axum::extract::Query` whose rejections are 422s in the envelope.
+/// `axum::extract::Query` whose rejections are 422s in the envelope that name the parameter and
+/// say what it expects, from the route's own parameter documentation ([`IntoParams`]): the
+/// format of a timestamp, the allowed values of an enum, the parameters a route takes.
+/// `details` has `in: "query"`, the `field` (the parameter), the `value` given and what is
+/// `expected`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiQuery<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + IntoParams,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::Invalid {
-                message: e.body_text(),
-                details: json!({ "in": "query" }),
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                query_error(
+                    &T::into_params(|| Some(ParameterIn::Query)),
+                    query,
+                    &field,
+                    &e.into_inner().to_string(),
+                )
             })
+    }
+}
+
+/// What a query parameter expects, in words, from its documented schema.
+fn expected_of(parameter: &Parameter) -> String {
+    let schema = parameter
+        .schema
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    // `Option<T>` is documented as T or null, inline or as `oneOf`.
+    let schema = schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .and_then(|alts| alts.iter().find(|a| a.get("type") != Some(&json!("null"))))
+        .cloned()
+        .unwrap_or(schema);
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let kind = if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        let names: Vec<String> = values
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect();
+        Some(format!("one of {}", names.join(", ")))
+    } else {
+        match schema.get("format").and_then(Value::as_str) {
+            Some("date-time") => Some(
+                "an RFC 3339 timestamp with a time and a time zone, e.g. 2026-12-01T00:00:00Z \
+                 (URL-encode `+` as %2B)"
+                    .to_owned(),
+            ),
+            Some("date") => Some("a date, YYYY-MM-DD".to_owned()),
+            _ if types.contains(&"integer") => Some(
+                if schema.get("minimum").and_then(Value::as_f64) == Some(0.0) {
+                    "a whole number, 0 or more".to_owned()
+                } else {
+                    "a whole number".to_owned()
+                },
+            ),
+            _ if types.contains(&"number") => Some("a number".to_owned()),
+            _ if types.contains(&"boolean") => Some("true or false".to_owned()),
+            _ => None,
+        }
+    };
+    let description = parameter
+        .description
+        .as_deref()
+        .map(|d| d.trim().trim_end_matches('.'))
+        .filter(|d| !d.is_empty());
+    match (kind, description) {
+        (Some(k), Some(d)) => format!("{k}; `{}`: {d}", parameter.name),
+        (Some(k), None) => k,
+        (None, Some(d)) => format!("`{}`: {d}", parameter.name),
+        (None, None) => "a value".to_owned(),
+    }
+}
+
+/// The 422 for a query string that does not fit `parameters`: an unknown or missing parameter, or
+/// the parameter `field` whose value serde refused with `reason`.
+fn query_error(parameters: &[Parameter], query: &str, field: &str, reason: &str) -> ApiError {
+    let given: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let names: Vec<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
+    let takes = if names.is_empty() {
+        "this route takes no query parameters".to_owned()
+    } else {
+        format!("this route takes {}", names.join(", "))
+    };
+    if let Some((unknown, value)) = given.iter().find(|(k, _)| !names.contains(&k.as_str())) {
+        return ApiError::Invalid {
+            message: format!("unknown query parameter `{unknown}`; {takes}"),
+            details: json!({ "in": "query", "field": unknown, "value": value, "expected": names }),
+        };
+    }
+    if let Some(missing) = parameters
+        .iter()
+        .find(|p| matches!(p.required, Required::True) && !given.iter().any(|(k, _)| *k == p.name))
+    {
+        let expected = expected_of(missing);
+        return ApiError::Invalid {
+            message: format!(
+                "the query parameter `{}` is missing; expected {expected}",
+                missing.name
+            ),
+            details: json!({ "in": "query", "field": missing.name, "expected": expected }),
+        };
+    }
+    match parameters.iter().find(|p| p.name == field) {
+        Some(parameter) => {
+            let expected = expected_of(parameter);
+            let value = given
+                .iter()
+                .rev()
+                .find(|(k, _)| k == field)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default();
+            ApiError::Invalid {
+                message: format!(
+                    "query parameter `{field}`: {value:?} is not valid ({reason}); expected {expected}"
+                ),
+                details: json!({
+                    "in": "query", "field": field, "value": value, "expected": expected
+                }),
+            }
+        }
+        // Not one parameter's value (a parameter given twice, say): the reason, and what the
+        // route takes.
+        None => ApiError::Invalid {
+            message: format!("the query string is not valid: {reason}; {takes}"),
+            details: json!({ "in": "query", "expected": names }),
+        },
     }
 }
 

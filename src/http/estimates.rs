@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -96,10 +96,15 @@ pub struct AttritionRow {
     no_pre_data: MaskedCount,
 }
 
-fn bad(message: String) -> ApiError {
-    ApiError::Invalid {
-        message: message.clone(),
-        details: serde_json::json!({ "errors": [{ "field": "query", "reason": message }] }),
+/// A 422 for the query parameter `field` whose value `value` is not one this route reads, in the
+/// shape of the query extractor's (`details`: `in`, `field`, `value`, `expected`).
+fn bad(field: &'static str, value: &str, expected: &'static str) -> impl Fn(String) -> ApiError {
+    let value = value.to_owned();
+    move |message| ApiError::Invalid {
+        message: format!("query parameter `{field}`: {message}"),
+        details: serde_json::json!({
+            "in": "query", "field": field, "value": value, "expected": expected
+        }),
     }
 }
 
@@ -124,8 +129,12 @@ pub async fn get_estimates(
 ) -> Result<Json<EstimatesResponse>, ApiError> {
     let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
     let protocol = &trial.protocol;
-    let estimators =
-        Estimator::parse_list(params.estimator.as_deref().unwrap_or("all")).map_err(bad)?;
+    let estimator = params.estimator.as_deref().unwrap_or("all");
+    let estimators = Estimator::parse_list(estimator).map_err(bad(
+        "estimator",
+        estimator,
+        "all, or a comma-separated list of itt_dim, itt_ancova, itt_lin, did_twfe, event_study",
+    ))?;
     let weights = match params.weights.as_deref() {
         None => {
             let w: Vec<Weighting> = protocol
@@ -144,7 +153,7 @@ pub async fn get_estimates(
         Some("dagsverk") => vec![Weighting::Dagsverk],
         Some("both") => vec![Weighting::Firm, Weighting::Dagsverk],
         Some(other) => {
-            return Err(bad(format!(
+            return Err(bad("weights", other, "firm, dagsverk or both")(format!(
                 "weights {other:?}: use firm, dagsverk or both"
             )));
         }
@@ -222,7 +231,7 @@ pub async fn get_estimates(
         .filter_map(|n| Estimator::from_name(n))
         .collect();
     opts.protocol_hash = Some(trial.content_hash.clone());
-    opts.data_vintage = vintage.map(|v| v.to_string());
+    opts.vintage = vintage;
     let report = tokio::task::spawn_blocking(move || {
         let data = StudyData::from_values(windows, units, values)?;
         estimate::estimate(&data, &opts)

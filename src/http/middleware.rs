@@ -4,8 +4,8 @@
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, middleware::Next};
 use serde::Serialize;
 use serde_json::json;
 
@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorInfo, INTERNAL_MESSAGE, InternalError, envelope};
 use crate::auth::{Caller, hash_token, looks_like_token};
 use crate::domain::Role;
+use crate::json::Json;
 use crate::storage::{AuditResult, Audited, NewAuditEntry};
 
 /// The header carrying the request id (set by the service if the client sent none or a bad one).
@@ -323,7 +324,7 @@ pub async fn mask_outside_directorate(req: Request, next: Next) -> Response {
         }
     };
     let masked = crate::disclosure::mask_for(role, value);
-    let body = match serde_json::to_vec(&masked) {
+    let body = match crate::json::to_vec(&masked) {
         Ok(b) => b,
         Err(e) => {
             return ApiError::Internal(format!("serializing a masked response: {e}"))

@@ -1,7 +1,7 @@
 //! `/v1/statistics`: NAV's firm-quarter sickness statistics and metadata (sector, næring), uploaded
 //! in NAV's own formats.
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

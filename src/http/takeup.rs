@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -532,13 +532,13 @@ pub async fn outcome_summary(
         let hours: f64 = firms
             .iter()
             .filter_map(|o| compliance.get(o))
-            .map(|c| c.hours)
+            .map(|c| c.timer)
             .sum();
         // Hours are a sum over the firms that reported them; a firm can report hours without
         // having been AKTIV, so the sum is shown only when both counts reach 5.
         let reporting = firms
             .iter()
-            .filter(|o| compliance.get(o).is_some_and(|c| c.hours > 0.0))
+            .filter(|o| compliance.get(o).is_some_and(|c| c.timer > 0.0))
             .count() as i64;
         let shown = open || (received >= MIN_CELL && (reporting == 0 || reporting >= MIN_CELL));
         delivery.push(ArmDelivery {

@@ -1,6 +1,6 @@
 //! `/v1/tokens`: create, list and revoke bearer tokens (direktorat only).
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};

@@ -284,8 +284,8 @@ pub struct Compliance {
     pub received_date: Option<NaiveDate>,
     /// The status of the latest event (by date; the last in input order on a tie).
     pub last_status: TakeupStatus,
-    /// Adviser hours over all events (a missing `timer` counts 0).
-    pub hours: f64,
+    /// Adviser hours: the sum of `timer` over all events (a missing `timer` counts 0).
+    pub timer: f64,
     /// Every arbeidsform recorded as delivered.
     pub arbeidsform_levert: BTreeSet<String>,
 }
@@ -307,7 +307,7 @@ pub fn summarize(events: &[TakeupEvent]) -> BTreeMap<Orgnr, Compliance> {
                 received: received_date.is_some(),
                 received_date,
                 last_status: last.status,
-                hours: history.iter().filter_map(|e| e.timer).sum(),
+                timer: history.iter().filter_map(|e| e.timer).sum(),
                 arbeidsform_levert: history
                     .iter()
                     .filter_map(|e| e.arbeidsform_levert.clone())

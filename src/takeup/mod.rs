@@ -36,7 +36,7 @@
 //! let firm = &summarize(&events)[&events[0].orgnr];
 //! assert!(firm.received);
 //! assert_eq!(firm.last_status, TakeupStatus::Aktiv);
-//! assert_eq!(firm.hours, 7.5);
+//! assert_eq!(firm.timer, 7.5);
 //! ```
 
 mod deviation;

@@ -881,7 +881,7 @@ fn summary_values_per_firm() {
     assert!(a.received);
     assert_eq!(a.received_date, Some(date("2025-02-01")));
     assert_eq!(a.last_status, Fullfort);
-    assert_eq!(a.hours, 7.5);
+    assert_eq!(a.timer, 7.5);
     assert_eq!(
         a.arbeidsform_levert,
         BTreeSet::from(["Partssamarbeid".to_owned(), "Sykefraværsrutiner".to_owned()])
@@ -891,14 +891,14 @@ fn summary_values_per_firm() {
     assert!(!b.received);
     assert_eq!(b.received_date, None);
     assert_eq!(b.last_status, TakketNei);
-    assert_eq!(b.hours, 0.5);
+    assert_eq!(b.timer, 0.5);
     assert!(b.arbeidsform_levert.is_empty());
 
     let c = &summary[&orgnr(C)];
     assert!(c.received);
     assert_eq!(c.received_date, Some(date("2025-04-01")));
     assert_eq!(c.last_status, Aktiv);
-    assert_eq!(c.hours, 0.0);
+    assert_eq!(c.timer, 0.0);
 
     assert!(summarize(&[]).is_empty());
     let json = serde_json::to_value(a).expect("serializes");

@@ -75,7 +75,7 @@ async fn a_fylke_reports_take_up_only_for_its_own_firms(backend: Backend) {
     assert_eq!(firms.len(), 1);
     assert_eq!(firms[0]["compliance"]["received"], true);
     assert_eq!(firms[0]["compliance"]["received_date"], "2025-02-20");
-    assert_eq!(firms[0]["compliance"]["hours"], 9.5);
+    assert_eq!(firms[0]["compliance"]["timer"], 9.5);
 
     // The directorate sees adviser hours per arm; a researcher sees them only above 5 firms.
     let summary = app

@@ -15,6 +15,7 @@ mod estimates;
 mod fylke_lists;
 mod masking;
 mod openapi;
+mod output;
 mod process;
 mod randomization;
 mod statistics;

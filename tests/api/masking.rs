@@ -60,7 +60,6 @@ const IDENTIFIER_KEYS: &[&str] = &[
     "covariate",
     "covariates_used",
     "stratum",
-    "data_vintage",
     "code",
 ];
 

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;

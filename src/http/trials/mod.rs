@@ -16,7 +16,7 @@ pub use enrollment::*;
 use protocols::protocol_from_body;
 pub use protocols::*;
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

@@ -1,7 +1,7 @@
 //! `/v1/trials/{id}/protocol` and `/versions`: a trial's protocol, edited while draft and
 //! versioned from registration on.
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
