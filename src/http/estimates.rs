@@ -27,14 +27,19 @@ const MIN_FIRMS: usize = 5;
 /// Query of `GET /v1/trials/{id}/estimates`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EstimatesParams {
     /// The statistics vintage (default: latest).
+    #[param(example = 1)]
     pub vintage: Option<i64>,
     /// Comma-separated estimators (default: all): itt_dim, itt_ancova, itt_lin, did_twfe, event_study.
+    #[param(example = "itt_dim,did_twfe")]
     pub estimator: Option<String>,
     /// `firm`, `dagsverk` or `both` (default: the protocol's analysis plan).
+    #[param(example = "firm")]
     pub weights: Option<String>,
     /// Also report did_twfe with CR2 and Satterthwaite df (default true).
+    #[param(example = true)]
     pub cr2: Option<bool>,
 }
 
@@ -100,7 +105,7 @@ fn bad(message: String) -> ApiError {
 /// directorate, contrasts with an arm of fewer than 5 firms are withheld.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/estimates", tag = "estimates",
-    params(("id" = String, Path, description = "The trial id"), EstimatesParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EstimatesParams),
     responses(
         (status = 200, body = EstimatesResponse),
         (status = 404, body = ErrorEnvelope),

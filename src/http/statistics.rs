@@ -104,7 +104,7 @@ fn replayed(receipt: StatisticsReceipt) -> Response {
 /// gets the first receipt; the key reused for other content is refused with 422 naming it.
 #[utoipa::path(
     post, path = "/v1/statistics", tag = "statistics",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried upload apply once")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried upload apply once: 1-200 visible ASCII characters", example = "dvh-2026K3-1")),
     request_body(content = String, description = "DVH CSV, virksomhet.json or virksomhet_metadata.json rows", content_type = "application/json"),
     responses(
         (status = 201, description = "Applied: something was inserted or revised", body = UploadOutcome),
@@ -220,6 +220,7 @@ pub struct MetadataParams {
     #[param(value_type = String, example = "974760673")]
     pub orgnr: Orgnr,
     /// The register as of this vintage (default: latest).
+    #[param(example = 1)]
     pub vintage: Option<i64>,
 }
 

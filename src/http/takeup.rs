@@ -149,7 +149,7 @@ pub struct TakeupRecorded {
 /// directorate sees it under `/deviations`, the outcomes summary and the CONSORT counts.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/takeup", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     request_body(content = String, description = "Take-up events, CSV or JSON", content_type = "text/csv"),
     responses(
         (status = 201, body = TakeupRecorded),
@@ -253,7 +253,7 @@ pub struct DeviationList {
 /// take-up record it came from, and who reported it when. Deviations are never changed or removed.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/deviations", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses((status = 200, body = DeviationList), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn list_deviations(
@@ -299,7 +299,7 @@ pub struct DeliveryList {
 /// status, adviser hours and the arbeidsformer delivered. A fylke sees its own firms.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/takeup", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses((status = 200, body = DeliveryList))
 )]
 pub async fn list_takeup(
@@ -329,7 +329,7 @@ pub async fn list_takeup(
 /// never replaced.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/surveys", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     request_body(content = String, description = "Survey results, CSV or JSON", content_type = "text/csv"),
     responses(
         (status = 201, body = Recorded),
@@ -381,6 +381,7 @@ pub async fn record_surveys(
 #[into_params(parameter_in = Query)]
 pub struct SummaryParams {
     /// The statistics vintage (default: latest).
+    #[param(example = 1)]
     pub vintage: Option<i64>,
 }
 
@@ -467,7 +468,7 @@ pub struct OutcomeSummary {
 /// with `masked: true`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/outcomes/summary", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id"), SummaryParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), SummaryParams),
     responses((status = 200, body = OutcomeSummary), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn outcome_summary(

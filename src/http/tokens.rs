@@ -101,7 +101,7 @@ pub async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokenList
 /// Revokes a token at once; it stays listed with when and by whom.
 #[utoipa::path(
     post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
-    params(("id" = i64, Path, description = "The token's id")),
+    params(("id" = i64, Path, description = "The token's id", example = 2)),
     responses(
         (status = 200, body = TokenInfo),
         (status = 404, description = "No token has this id", body = ErrorEnvelope),

@@ -22,7 +22,7 @@ pub struct AcknowledgeRequest {
 /// A fylke acknowledges that it received its firms' assignments of a wave.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/acknowledgements", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     request_body = AcknowledgeRequest,
     responses(
         (status = 201, body = crate::storage::Acknowledgement),
@@ -61,7 +61,7 @@ pub struct AcknowledgementList {
 /// Which fylker have acknowledged which waves (a fylke sees its own).
 #[utoipa::path(
     get, path = "/v1/trials/{id}/acknowledgements", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses((status = 200, body = AcknowledgementList))
 )]
 pub async fn list_acknowledgements(

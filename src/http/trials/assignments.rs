@@ -22,11 +22,13 @@ use crate::protocol::Design;
 #[into_params(parameter_in = Query)]
 pub struct AssignmentParams {
     /// `json` (default) or `csv`.
+    #[param(example = "csv")]
     pub format: Option<String>,
     /// Only firms after this orgnr (the `next_after` of the previous page).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, example = "974760673")]
     pub after: Option<Orgnr>,
     /// Page size, 1-10000 (default 1000).
+    #[param(example = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -78,7 +80,7 @@ pub struct AssignmentPage {
 /// columns, then `arm_navn, kontakt, instruks`); the next page's cursor is in `x-next-after`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/assignments", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id"), AssignmentParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), AssignmentParams),
     responses(
         (status = 200, body = AssignmentPage),
         (status = 404, body = ErrorEnvelope),

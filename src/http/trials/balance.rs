@@ -74,7 +74,7 @@ const MIN_CELL: usize = 5;
 /// The balance table and CONSORT counts of the firms randomized so far.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/balance", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses(
         (status = 200, body = BalanceView),
         (status = 404, body = ErrorEnvelope),

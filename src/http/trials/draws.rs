@@ -46,7 +46,7 @@ pub struct DrawSummary {
 /// `randomized` and the assignments are final.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/randomize", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     request_body = RandomizeRequest,
     responses(
         (status = 201, body = DrawSummary),
@@ -187,8 +187,10 @@ pub async fn randomize_wave(
 #[into_params(parameter_in = Path)]
 pub struct DrawFile {
     /// The trial id.
+    #[param(example = "nals-arbeidsformer")]
     pub id: String,
     /// The wave.
+    #[param(example = 1)]
     pub wave: u32,
 }
 

@@ -27,7 +27,7 @@ use crate::storage::{EnrollmentRecord, NewEnrollment, UploadReceipt};
 #[into_params(parameter_in = Query)]
 pub struct EnrollParams {
     /// Sector for Brønnøysund rows, which carry none.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, example = "PRIVAT")]
     pub sektor: Option<Sektor>,
 }
 
@@ -46,7 +46,7 @@ pub struct EnrollmentSummary {
 /// JSON, docs/data-formats.md §1). All or nothing: any invalid row refuses the upload with every problem.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
-    params(("id" = String, Path, description = "The trial id"), EnrollParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EnrollParams),
     request_body(content = String, description = "The register file", content_type = "text/csv"),
     responses(
         (status = 201, body = EnrollmentSummary),
@@ -237,7 +237,7 @@ pub fn mask_firm(
 /// `[0.0, 0.0]` with `baseline_er_maskert: true` and a `baseline_masked_reason`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses((status = 200, body = EnrollmentList), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn list_enrollment(

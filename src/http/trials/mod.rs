@@ -107,7 +107,7 @@ pub async fn list_trials(State(state): State<AppState>) -> Result<Json<TrialList
 /// One trial: its state, current protocol and draws.
 #[utoipa::path(
     get, path = "/v1/trials/{id}", tag = "trials",
-    params(("id" = String, Path, description = "The trial (protocol) id")),
+    params(("id" = String, Path, description = "The trial (protocol) id", example = "nals-arbeidsformer")),
     responses((status = 200, body = TrialView), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_trial(
@@ -131,7 +131,7 @@ pub struct TransitionRequest {
 /// another committed wave, or → follow_up → closed).
 #[utoipa::path(
     post, path = "/v1/trials/{id}/transitions", tag = "trials",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     request_body = TransitionRequest,
     responses(
         (status = 200, body = TrialInfo),

@@ -49,7 +49,7 @@ pub(super) fn protocol_from_body(headers: &HeaderMap, body: &Bytes) -> Result<Pr
 /// Changes a trial's protocol: in place while draft, as the next version while registered.
 #[utoipa::path(
     put, path = "/v1/trials/{id}/protocol", tag = "trials",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     request_body(content = Object, description = "The protocol", content_type = "application/json"),
     responses(
         (status = 200, body = TrialInfo),
@@ -101,7 +101,7 @@ pub struct VersionList {
 /// Every version of a trial's protocol, each with its diff from the previous.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/versions", tag = "trials",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses((status = 200, body = VersionList), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn list_versions(
