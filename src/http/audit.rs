@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::examples::example;
 use super::error::{ApiError, ApiQuery, ErrorEnvelope};
 use crate::domain::Role;
 use crate::storage::{AuditEntry, AuditQuery, AuditResult};
@@ -64,7 +65,8 @@ pub struct AuditPage {
     get, path = "/v1/audit", tag = "audit",
     params(AuditParams),
     responses(
-        (status = 200, body = AuditPage),
+        (status = 200, description = "A page of entries, newest first, and the cursor to the next", body = AuditPage,
+            example = json!(example("audit_page"))),
         (status = 422, description = "A filter is invalid", body = ErrorEnvelope),
     )
 )]

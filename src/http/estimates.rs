@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::examples::{example, no_trial};
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use super::trials::not_found;
 use crate::auth::Caller;
@@ -107,10 +108,11 @@ fn bad(message: String) -> ApiError {
     get, path = "/v1/trials/{id}/estimates", tag = "estimates",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EstimatesParams),
     responses(
-        (status = 200, body = EstimatesResponse),
-        (status = 404, body = ErrorEnvelope),
-        (status = 409, body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope)
+        (status = 200, description = "The estimates, joint tests, skipped estimates and attrition (here as a researcher sees them)",
+            body = EstimatesResponse, example = json!(example("estimates"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+        (status = 409, description = "Nothing to estimate yet: no randomized firms, no statistics in the window, or no control arm", body = ErrorEnvelope),
+        (status = 422, description = "A query parameter is invalid (an unknown estimator or weighting)", body = ErrorEnvelope)
     )
 )]
 pub async fn get_estimates(

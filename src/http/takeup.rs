@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::examples::{SURVEYS_CSV, TAKEUP_CSV, example, no_trial, surveys_json, takeup_json};
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use super::trials::{not_found, scope};
@@ -150,10 +151,19 @@ pub struct TakeupRecorded {
 #[utoipa::path(
     post, path = "/v1/trials/{id}/takeup", tag = "delivery",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
-    request_body(content = String, description = "Take-up events, CSV or JSON", content_type = "text/csv"),
+    request_body(
+        description = "Take-up events (docs/data-formats.md §3): CSV (comma or semicolon) or JSON rows \
+                       (an array, one object, or one object per line). The format is read from the content",
+        content(
+            (String = "text/csv", example = json!(TAKEUP_CSV)),
+            (Object = "application/json", example = json!(takeup_json())),
+        )
+    ),
     responses(
-        (status = 201, body = TakeupRecorded),
+        (status = 201, description = "Recorded, all rows; those that are protocol deviations are listed", body = TakeupRecorded,
+            example = json!(example("takeup_recorded"))),
         (status = 403, description = "A row is another fylke's firm", body = ErrorEnvelope),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 422, description = "Invalid rows or status changes, each with row and field", body = ErrorEnvelope),
     )
 )]
@@ -254,7 +264,11 @@ pub struct DeviationList {
 #[utoipa::path(
     get, path = "/v1/trials/{id}/deviations", tag = "delivery",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
-    responses((status = 200, body = DeviationList), (status = 404, body = ErrorEnvelope))
+    responses(
+        (status = 200, description = "Every protocol deviation, oldest first", body = DeviationList,
+            example = json!(example("deviation_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_deviations(
     State(state): State<AppState>,
@@ -300,7 +314,11 @@ pub struct DeliveryList {
 #[utoipa::path(
     get, path = "/v1/trials/{id}/takeup", tag = "delivery",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
-    responses((status = 200, body = DeliveryList))
+    responses(
+        (status = 200, description = "Each firm with take-up events that the caller may see", body = DeliveryList,
+            example = json!(example("delivery_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_takeup(
     State(state): State<AppState>,
@@ -330,12 +348,20 @@ pub async fn list_takeup(
 #[utoipa::path(
     post, path = "/v1/trials/{id}/surveys", tag = "delivery",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
-    request_body(content = String, description = "Survey results, CSV or JSON", content_type = "text/csv"),
+    request_body(
+        description = "Survey results (docs/data-formats.md §4): CSV (comma or semicolon) or JSON rows \
+                       (an array, one object, or one object per line). The format is read from the content",
+        content(
+            (String = "text/csv", example = json!(SURVEYS_CSV)),
+            (Object = "application/json", example = json!(surveys_json())),
+        )
+    ),
     responses(
-        (status = 201, body = Recorded),
-        (status = 403, body = ErrorEnvelope),
+        (status = 201, description = "Recorded, all rows", body = Recorded, example = json!(example("recorded"))),
+        (status = 403, description = "A row is another fylke's firm", body = ErrorEnvelope),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "A result was already recorded", body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope),
+        (status = 422, description = "Invalid rows, a measure the protocol does not declare, or a firm outside the trial; each with row and field", body = ErrorEnvelope),
     )
 )]
 pub async fn record_surveys(
@@ -469,7 +495,12 @@ pub struct OutcomeSummary {
 #[utoipa::path(
     get, path = "/v1/trials/{id}/outcomes/summary", tag = "delivery",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), SummaryParams),
-    responses((status = 200, body = OutcomeSummary), (status = 404, body = ErrorEnvelope))
+    responses(
+        (status = 200, description = "Sick leave by arm and quarter, delivery and surveys by arm (here as a researcher sees them)",
+            body = OutcomeSummary, example = json!(example("outcome_summary"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+        (status = 422, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
 )]
 pub async fn outcome_summary(
     State(state): State<AppState>,

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::http::AppState;
+use crate::http::examples::{example, no_trial};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
 use crate::http::middleware::{AuditedJson, RequestMeta};
 
@@ -23,9 +24,12 @@ pub struct AcknowledgeRequest {
 #[utoipa::path(
     post, path = "/v1/trials/{id}/acknowledgements", tag = "randomization",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
-    request_body = AcknowledgeRequest,
+    request_body(content = AcknowledgeRequest, description = "The wave whose assignments were received",
+        example = json!(example("acknowledge_request"))),
     responses(
-        (status = 201, body = crate::storage::Acknowledgement),
+        (status = 201, description = "Acknowledged: the fylke, wave and number of firms", body = crate::storage::Acknowledgement,
+            example = json!(example("acknowledgement"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "Nothing to acknowledge, or already acknowledged", body = ErrorEnvelope),
     )
 )]
@@ -62,7 +66,11 @@ pub struct AcknowledgementList {
 #[utoipa::path(
     get, path = "/v1/trials/{id}/acknowledgements", tag = "randomization",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
-    responses((status = 200, body = AcknowledgementList))
+    responses(
+        (status = 200, description = "The acknowledgements the caller may see, by wave and fylke", body = AcknowledgementList,
+            example = json!(example("acknowledgement_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_acknowledgements(
     State(state): State<AppState>,

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr};
 use crate::http::AppState;
+use crate::http::examples::{ASSIGNMENTS_CSV, example, no_trial};
 use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use crate::http::middleware::AuditDetails;
 use crate::protocol::Design;
@@ -82,8 +83,13 @@ pub struct AssignmentPage {
     get, path = "/v1/trials/{id}/assignments", tag = "randomization",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), AssignmentParams),
     responses(
-        (status = 200, body = AssignmentPage),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "A page of assignments: JSON, or CSV with `format=csv` (the next page's cursor in `x-next-after`)",
+            content(
+                (AssignmentPage = "application/json", example = json!(example("assignment_page"))),
+                (String = "text/csv", example = json!(ASSIGNMENTS_CSV)),
+            )),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+        (status = 422, description = "`format` or `limit` is invalid; details.field names it", body = ErrorEnvelope),
     )
 )]
 pub async fn list_assignments(

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::domain::{Orgnr, Sektor};
 use crate::http::AppState;
+use crate::http::examples::{REGISTER_CSV, example, no_trial, register_json};
 use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use crate::http::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::protocol::TrialState;
@@ -47,9 +48,18 @@ pub struct EnrollmentSummary {
 #[utoipa::path(
     post, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EnrollParams),
-    request_body(content = String, description = "The register file", content_type = "text/csv"),
+    request_body(
+        description = "The register file (docs/data-formats.md §1): CSV (comma or semicolon), JSON rows, \
+                       or Brønnøysund underenhet JSON. The format is read from the content, not the `Content-Type`",
+        content(
+            (String = "text/csv", example = json!(REGISTER_CSV)),
+            (Object = "application/json", example = json!(register_json())),
+        )
+    ),
     responses(
-        (status = 201, body = EnrollmentSummary),
+        (status = 201, description = "Enrolled: the receipt, exclusions by reason and the first excluded firms", body = EnrollmentSummary,
+            example = json!(example("enrollment_summary"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "Not enrolling, or firms already enrolled", body = ErrorEnvelope),
         (status = 422, description = "Invalid rows: details.errors (first 100, each with row, field, value, reason) and details.total", body = ErrorEnvelope),
     )
@@ -238,7 +248,11 @@ pub fn mask_firm(
 #[utoipa::path(
     get, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
     params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
-    responses((status = 200, body = EnrollmentList), (status = 404, body = ErrorEnvelope))
+    responses(
+        (status = 200, description = "The enrolled firms the caller may see, by orgnr", body = EnrollmentList,
+            example = json!(example("enrollment_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_enrollment(
     State(state): State<AppState>,
