@@ -113,7 +113,7 @@ fn replayed(receipt: StatisticsReceipt) -> Response {
                        its DVH CSV. The format is read from the first bytes, not the `Content-Type`",
         content(
             (String = "text/csv", example = json!(STATISTICS_CSV)),
-            (Object = "application/json", examples(
+            (Vec<Object> = "application/json", examples(
                     ("virksomhet.json" = (summary = "Statistics rows", value = json!(statistics_json()))),
                     ("virksomhet_metadata.json" = (summary = "Metadata rows", value = json!(metadata_json()))),
                 )),

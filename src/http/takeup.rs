@@ -156,7 +156,7 @@ pub struct TakeupRecorded {
                        (an array, one object, or one object per line). The format is read from the content",
         content(
             (String = "text/csv", example = json!(TAKEUP_CSV)),
-            (Object = "application/json", example = json!(takeup_json())),
+            (Vec<Object> = "application/json", example = json!(takeup_json())),
         )
     ),
     responses(
@@ -353,7 +353,7 @@ pub async fn list_takeup(
                        (an array, one object, or one object per line). The format is read from the content",
         content(
             (String = "text/csv", example = json!(SURVEYS_CSV)),
-            (Object = "application/json", example = json!(surveys_json())),
+            (Vec<Object> = "application/json", example = json!(surveys_json())),
         )
     ),
     responses(

@@ -53,7 +53,7 @@ pub struct EnrollmentSummary {
                        or Brønnøysund underenhet JSON. The format is read from the content, not the `Content-Type`",
         content(
             (String = "text/csv", example = json!(REGISTER_CSV)),
-            (Object = "application/json", example = json!(register_json())),
+            (Vec<Object> = "application/json", example = json!(register_json())),
         )
     ),
     responses(
