@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::examples::example;
 use super::error::{ApiError, ApiQuery, ErrorEnvelope};
+use super::examples::example;
 use crate::domain::Role;
 use crate::storage::{AuditEntry, AuditQuery, AuditResult};
 

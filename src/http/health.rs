@@ -12,8 +12,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::examples::example;
 use super::error::{ApiError, ErrorEnvelope};
+use super::examples::example;
 use crate::storage::Backend;
 
 /// How long `/readyz` waits for the database before calling it unreachable.

@@ -11,8 +11,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::examples::{STATISTICS_CSV, example, metadata_json, statistics_json};
 use super::error::{ApiError, ApiQuery, ErrorEnvelope};
+use super::examples::{STATISTICS_CSV, example, metadata_json, statistics_json};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::auth::Caller;
 use crate::domain::Orgnr;

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::examples::{SURVEYS_CSV, TAKEUP_CSV, example, no_trial, surveys_json, takeup_json};
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use super::examples::{SURVEYS_CSV, TAKEUP_CSV, example, no_trial, surveys_json, takeup_json};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use super::trials::{not_found, scope};
 use crate::auth::Caller;

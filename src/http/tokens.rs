@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::examples::{error, example};
 use super::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
+use super::examples::{error, example};
 use super::middleware::{AuditedJson, RequestMeta};
 use crate::auth::{Caller, TokenSpec, generate_token};
 use crate::domain::FylkeCode;

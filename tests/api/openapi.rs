@@ -168,7 +168,9 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
         ]
         .contains(&key.as_str())
         {
-            errors.push(format!("{at}: the test cannot check schema keyword `{key}`"));
+            errors.push(format!(
+                "{at}: the test cannot check schema keyword `{key}`"
+            ));
         }
     }
     if let Some(Value::String(reference)) = schema.get("$ref") {
@@ -327,8 +329,17 @@ fn the_schema_checker_finds_what_is_wrong() {
         assert!(!check(bad.clone()).is_empty(), "{bad} passed");
     }
     let mut errors = Vec::new();
-    validate(&doc, &serde_json::json!({ "pattern": "x" }), &Value::Null, "$", &mut errors);
-    assert!(!errors.is_empty(), "an unknown keyword must not pass silently");
+    validate(
+        &doc,
+        &serde_json::json!({ "pattern": "x" }),
+        &Value::Null,
+        "$",
+        &mut errors,
+    );
+    assert!(
+        !errors.is_empty(),
+        "an unknown keyword must not pass silently"
+    );
 }
 
 /// Every response has a description, every operation an example of its main (2xx) response and
@@ -401,8 +412,18 @@ async fn every_operation_is_described_with_examples_and_its_refusals() {
             }
         }
         for param in op["parameters"].as_array().into_iter().flatten() {
+            let in_path = path.contains(&format!("{{{}}}", param["name"].as_str().unwrap_or("?")));
+            if (param["in"] == "path") != in_path {
+                problems.push(format!(
+                    "{name}: parameter {} is declared in {}",
+                    param["name"], param["in"]
+                ));
+            }
             if param.get("example").is_none() {
-                problems.push(format!("{name}: parameter {} has no example", param["name"]));
+                problems.push(format!(
+                    "{name}: parameter {} has no example",
+                    param["name"]
+                ));
             }
         }
         let secured = op
@@ -462,7 +483,8 @@ async fn upload_routes_declare_what_they_read_and_their_examples_parse() {
         ia_rct::protocol::Protocol::from_json(&json).expect("the JSON protocol example is valid");
         for toml in ["application/toml", "text/toml"] {
             let text = c[toml]["example"].as_str().expect("TOML example text");
-            ia_rct::protocol::Protocol::from_toml(text).expect("the TOML protocol example is valid");
+            ia_rct::protocol::Protocol::from_toml(text)
+                .expect("the TOML protocol example is valid");
         }
     }
     let text_of = |v: &Value| -> Vec<u8> {
@@ -523,4 +545,463 @@ async fn upload_routes_declare_what_they_read_and_their_examples_parse() {
         metadata_example["virksomhet_metadata.json"]["value"].is_array(),
         "{metadata_example}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document against the running routes.
+// ---------------------------------------------------------------------------------------------
+
+/// A parameter's example as it is written in a URL.
+fn param_text(example: &Value) -> String {
+    match example {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The document's operation for `method` and the route `template`.
+fn operation<'a>(doc: &'a Value, method: &str, template: &str) -> &'a Value {
+    let op = &doc["paths"][template][method];
+    assert!(op.is_object(), "the document has no {method} {template}");
+    op
+}
+
+/// The path with its parameters set from `path_params` (else their examples), and every query
+/// parameter the document declares, with its example.
+fn request_url(
+    doc: &Value,
+    method: &str,
+    template: &str,
+    path_params: &[(&str, String)],
+) -> (String, Vec<(String, String)>) {
+    let op = operation(doc, method, template);
+    let mut path = template.to_owned();
+    let mut query = Vec::new();
+    for param in op["parameters"].as_array().into_iter().flatten() {
+        let name = param["name"].as_str().expect("parameter name");
+        let value = path_params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| param_text(&param["example"]));
+        match param["in"].as_str() {
+            Some("path") => path = path.replace(&format!("{{{name}}}"), &value),
+            Some("query") => query.push((name.to_owned(), value)),
+            _ => {}
+        }
+    }
+    (path, query)
+}
+
+/// One call and what came back.
+struct Answer {
+    status: u16,
+    content_type: String,
+    text: String,
+}
+
+struct Caller<'a> {
+    app: &'a TestApp,
+    doc: &'a Value,
+    /// (method, template) of every call made.
+    called: HashSet<(String, String)>,
+    problems: Vec<String>,
+}
+
+impl Caller<'_> {
+    /// Calls `method template` with `token`, the declared query parameters and `body`, and checks
+    /// the answer against the document: a 2xx status that the operation lists, with a media type
+    /// it declares for it and, for JSON, a body that fits the declared schema.
+    async fn call(
+        &mut self,
+        method: &str,
+        template: &str,
+        token: Option<&str>,
+        path_params: &[(&str, String)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Value {
+        let (path, query) = request_url(self.doc, method, template, path_params);
+        let mut request = self
+            .app
+            .client
+            .request(
+                method.to_uppercase().parse().expect("method"),
+                self.app.url(&path),
+            )
+            .query(&query);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let op = operation(self.doc, method, template);
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            if param["in"] == "header" {
+                request = request.header(
+                    param["name"].as_str().expect("name"),
+                    param_text(&param["example"]),
+                );
+            }
+        }
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        let response = request.send().await.expect("send");
+        let answer = Answer {
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            text: response.text().await.expect("body"),
+        };
+        let name = format!("{} {path}", method.to_uppercase());
+        if !(200..300).contains(&answer.status) {
+            self.problems.push(format!(
+                "{name} with {query:?}: {} {}",
+                answer.status, answer.text
+            ));
+            return Value::Null;
+        }
+        self.called.insert((method.to_owned(), template.to_owned()));
+        self.check(method, template, &answer)
+    }
+
+    /// Checks an answer against the operation's declared response for its status.
+    fn check(&mut self, method: &str, template: &str, answer: &Answer) -> Value {
+        let name = format!("{} {template}", method.to_uppercase());
+        let op = operation(self.doc, method, template);
+        let status = answer.status.to_string();
+        let Some(response) = op["responses"].get(&status) else {
+            self.problems
+                .push(format!("{name} answered {status}, which it does not list"));
+            return Value::Null;
+        };
+        let mime = answer
+            .content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let Some(media) = response["content"].get(mime) else {
+            self.problems.push(format!(
+                "{name} {status} answered {mime}, which it does not declare"
+            ));
+            return Value::Null;
+        };
+        if mime != "application/json" {
+            return Value::Null;
+        }
+        let value: Value = match serde_json::from_str(&answer.text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.problems.push(format!("{name}: not JSON ({e})"));
+                return Value::Null;
+            }
+        };
+        if let Some(schema) = media.get("schema") {
+            validate(
+                self.doc,
+                schema,
+                &value,
+                &format!("{name} {status} answer"),
+                &mut self.problems,
+            );
+        }
+        value
+    }
+}
+
+/// The request example of an operation for a media type, as bytes.
+fn request_example(doc: &Value, method: &str, template: &str, media_type: &str) -> Vec<u8> {
+    let media = &operation(doc, method, template)["requestBody"]["content"][media_type];
+    match media_examples(media).first() {
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        Some(other) => serde_json::to_vec(other).expect("json"),
+        None => panic!("{method} {template} has no {media_type} example"),
+    }
+}
+
+/// A real server answers every operation of the document, called as the document says (the
+/// request examples as bodies, every declared query parameter with its example, and data from
+/// `ia-rct simulate`), with a status it lists and a body that fits the declared schema; and every
+/// secured route refuses a call without a token with 401, and a role it does not admit with 403.
+#[tokio::test]
+async fn the_document_matches_the_running_routes() {
+    use ia_rct::domain::Role;
+
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc = fetch_doc(&app).await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let simulated = std::process::Command::new(crate::helpers::BIN)
+        .args(["simulate", "--firms", "600", "--out"])
+        .arg(work.path())
+        .args(["--protocol", "protocols/nals-arbeidsformer.toml"])
+        .current_dir(root)
+        .output()
+        .expect("ia-rct simulate");
+    assert!(simulated.status.success(), "{simulated:?}");
+    let read = |name: &str| std::fs::read(work.path().join(name)).expect(name);
+    let forsker = crate::helpers::make_token(app.store.as_ref(), "Forsker", Role::Forsker, None)
+        .await
+        .secret;
+    let spare = crate::helpers::make_token(
+        app.store.as_ref(),
+        "Til tilbakekalling",
+        Role::Forsker,
+        None,
+    )
+    .await;
+    let dir = app.direktorat.secret.clone();
+    let mut c = Caller {
+        app: &app,
+        doc: &doc,
+        called: HashSet::new(),
+        problems: Vec::new(),
+    };
+    let d = Some(dir.as_str());
+    let r = Some(forsker.as_str());
+    let json = "application/json";
+
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        c.call("get", path, None, &[], None).await;
+    }
+    c.call("get", "/v1/whoami", d, &[], None).await;
+    let created = c
+        .call(
+            "post",
+            "/v1/tokens",
+            d,
+            &[],
+            Some((json, request_example(&doc, "post", "/v1/tokens", json))),
+        )
+        .await;
+    let fylke = created["token"]
+        .as_str()
+        .expect("the fylke token")
+        .to_owned();
+    let f = Some(fylke.as_str());
+    c.call("get", "/v1/tokens", d, &[], None).await;
+    c.call(
+        "post",
+        "/v1/tokens/{id}/revoke",
+        d,
+        &[("id", spare.info.id.to_string())],
+        None,
+    )
+    .await;
+    c.call(
+        "post",
+        "/v1/statistics",
+        d,
+        &[],
+        Some(("text/csv", read("statistics.csv"))),
+    )
+    .await;
+    c.call("get", "/v1/statistics/vintages", r, &[], None).await;
+    c.call("get", "/v1/statistics/metadata", d, &[], None).await;
+
+    let trial = "/v1/trials/{id}";
+    c.call(
+        "post",
+        "/v1/trials",
+        d,
+        &[],
+        Some((
+            "application/toml",
+            request_example(&doc, "post", "/v1/trials", "application/toml"),
+        )),
+    )
+    .await;
+    c.call(
+        "put",
+        "/v1/trials/{id}/protocol",
+        d,
+        &[],
+        Some((
+            json,
+            request_example(&doc, "put", "/v1/trials/{id}/protocol", json),
+        )),
+    )
+    .await;
+    c.call("get", "/v1/trials", r, &[], None).await;
+    c.call("get", trial, r, &[], None).await;
+    c.call("get", "/v1/trials/{id}/versions", r, &[], None)
+        .await;
+    let transitions = "/v1/trials/{id}/transitions";
+    c.call(
+        "post",
+        transitions,
+        d,
+        &[],
+        Some((json, request_example(&doc, "post", transitions, json))),
+    )
+    .await;
+    c.call(
+        "post",
+        transitions,
+        d,
+        &[],
+        Some((json, br#"{"to":"enrolling"}"#.to_vec())),
+    )
+    .await;
+    c.call(
+        "post",
+        "/v1/trials/{id}/enrollment",
+        d,
+        &[],
+        Some(("text/csv", read("register.csv"))),
+    )
+    .await;
+    for token in [d, f] {
+        c.call("get", "/v1/trials/{id}/enrollment", token, &[], None)
+            .await;
+    }
+    let randomize = "/v1/trials/{id}/randomize";
+    c.call(
+        "post",
+        randomize,
+        d,
+        &[],
+        Some((json, request_example(&doc, "post", randomize, json))),
+    )
+    .await;
+    // With every declared query parameter (`format=csv`), then as JSON to check its schema.
+    c.call("get", "/v1/trials/{id}/assignments", f, &[], None)
+        .await;
+    let page = c
+        .call(
+            "get",
+            "/v1/trials/{id}/assignments",
+            f,
+            &[("format", "json".into()), ("after", "100000008".into())],
+            None,
+        )
+        .await;
+    let vestland = page["assignments"][0]["orgnr"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no Vestland firm in {page}:\n{}", c.problems.join("\n")))
+        .to_owned();
+    let acks = "/v1/trials/{id}/acknowledgements";
+    c.call(
+        "post",
+        acks,
+        f,
+        &[],
+        Some((json, request_example(&doc, "post", acks, json))),
+    )
+    .await;
+    for token in [d, f] {
+        c.call("get", acks, token, &[], None).await;
+    }
+    let takeup = format!("orgnr,status,dato,timer\n{vestland},KONTAKTET,2026-09-01,1.5\n");
+    c.call(
+        "post",
+        "/v1/trials/{id}/takeup",
+        f,
+        &[],
+        Some(("text/csv", takeup.into_bytes())),
+    )
+    .await;
+    let surveys =
+        format!("orgnr,bolge,maal,verdi,antall_svar\n{vestland},1,arbeidsmiljo_indeks,3.8,42\n");
+    c.call(
+        "post",
+        "/v1/trials/{id}/surveys",
+        f,
+        &[],
+        Some(("text/csv", surveys.into_bytes())),
+    )
+    .await;
+    for token in [d, f] {
+        c.call("get", "/v1/trials/{id}/takeup", token, &[], None)
+            .await;
+    }
+    c.call("get", "/v1/trials/{id}/deviations", d, &[], None)
+        .await;
+    for token in [d, r] {
+        c.call("get", "/v1/trials/{id}/balance", token, &[], None)
+            .await;
+        c.call("get", "/v1/trials/{id}/outcomes/summary", token, &[], None)
+            .await;
+        c.call("get", "/v1/trials/{id}/estimates", token, &[], None)
+            .await;
+    }
+    c.call(
+        "get",
+        "/v1/trials/{id}/draws/{wave}/units.csv",
+        d,
+        &[],
+        None,
+    )
+    .await;
+    c.call(
+        "get",
+        "/v1/trials/{id}/draws/{wave}/assignment.csv",
+        d,
+        &[],
+        None,
+    )
+    .await;
+    c.call("get", "/v1/audit", d, &[], None).await;
+
+    let declared: HashSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    let uncalled: Vec<_> = declared.difference(&c.called).collect();
+    assert!(
+        uncalled.is_empty(),
+        "this test calls no {uncalled:?}: add them"
+    );
+
+    // The refusals, on every secured route: no token, and a role the route does not admit.
+    let tokens = [
+        (Role::Direktorat, dir.clone()),
+        (Role::Fylke, fylke.clone()),
+        (Role::Forsker, forsker.clone()),
+    ];
+    for (method, template, op) in operations(&doc) {
+        let Some(roles) = op["x-ia-rct-roles"].as_array() else {
+            continue;
+        };
+        let (path, _) = request_url(&doc, &method, &template, &[]);
+        let refused = tokens
+            .iter()
+            .find(|(role, _)| !roles.contains(&Value::from(role.as_str())));
+        for (token, expected) in [(None, 401), (refused.map(|(_, t)| t.as_str()), 403)] {
+            if expected == 403 && refused.is_none() {
+                continue;
+            }
+            let mut request = app.client.request(
+                method.to_uppercase().parse().expect("method"),
+                app.url(&path),
+            );
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("send");
+            let answer = Answer {
+                status: response.status().as_u16(),
+                content_type: response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+                text: response.text().await.expect("body"),
+            };
+            if answer.status != expected {
+                c.problems.push(format!(
+                    "{} {path}: {} instead of {expected}: {}",
+                    method.to_uppercase(),
+                    answer.status,
+                    answer.text
+                ));
+            }
+            c.check(&method, &template, &answer);
+        }
+    }
+    assert!(c.problems.is_empty(), "{}", c.problems.join("\n"));
 }

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::http::AppState;
-use crate::http::examples::{example, no_trial};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
+use crate::http::examples::{example, no_trial};
 use crate::http::middleware::{AuditedJson, RequestMeta};
 
 /// Which wave a fylke acknowledges.

@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr};
 use crate::http::AppState;
-use crate::http::examples::{ASSIGNMENTS_CSV, example, no_trial};
 use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use crate::http::examples::{ASSIGNMENTS_CSV, example, no_trial};
 use crate::http::middleware::AuditDetails;
 use crate::protocol::Design;
 

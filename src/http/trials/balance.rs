@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::domain::{Orgnr, Role};
 use crate::http::AppState;
-use crate::http::examples::{example, no_trial};
 use crate::http::error::{ApiError, ApiPath, ErrorEnvelope};
+use crate::http::examples::{example, no_trial};
 use crate::storage::EnrollmentRecord;
 
 /// CONSORT counts. Outside the directorate a count below 5 firms is hidden (`"masked"`), and so is

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::http::AppState;
-use crate::http::examples::{example, no_trial, protocol_json, protocol_toml};
 use crate::http::error::{ApiError, ApiPath, ErrorEnvelope};
+use crate::http::examples::{example, no_trial, protocol_json, protocol_toml};
 use crate::http::middleware::{AuditedJson, RequestMeta};
 use crate::protocol::{Change, Protocol, ProtocolError, diff};
 use crate::storage::{ProtocolVersionInfo, TrialInfo};
