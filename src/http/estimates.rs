@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::examples::{example, no_trial};
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use super::examples::{example, no_trial};
 use super::trials::not_found;
 use crate::auth::Caller;
 use crate::disclosure::MaskedCount;
