@@ -157,6 +157,8 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
             "maximum",
             "propertyNames",
             "uniqueItems",
+            "minItems",
+            "maxItems",
             "format",
             "description",
             "example",
@@ -273,6 +275,18 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
         }
     }
     if let Some(items) = value.as_array() {
+        let count = items.len() as u64;
+        if schema
+            .get("minItems")
+            .and_then(Value::as_u64)
+            .is_some_and(|n| count < n)
+            || schema
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|n| count > n)
+        {
+            errors.push(format!("{at}: {count} items is outside minItems/maxItems"));
+        }
         let prefix = schema
             .get("prefixItems")
             .and_then(Value::as_array)
