@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ApiQuery, ErrorEnvelope};
+use super::examples::example;
 use crate::domain::Role;
 use crate::storage::{AuditEntry, AuditQuery, AuditResult};
 
@@ -22,22 +23,31 @@ pub const MAX_LIMIT: u32 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only entries older than this id (pass `next_before` from the previous page).
+    #[param(example = 120)]
     pub before: Option<i64>,
     /// Only this actor (token name).
+    #[param(example = "NAV Vestland")]
     pub actor: Option<String>,
     /// Only this role.
+    #[param(example = "fylke")]
     pub role: Option<Role>,
     /// Only this result: `permitted`, `denied` or `failed`.
+    #[param(example = "denied")]
     pub result: Option<AuditResult>,
     /// Only this route template, e.g. `/v1/tokens`.
+    #[param(example = "/v1/tokens")]
     pub route: Option<String>,
     /// Only this trial.
+    #[param(example = "nals-arbeidsformer")]
     pub trial: Option<String>,
     /// Only entries at or after this time (RFC 3339).
+    #[param(example = "2026-12-01T00:00:00Z")]
     pub from: Option<DateTime<Utc>>,
     /// Only entries before this time (RFC 3339).
+    #[param(example = "2026-12-31T00:00:00Z")]
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1-1000 (default 100).
+    #[param(example = 20)]
     pub limit: Option<u32>,
 }
 
@@ -55,7 +65,8 @@ pub struct AuditPage {
     get, path = "/v1/audit", tag = "audit",
     params(AuditParams),
     responses(
-        (status = 200, body = AuditPage),
+        (status = 200, description = "A page of entries, newest first, and the cursor to the next", body = AuditPage,
+            example = json!(example("audit_page"))),
         (status = 422, description = "A filter is invalid", body = ErrorEnvelope),
     )
 )]

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use super::examples::{example, no_trial};
 use super::trials::not_found;
 use crate::auth::Caller;
 use crate::disclosure::MaskedCount;
@@ -35,14 +36,19 @@ const FEW_DROPPED: &str = "withheld: an arm has some but fewer than 5 firms with
 /// Query of `GET /v1/trials/{id}/estimates`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EstimatesParams {
     /// The statistics vintage (default: latest).
+    #[param(example = 1)]
     pub vintage: Option<i64>,
     /// Comma-separated estimators (default: all): itt_dim, itt_ancova, itt_lin, did_twfe, event_study.
+    #[param(example = "itt_dim,did_twfe")]
     pub estimator: Option<String>,
     /// `firm`, `dagsverk` or `both` (default: the protocol's analysis plan).
+    #[param(example = "firm")]
     pub weights: Option<String>,
     /// Also report did_twfe with CR2 and Satterthwaite df (default true).
+    #[param(example = true)]
     pub cr2: Option<bool>,
 }
 
@@ -113,12 +119,13 @@ fn bad(field: &'static str, value: &str, expected: &'static str) -> impl Fn(Stri
 /// directorate, contrasts with an arm of fewer than 5 firms are withheld.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/estimates", tag = "estimates",
-    params(("id" = String, Path, description = "The trial id"), EstimatesParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EstimatesParams),
     responses(
-        (status = 200, body = EstimatesResponse),
-        (status = 404, body = ErrorEnvelope),
-        (status = 409, body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope)
+        (status = 200, description = "The estimates, joint tests, skipped estimates and attrition (here as a researcher sees them)",
+            body = EstimatesResponse, example = json!(example("estimates"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+        (status = 409, description = "Nothing to estimate yet: no randomized firms, no statistics in the window, or no control arm", body = ErrorEnvelope),
+        (status = 422, description = "A query parameter is invalid (an unknown estimator or weighting)", body = ErrorEnvelope)
     )
 )]
 pub async fn get_estimates(

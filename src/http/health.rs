@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ErrorEnvelope};
+use super::examples::example;
 use crate::storage::Backend;
 
 /// How long `/readyz` waits for the database before calling it unreachable.
@@ -30,7 +31,10 @@ pub struct Status {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, body = Status)))]
+#[utoipa::path(
+    get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "The process is up", body = Status, example = json!(example("healthz"))))
+)]
 pub async fn healthz() -> Json<Status> {
     Json(Status {
         status: "ok",
@@ -44,8 +48,10 @@ pub async fn healthz() -> Json<Status> {
 #[utoipa::path(
     get, path = "/readyz", tag = "probes",
     responses(
-        (status = 200, body = Status),
-        (status = 503, description = "The database is not reachable or the service cannot write to it", body = ErrorEnvelope),
+        (status = 200, description = "Ready: the database is reachable and writable", body = Status,
+            example = json!(example("readyz"))),
+        (status = 503, description = "The database is not reachable or the service cannot write to it", body = ErrorEnvelope,
+            example = json!(example("readyz_unavailable"))),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -71,7 +77,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// This document: OpenAPI 3 for every route, with the roles each admits (`x-ia-rct-roles`).
 #[utoipa::path(
     get, path = "/openapi.json", tag = "probes",
-    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json"))
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json",
+        example = json!(example("openapi"))))
 )]
 pub async fn openapi_json(
     Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,

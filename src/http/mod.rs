@@ -7,6 +7,7 @@
 mod audit;
 pub mod error;
 mod estimates;
+mod examples;
 mod health;
 pub mod middleware;
 pub mod routes;

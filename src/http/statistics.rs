@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ApiQuery, ErrorEnvelope};
+use super::examples::{STATISTICS_CSV, example, metadata_json, statistics_json};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::auth::Caller;
 use crate::domain::Orgnr;
@@ -104,12 +105,25 @@ fn replayed(receipt: StatisticsReceipt) -> Response {
 /// gets the first receipt; the key reused for other content is refused with 422 naming it.
 #[utoipa::path(
     post, path = "/v1/statistics", tag = "statistics",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried upload apply once")),
-    request_body(content = String, description = "DVH CSV, virksomhet.json or virksomhet_metadata.json rows", content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried upload apply once: 1-200 visible ASCII characters", example = "dvh-2026K3-1")),
+    request_body(
+        description = "NAV's statistics (docs/data-formats.md §2) as the data warehouse's CSV \
+                       (`orgnr, arstall, kvartal, taptedv, muligedv, antpers`, comma or semicolon) or \
+                       `virksomhet.json` rows, or NAV's metadata as `virksomhet_metadata.json` rows or \
+                       its DVH CSV. The format is read from the first bytes, not the `Content-Type`",
+        content(
+            (String = "text/csv", example = json!(STATISTICS_CSV)),
+            (Vec<Object> = "application/json", examples(
+                    ("virksomhet.json" = (summary = "Statistics rows", value = json!(statistics_json()))),
+                    ("virksomhet_metadata.json" = (summary = "Metadata rows", value = json!(metadata_json()))),
+                )),
+        )
+    ),
     responses(
-        (status = 201, description = "Applied: something was inserted or revised", body = UploadOutcome),
+        (status = 201, description = "Applied: something was inserted or revised", body = UploadOutcome,
+            example = json!(example("upload_outcome"))),
         (status = 200, description = "Nothing changed, or a replay of an earlier upload with the same Idempotency-Key", body = UploadOutcome),
-        (status = 413, body = ErrorEnvelope),
+        (status = 413, description = "The upload is larger than the configured limit", body = ErrorEnvelope),
         (status = 422, description = "Invalid rows: details.errors (first 100: row, field, value, reason) and details.total; nothing written", body = ErrorEnvelope),
     )
 )]
@@ -203,7 +217,8 @@ pub struct VintageList {
 /// Lists the register's vintages: one receipt per upload, with its counts.
 #[utoipa::path(
     get, path = "/v1/statistics/vintages", tag = "statistics",
-    responses((status = 200, body = VintageList))
+    responses((status = 200, description = "Every upload's receipt, oldest first", body = VintageList,
+        example = json!(example("vintage_list"))))
 )]
 pub async fn list_vintages(State(state): State<AppState>) -> Result<Json<VintageList>, ApiError> {
     Ok(Json(VintageList {
@@ -220,6 +235,7 @@ pub struct MetadataParams {
     #[param(value_type = String, example = "974760673")]
     pub orgnr: Orgnr,
     /// The register as of this vintage (default: latest).
+    #[param(example = 1)]
     pub vintage: Option<i64>,
 }
 
@@ -241,7 +257,8 @@ pub struct MetadataList {
     get, path = "/v1/statistics/metadata", tag = "statistics",
     params(MetadataParams),
     responses(
-        (status = 200, body = MetadataList),
+        (status = 200, description = "The firm's metadata per quarter (empty when none is stored)", body = MetadataList,
+            example = json!(example("metadata_list"))),
         (status = 422, description = "orgnr missing or not a valid organisation number", body = ErrorEnvelope),
     )
 )]

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use super::examples::{SURVEYS_CSV, TAKEUP_CSV, example, no_trial, surveys_json, takeup_json};
 use super::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use super::trials::{not_found, scope};
 use crate::auth::Caller;
@@ -149,11 +150,20 @@ pub struct TakeupRecorded {
 /// directorate sees it under `/deviations`, the outcomes summary and the CONSORT counts.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/takeup", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
-    request_body(content = String, description = "Take-up events, CSV or JSON", content_type = "text/csv"),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    request_body(
+        description = "Take-up events (docs/data-formats.md §3): CSV (comma or semicolon) or JSON rows \
+                       (an array, one object, or one object per line). The format is read from the content",
+        content(
+            (String = "text/csv", example = json!(TAKEUP_CSV)),
+            (Vec<Object> = "application/json", example = json!(takeup_json())),
+        )
+    ),
     responses(
-        (status = 201, body = TakeupRecorded),
+        (status = 201, description = "Recorded, all rows; those that are protocol deviations are listed", body = TakeupRecorded,
+            example = json!(example("takeup_recorded"))),
         (status = 403, description = "A row is another fylke's firm", body = ErrorEnvelope),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 422, description = "Invalid rows or status changes, each with row and field", body = ErrorEnvelope),
     )
 )]
@@ -264,8 +274,12 @@ pub struct DeviationList {
 /// take-up record it came from, and who reported it when. Deviations are never changed or removed.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/deviations", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
-    responses((status = 200, body = DeviationList), (status = 404, body = ErrorEnvelope))
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    responses(
+        (status = 200, description = "Every protocol deviation, oldest first", body = DeviationList,
+            example = json!(example("deviation_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_deviations(
     State(state): State<AppState>,
@@ -310,8 +324,12 @@ pub struct DeliveryList {
 /// status, adviser hours and the arbeidsformer delivered. A fylke sees its own firms.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/takeup", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
-    responses((status = 200, body = DeliveryList))
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    responses(
+        (status = 200, description = "Each firm with take-up events that the caller may see", body = DeliveryList,
+            example = json!(example("delivery_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_takeup(
     State(state): State<AppState>,
@@ -340,13 +358,21 @@ pub async fn list_takeup(
 /// never replaced.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/surveys", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id")),
-    request_body(content = String, description = "Survey results, CSV or JSON", content_type = "text/csv"),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    request_body(
+        description = "Survey results (docs/data-formats.md §4): CSV (comma or semicolon) or JSON rows \
+                       (an array, one object, or one object per line). The format is read from the content",
+        content(
+            (String = "text/csv", example = json!(SURVEYS_CSV)),
+            (Vec<Object> = "application/json", example = json!(surveys_json())),
+        )
+    ),
     responses(
-        (status = 201, body = Recorded),
-        (status = 403, body = ErrorEnvelope),
+        (status = 201, description = "Recorded, all rows", body = Recorded, example = json!(example("recorded"))),
+        (status = 403, description = "A row is another fylke's firm", body = ErrorEnvelope),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "A result was already recorded", body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope),
+        (status = 422, description = "Invalid rows, a measure the protocol does not declare, or a firm outside the trial; each with row and field", body = ErrorEnvelope),
     )
 )]
 pub async fn record_surveys(
@@ -392,6 +418,7 @@ pub async fn record_surveys(
 #[into_params(parameter_in = Query)]
 pub struct SummaryParams {
     /// The statistics vintage (default: latest).
+    #[param(example = 1)]
     pub vintage: Option<i64>,
 }
 
@@ -482,8 +509,13 @@ pub struct OutcomeSummary {
 /// with `masked: true`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/outcomes/summary", tag = "delivery",
-    params(("id" = String, Path, description = "The trial id"), SummaryParams),
-    responses((status = 200, body = OutcomeSummary), (status = 404, body = ErrorEnvelope))
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), SummaryParams),
+    responses(
+        (status = 200, description = "Sick leave by arm and quarter, delivery and surveys by arm (here as a researcher sees them)",
+            body = OutcomeSummary, example = json!(example("outcome_summary"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+        (status = 422, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
 )]
 pub async fn outcome_summary(
     State(state): State<AppState>,

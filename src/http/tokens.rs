@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
+use super::examples::{error, example};
 use super::middleware::{AuditedJson, RequestMeta};
 use crate::auth::{Caller, TokenSpec, generate_token};
 use crate::domain::FylkeCode;
@@ -46,11 +47,14 @@ pub struct TokenList {
 /// Creates a bearer token and returns its secret once.
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "tokens",
-    request_body = CreateTokenRequest,
+    request_body(content = CreateTokenRequest, description = "The token's name, role and (for a fylke) fylke",
+        example = json!(example("create_token_request"))),
     responses(
-        (status = 201, description = "Created; the secret is shown only here", body = CreatedToken),
-        (status = 409, description = "An active token has that name", body = ErrorEnvelope),
-        (status = 422, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 201, description = "Created; the secret is shown only here", body = CreatedToken,
+            example = json!(example("created_token"))),
+        (status = 409, description = "An active token has that name", body = ErrorEnvelope,
+            example = json!(error("conflict", "an active token named `NAV Vestland` already exists; revoke it first or choose another name"))),
+        (status = 422, description = "A field is invalid; details.field names it", body = ErrorEnvelope),
     )
 )]
 pub async fn create_token(
@@ -91,7 +95,8 @@ pub async fn create_token(
 /// Lists every token (without secrets).
 #[utoipa::path(
     get, path = "/v1/tokens", tag = "tokens",
-    responses((status = 200, body = TokenList))
+    responses((status = 200, description = "Every token, oldest first, without secrets", body = TokenList,
+        example = json!(example("token_list"))))
 )]
 pub async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
     let tokens = state.store.list_tokens().await?;
@@ -101,10 +106,12 @@ pub async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokenList
 /// Revokes a token at once; it stays listed with when and by whom.
 #[utoipa::path(
     post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
-    params(("id" = i64, Path, description = "The token's id")),
+    params(("id" = i64, Path, description = "The token's id", example = 2)),
     responses(
-        (status = 200, body = TokenInfo),
-        (status = 404, description = "No token has this id", body = ErrorEnvelope),
+        (status = 200, description = "Revoked: the token with when and by whom", body = TokenInfo,
+            example = json!(example("revoked_token"))),
+        (status = 404, description = "No token has this id", body = ErrorEnvelope,
+            example = json!(error("not_found", "no token has id 9; GET /v1/tokens lists them"))),
         (status = 409, description = "Already revoked", body = ErrorEnvelope),
     )
 )]
@@ -131,7 +138,8 @@ pub async fn revoke_token(
 /// The caller's own identity: token name, role and fylke.
 #[utoipa::path(
     get, path = "/v1/whoami", tag = "tokens",
-    responses((status = 200, body = Caller))
+    responses((status = 200, description = "The calling token's identity", body = Caller,
+        example = json!(example("whoami"))))
 )]
 pub async fn whoami(caller: Caller) -> Json<Caller> {
     Json(caller)

@@ -96,9 +96,12 @@ pub struct DeviationCount {
     pub fylke: String,
     /// The kind (`control_contacted`, `control_assisted`).
     pub kind: String,
-    /// Deviations (take-up records) recorded.
+    /// Deviations (take-up records) recorded (`"<5"` for 1 to 4 outside the directorate, on the
+    /// masked routes).
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub deviations: i64,
-    /// Distinct firms with one.
+    /// Distinct firms with one (`"<5"` for 1 to 4 outside the directorate, on the masked routes).
+    #[schema(value_type = crate::disclosure::MaskedCount)]
     pub firms: i64,
 }
 

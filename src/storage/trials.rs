@@ -90,6 +90,7 @@ pub struct EnrollmentRecord {
     /// Agreed to take part.
     pub villig: Option<bool>,
     /// Baseline-window `[tapte, mulige]` dagsverk.
+    #[schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2)]
     pub baseline: Option<(f64, f64)>,
     /// Numeric covariates.
     pub covariates: BTreeMap<String, f64>,

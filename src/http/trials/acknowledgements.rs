@@ -15,6 +15,7 @@ use crate::auth::Caller;
 use crate::domain::FylkeCode;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
+use crate::http::examples::{example, no_trial};
 use crate::http::middleware::{AuditDetails, AuditedJson, RequestMeta};
 
 /// Which wave a fylke acknowledges.
@@ -28,10 +29,13 @@ pub struct AcknowledgeRequest {
 /// A fylke acknowledges that it received its firms' assignments of a wave.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/acknowledgements", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
-    request_body = AcknowledgeRequest,
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    request_body(content = AcknowledgeRequest, description = "The wave whose assignments were received",
+        example = json!(example("acknowledge_request"))),
     responses(
-        (status = 201, body = crate::storage::Acknowledgement),
+        (status = 201, description = "Acknowledged: the fylke, wave and number of firms", body = crate::storage::Acknowledgement,
+            example = json!(example("acknowledgement"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "Nothing to acknowledge, or already acknowledged", body = ErrorEnvelope),
     )
 )]
@@ -67,8 +71,12 @@ pub struct AcknowledgementList {
 /// Which fylker have acknowledged which waves (a fylke sees its own).
 #[utoipa::path(
     get, path = "/v1/trials/{id}/acknowledgements", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
-    responses((status = 200, body = AcknowledgementList))
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    responses(
+        (status = 200, description = "The acknowledgements the caller may see, by wave and fylke", body = AcknowledgementList,
+            example = json!(example("acknowledgement_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_acknowledgements(
     State(state): State<AppState>,

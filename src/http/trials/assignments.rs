@@ -13,6 +13,7 @@ use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use crate::http::examples::{ASSIGNMENTS_CSV, example, no_trial};
 use crate::http::middleware::AuditDetails;
 use crate::protocol::Design;
 
@@ -22,15 +23,17 @@ use crate::protocol::Design;
 #[into_params(parameter_in = Query)]
 pub struct AssignmentParams {
     /// `json` (default) or `csv`.
+    #[param(example = "csv")]
     pub format: Option<String>,
     /// With `format=csv`: `excel` for the dialect Norwegian Excel opens by double-click (`;`
     /// separator, UTF-8 BOM, CRLF line ends, decimal comma); absent for plain CSV (`,`, no BOM,
     /// LF, decimal point).
     pub dialect: Option<String>,
     /// Only firms after this orgnr (the `next_after` of the previous page).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, example = "974760673")]
     pub after: Option<Orgnr>,
     /// Page size, 1-10000 (default 1000).
+    #[param(example = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -88,11 +91,15 @@ pub struct AssignmentPage {
 /// is in `x-next-after`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/assignments", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id"), AssignmentParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), AssignmentParams),
     responses(
-        (status = 200, body = AssignmentPage),
-        (status = 404, body = ErrorEnvelope),
-        (status = 422, description = "A bad query parameter; details.field names it", body = ErrorEnvelope),
+        (status = 200, description = "A page of assignments: JSON, or CSV with `format=csv` (the next page's cursor in `x-next-after`)",
+            content(
+                (AssignmentPage = "application/json", example = json!(example("assignment_page"))),
+                (String = "text/csv", example = json!(ASSIGNMENTS_CSV)),
+            )),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+        (status = 422, description = "`format`, `dialect`, `after` or `limit` is invalid; details.field names it", body = ErrorEnvelope),
     )
 )]
 pub async fn list_assignments(

@@ -11,6 +11,7 @@ use crate::auth::Caller;
 use crate::domain::{Orgnr, Role};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiPath, ErrorEnvelope};
+use crate::http::examples::{example, no_trial};
 use crate::storage::EnrollmentRecord;
 
 /// CONSORT counts. Outside the directorate a count below 5 firms is hidden (`"masked"`), and so is
@@ -74,10 +75,11 @@ const MIN_CELL: usize = 5;
 /// The balance table and CONSORT counts of the firms randomized so far.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/balance", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses(
-        (status = 200, body = BalanceView),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "CONSORT counts and the balance table (here as a researcher sees them)", body = BalanceView,
+            example = json!(example("balance"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "Nothing randomized yet", body = ErrorEnvelope),
     )
 )]

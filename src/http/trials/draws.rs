@@ -14,6 +14,7 @@ use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
+use crate::http::examples::{ASSIGNMENT_CSV, UNITS_CSV, error, example, no_trial};
 use crate::http::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::protocol::TrialState;
 use crate::randomization::files::{write_assignment, write_units};
@@ -46,10 +47,13 @@ pub struct DrawSummary {
 /// `randomized` and the assignments are final.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/randomize", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
-    request_body = RandomizeRequest,
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    request_body(content = RandomizeRequest, description = "The seed committed to for the open wave",
+        example = json!(example("randomize_request"))),
     responses(
-        (status = 201, body = DrawSummary),
+        (status = 201, description = "Drawn: the draw and the counts per arm", body = DrawSummary,
+            example = json!(example("draw_summary"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "Not enrolling, or nothing to randomize", body = ErrorEnvelope),
         (status = 422, description = "The seed does not match the commitment", body = ErrorEnvelope),
     )
@@ -187,8 +191,10 @@ pub async fn randomize_wave(
 #[into_params(parameter_in = Path)]
 pub struct DrawFile {
     /// The trial id.
+    #[param(example = "nals-arbeidsformer")]
     pub id: String,
     /// The wave.
+    #[param(example = 1)]
     pub wave: u32,
 }
 
@@ -242,8 +248,9 @@ fn csv_file(name: &str, body: String, details: AuditDetails) -> Response {
     get, path = "/v1/trials/{id}/draws/{wave}/units.csv", tag = "randomization",
     params(DrawFile),
     responses(
-        (status = 200, description = "units.csv", content_type = "text/csv"),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "units.csv", content_type = "text/csv", example = json!(UNITS_CSV)),
+        (status = 404, description = "No trial has this id, or it has no drawn wave of this number", body = ErrorEnvelope,
+            example = json!(error("not_found", "trial `nals-arbeidsformer` has no drawn wave 2"))),
     )
 )]
 pub async fn get_draw_units(
@@ -272,8 +279,9 @@ pub async fn get_draw_units(
     get, path = "/v1/trials/{id}/draws/{wave}/assignment.csv", tag = "randomization",
     params(DrawFile),
     responses(
-        (status = 200, description = "assignment.csv", content_type = "text/csv"),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "assignment.csv", content_type = "text/csv", example = json!(ASSIGNMENT_CSV)),
+        (status = 404, description = "No trial has this id, or it has no drawn wave of this number", body = ErrorEnvelope,
+            example = json!(error("not_found", "trial `nals-arbeidsformer` has no drawn wave 2"))),
     )
 )]
 pub async fn get_draw_assignment(

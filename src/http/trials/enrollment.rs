@@ -15,6 +15,7 @@ use crate::auth::Caller;
 use crate::domain::{Orgnr, Sektor};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
+use crate::http::examples::{REGISTER_CSV, example, no_trial, register_json};
 use crate::http::middleware::{AuditDetails, AuditedJson, RequestMeta};
 use crate::protocol::TrialState;
 use crate::randomization::plan::verdict;
@@ -29,7 +30,7 @@ use crate::storage::{
 #[into_params(parameter_in = Query)]
 pub struct EnrollParams {
     /// Sector for Brønnøysund rows, which carry none.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, example = "PRIVAT")]
     pub sektor: Option<Sektor>,
 }
 
@@ -58,10 +59,19 @@ pub struct EnrollmentSummary {
 /// JSON, docs/data-formats.md §1). All or nothing: any invalid row refuses the upload with every problem.
 #[utoipa::path(
     post, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
-    params(("id" = String, Path, description = "The trial id"), EnrollParams),
-    request_body(content = String, description = "The register file", content_type = "text/csv"),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EnrollParams),
+    request_body(
+        description = "The register file (docs/data-formats.md §1): CSV (comma or semicolon), JSON rows, \
+                       or Brønnøysund underenhet JSON. The format is read from the content, not the `Content-Type`",
+        content(
+            (String = "text/csv", example = json!(REGISTER_CSV)),
+            (Vec<Object> = "application/json", example = json!(register_json())),
+        )
+    ),
     responses(
-        (status = 201, body = EnrollmentSummary),
+        (status = 201, description = "Enrolled: the receipt, exclusions by reason and the first excluded firms", body = EnrollmentSummary,
+            example = json!(example("enrollment_summary"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "Not enrolling, or firms already enrolled", body = ErrorEnvelope),
         (status = 422, description = "Invalid rows: details.errors (first 100, each with row, field, value, reason) and details.total", body = ErrorEnvelope),
     )
@@ -298,10 +308,11 @@ pub fn mask_firm(
 /// `baseline_er_maskert: true` and a `baseline_masked_reason`.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/enrollment", tag = "enrollment",
-    params(("id" = String, Path, description = "The trial id"), EnrollmentListParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EnrollmentListParams),
     responses(
-        (status = 200, body = EnrollmentList),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "A page of the enrolled firms the caller may see, by orgnr, with totals", body = EnrollmentList,
+            example = json!(example("enrollment_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 422, description = "A bad query parameter; details.field names it", body = ErrorEnvelope),
     )
 )]

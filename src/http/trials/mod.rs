@@ -27,6 +27,7 @@ use crate::auth::Caller;
 use crate::domain::{FylkeCode, Role};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ErrorEnvelope};
+use crate::http::examples::{example, no_trial, protocol_json, protocol_toml};
 use crate::http::middleware::{AuditedJson, RequestMeta};
 use crate::protocol::TrialState;
 use crate::storage::{DrawRecord, StoreError, TrialInfo};
@@ -72,10 +73,19 @@ pub struct TrialList {
 /// Registers a new trial from its protocol (JSON or TOML); it starts as a draft.
 #[utoipa::path(
     post, path = "/v1/trials", tag = "trials",
-    request_body(content = Object, description = "The protocol (protocols/README.md)", content_type = "application/json"),
+    request_body(
+        description = "The protocol (protocols/README.md), as JSON or TOML by `Content-Type` \
+                       (`application/json`, `application/toml` or `text/toml`); another type gets 415",
+        content(
+            (Object = "application/json", example = json!(protocol_json())),
+            (String = "application/toml", example = json!(protocol_toml())),
+            (String = "text/toml", example = json!(protocol_toml())),
+        )
+    ),
     responses(
-        (status = 201, body = TrialInfo),
+        (status = 201, description = "Registered as a draft", body = TrialInfo, example = json!(example("trial_info"))),
         (status = 409, description = "A trial with this id exists", body = ErrorEnvelope),
+        (status = 415, description = "The body is neither JSON nor TOML", body = ErrorEnvelope),
         (status = 422, description = "The protocol is invalid; details.problems lists each rule broken", body = ErrorEnvelope),
     )
 )]
@@ -97,7 +107,10 @@ pub async fn create_trial(
 }
 
 /// Lists every trial.
-#[utoipa::path(get, path = "/v1/trials", tag = "trials", responses((status = 200, body = TrialList)))]
+#[utoipa::path(
+    get, path = "/v1/trials", tag = "trials",
+    responses((status = 200, description = "Every trial", body = TrialList, example = json!(example("trial_list"))))
+)]
 pub async fn list_trials(State(state): State<AppState>) -> Result<Json<TrialList>, ApiError> {
     Ok(Json(TrialList {
         trials: state.store.list_trials().await?,
@@ -107,8 +120,11 @@ pub async fn list_trials(State(state): State<AppState>) -> Result<Json<TrialList
 /// One trial: its state, current protocol and draws.
 #[utoipa::path(
     get, path = "/v1/trials/{id}", tag = "trials",
-    params(("id" = String, Path, description = "The trial (protocol) id")),
-    responses((status = 200, body = TrialView), (status = 404, body = ErrorEnvelope))
+    params(("id" = String, Path, description = "The trial (protocol) id", example = "nals-arbeidsformer")),
+    responses(
+        (status = 200, description = "The trial and its draws", body = TrialView, example = json!(example("trial_view"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn get_trial(
     State(state): State<AppState>,
@@ -131,10 +147,13 @@ pub struct TransitionRequest {
 /// another committed wave, or → follow_up → closed).
 #[utoipa::path(
     post, path = "/v1/trials/{id}/transitions", tag = "trials",
-    params(("id" = String, Path, description = "The trial id")),
-    request_body = TransitionRequest,
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    request_body(content = TransitionRequest, description = "The state to move to",
+        example = json!(example("transition_request"))),
     responses(
-        (status = 200, body = TrialInfo),
+        (status = 200, description = "Moved: the trial in its new state", body = TrialInfo,
+            example = json!(example("trial_registered"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "Out of order; the message names the allowed next step", body = ErrorEnvelope),
     )
 )]

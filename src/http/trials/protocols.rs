@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiPath, ErrorEnvelope};
+use crate::http::examples::{example, no_trial, protocol_json, protocol_toml};
 use crate::http::middleware::{AuditedJson, RequestMeta};
 use crate::protocol::{Change, Protocol, ProtocolError, diff};
 use crate::storage::{ProtocolVersionInfo, TrialInfo};
@@ -49,12 +50,23 @@ pub(super) fn protocol_from_body(headers: &HeaderMap, body: &Bytes) -> Result<Pr
 /// Changes a trial's protocol: in place while draft, as the next version while registered.
 #[utoipa::path(
     put, path = "/v1/trials/{id}/protocol", tag = "trials",
-    params(("id" = String, Path, description = "The trial id")),
-    request_body(content = Object, description = "The protocol", content_type = "application/json"),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    request_body(
+        description = "The protocol, with the trial's id, as JSON or TOML by `Content-Type` \
+                       (`application/json`, `application/toml` or `text/toml`); another type gets 415",
+        content(
+            (Object = "application/json", example = json!(protocol_json())),
+            (String = "application/toml", example = json!(protocol_toml())),
+            (String = "text/toml", example = json!(protocol_toml())),
+        )
+    ),
     responses(
-        (status = 200, body = TrialInfo),
+        (status = 200, description = "Saved: in place while draft, as the next version while registered", body = TrialInfo,
+            example = json!(example("trial_info"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
         (status = 409, description = "The lifecycle does not allow the change", body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope),
+        (status = 415, description = "The body is neither JSON nor TOML", body = ErrorEnvelope),
+        (status = 422, description = "The protocol is invalid, or its id is not the trial's; details name the field or each rule broken", body = ErrorEnvelope),
     )
 )]
 pub async fn save_protocol(
@@ -101,8 +113,12 @@ pub struct VersionList {
 /// Every version of a trial's protocol, each with its diff from the previous.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/versions", tag = "trials",
-    params(("id" = String, Path, description = "The trial id")),
-    responses((status = 200, body = VersionList), (status = 404, body = ErrorEnvelope))
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
+    responses(
+        (status = 200, description = "Every version, oldest first, each with its changes", body = VersionList,
+            example = json!(example("version_list"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
+    )
 )]
 pub async fn list_versions(
     State(state): State<AppState>,
