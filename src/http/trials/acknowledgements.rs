@@ -159,10 +159,11 @@ pub struct AcknowledgementStatus {
 /// when it acknowledged them, and the fylker still waiting.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/acknowledgements/status", tag = "randomization",
-    params(("id" = String, Path, description = "The trial id")),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer")),
     responses(
-        (status = 200, body = AcknowledgementStatus),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "Per drawn wave, each fylke's firms and acknowledgement, and the fylker still waiting", body = AcknowledgementStatus,
+            example = json!(example("acknowledgement_status"))),
+        (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
     )
 )]
 pub async fn acknowledgement_status(

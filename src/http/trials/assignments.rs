@@ -28,6 +28,7 @@ pub struct AssignmentParams {
     /// With `format=csv`: `excel` for the dialect Norwegian Excel opens by double-click (`;`
     /// separator, UTF-8 BOM, CRLF line ends, decimal comma); absent for plain CSV (`,`, no BOM,
     /// LF, decimal point).
+    #[param(example = "excel")]
     pub dialect: Option<String>,
     /// Only firms after this orgnr (the `next_after` of the previous page).
     #[param(value_type = Option<String>, example = "974760673")]

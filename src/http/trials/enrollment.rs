@@ -221,15 +221,19 @@ pub async fn enroll(
 #[into_params(parameter_in = Query)]
 pub struct EnrollmentListParams {
     /// Only this wave's firms.
+    #[param(example = 1)]
     pub wave: Option<u32>,
     /// Only this upload's firms (`receipt.upload_id` of the upload).
+    #[param(example = 1)]
     pub upload: Option<i64>,
     /// `true` for the eligible firms only, `false` for the excluded only.
+    #[param(example = true)]
     pub eligible: Option<bool>,
     /// Only firms after this orgnr (the `next_after` of the previous page).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, example = "100000008")]
     pub after: Option<Orgnr>,
     /// Page size, 1-10000 (default 1000).
+    #[param(example = 100)]
     pub limit: Option<u32>,
 }
 
