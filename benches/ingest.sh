@@ -50,7 +50,7 @@ TABLE_PG="CREATE TABLE statistics (orgnr TEXT NOT NULL, arstall INTEGER NOT NULL
   taptedv DOUBLE PRECISION NOT NULL, muligedv DOUBLE PRECISION NOT NULL, antpers INTEGER NOT NULL,
   PRIMARY KEY (orgnr, arstall, kvartal));"
 
-fresh_pg() { psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
+fresh_pg() { PGOPTIONS="-c client_min_messages=warning" psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
 
 # One line of the table from the per-run values: size, engine, then the lists of ia-rct seconds,
 # ia-rct KB, bulk seconds and bulk KB (space-separated, one value per run).
@@ -101,5 +101,5 @@ for size in $SIZES; do
     done
     report "$size" postgres "$pt1" "$pm1" "$pt2" "$pm2"
     echo "  ($rows rows, $(du -m "$file" | cut -f1) MB file)"
-    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS ia_bench_ingest" -c "DROP DATABASE IF EXISTS ia_bench_copy" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS ia_bench_ingest" -c "DROP DATABASE IF EXISTS ia_bench_copy" >/dev/null
 done
