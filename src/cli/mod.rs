@@ -51,7 +51,8 @@ use tokio::sync::Notify;
 #[derive(Debug, Parser)]
 #[command(name = "ia-rct", version, about, long_about = None)]
 pub struct Cli {
-    /// Database URL: `sqlite://PATH` (created on first use) or `postgres://USER@HOST/DB`.
+    /// Database URL: `sqlite://PATH` (created on first use) or `postgres://USER@HOST/DB`. `demo`
+    /// uses it only when given here, never from the variable or the default.
     #[arg(
         long,
         env = "IA_RCT_DATABASE_URL",
