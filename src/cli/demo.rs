@@ -1,11 +1,12 @@
-//! `ia-rct demo`: the whole trial on an embedded SQLite database in a temporary folder, through the
-//! service's own HTTP routes (in process, with a direktorat token): register the protocol, ingest
-//! NAV statistics for the baseline, enroll a simulated register, randomize with the protocol's
-//! published demonstration seed, ingest the follow-up statistics (with known effects), and print
-//! the estimates a researcher would read.
+//! `ia-rct demo`: the whole trial through the service's own HTTP routes (in process, with a
+//! direktorat token), on an embedded SQLite database in a temporary folder or on the database that
+//! `--database-url` names: register the protocol, ingest NAV statistics for the baseline, enroll a
+//! simulated register, randomize with the protocol's published demonstration seed, ingest the
+//! follow-up statistics (with known effects), and print the estimates a researcher would read.
+//! Every input and output is written to the folder as it is made ([`KEPT`]); `--dir` keeps it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ use crate::http::{self, AppState};
 use crate::protocol::Protocol;
 use crate::randomization::files::read_assignment;
 use crate::simulate::{self, Effects, OutputFormat, Panel, StatsWriter, Trial};
-use crate::storage::{self, NewToken, StoreOptions};
+use crate::storage::{self, NewToken, Store, StoreOptions, redact_url};
 
 use super::simulate::{DEFAULT_PROTOCOL, parse_effect};
 
@@ -43,7 +44,8 @@ pub struct DemoArgs {
         default_value = "bred_prosess=-0.8,ledere=-0.4,digital=-0.2"
     )]
     pub effect: Vec<(String, f64)>,
-    /// Keep the database and files in this folder (default: a temporary folder, removed after).
+    /// Keep the files in this folder, and the SQLite database unless --database-url names another
+    /// (default: a temporary folder, removed after).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Print the estimates as JSON instead of a table.
@@ -96,8 +98,37 @@ fn step(started: Instant, what: &str) {
     eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
 }
 
-/// Runs `demo`.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+/// The SQLite database in the demo's folder when no `--database-url` is given.
+pub const DATABASE_FILE: &str = "ia-rct-demo.db";
+
+/// The files the demo writes to its folder, in the order it makes them, with what they hold.
+pub const KEPT: [(&str, &str); 9] = [
+    ("protocol.toml", "the protocol registered"),
+    (
+        "statistics-baseline.csv",
+        "the baseline NAV statistics ingested (DVH CSV)",
+    ),
+    ("register.csv", "the firm register enrolled"),
+    (
+        "units.csv",
+        "the draw's canonical unit list, as the service publishes it",
+    ),
+    (
+        "assignment.csv",
+        "the draw's assignment, as the service publishes it",
+    ),
+    ("seed.txt", "the wave's seed"),
+    (
+        "statistics-follow-up.csv",
+        "the follow-up NAV statistics ingested, with the true effects",
+    ),
+    ("estimates.json", "GET /v1/trials/{id}/estimates"),
+    ("estimates.txt", "the estimates table printed"),
+];
+
+/// Runs `demo`, on `database_url` when it was given on the command line (the trial stays there),
+/// otherwise on an embedded SQLite database in the demo's folder.
+pub async fn run(args: DemoArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     if args.firms < 100 {
         bail!("--firms must be at least 100 for a trial with strata");
     }
@@ -120,32 +151,128 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let result = demo(&args, &effects, &dir, started).await;
+    let url = match database_url {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}", dir.join(DATABASE_FILE).display()),
+    };
+    step(
+        started,
+        &match (database_url, temporary) {
+            (None, true) => format!(
+                "embedded SQLite database in a temporary folder, {} (removed at the end; --dir keeps it)",
+                dir.display()
+            ),
+            (None, false) => format!(
+                "embedded SQLite database {url}; files kept in {}",
+                dir.display()
+            ),
+            (Some(url), _) => format!(
+                "database {} (--database-url); files {} {}",
+                redact_url(url),
+                if temporary {
+                    "in a temporary folder,"
+                } else {
+                    "kept in"
+                },
+                dir.display()
+            ),
+        },
+    );
+    if database_url.is_none()
+        && std::env::var_os("IA_RCT_DATABASE_URL").is_some_and(|v| !v.is_empty())
+    {
+        eprintln!(
+            "note: the demo does not use IA_RCT_DATABASE_URL (it would add a trial and simulated \
+             statistics there for good); give --database-url to run it on that database"
+        );
+    }
+    let result = open_and_run(&args, &effects, &dir, &url, started).await;
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
+    } else if result.is_ok() {
+        let database = match database_url {
+            Some(url) => format!("the trial is in {}", redact_url(url)),
+            None => format!("the database is {DATABASE_FILE}"),
+        };
+        eprintln!(
+            "\nkept in {}: {database}; {}",
+            dir.display(),
+            KEPT.iter()
+                .map(|(name, what)| format!("{name} ({what})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let d = dir.display();
+        eprintln!(
+            "re-derive the draw:  ia-rct verify --protocol {d}/protocol.toml --firms {d}/register.csv \
+             --stats {d}/statistics-baseline.csv --seed \"$(cat {d}/seed.txt)\" --assignment {d}/assignment.csv"
+        );
+        eprintln!(
+            "and the estimates:   ia-rct estimate --protocol {d}/protocol.toml --assignment {d}/assignment.csv \
+             --stats {d}/statistics-baseline.csv --stats {d}/statistics-follow-up.csv"
+        );
     }
     result
 }
 
-async fn demo(
+/// Writes one of the [`KEPT`] files.
+fn keep(dir: &Path, name: &str, content: &[u8]) -> anyhow::Result<()> {
+    debug_assert!(
+        KEPT.iter().any(|(kept, _)| *kept == name),
+        "{name} is listed in KEPT"
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))
+}
+
+async fn open_and_run(
     args: &DemoArgs,
-    effects_map: &BTreeMap<String, f64>,
-    dir: &std::path::Path,
+    effects: &BTreeMap<String, f64>,
+    dir: &Path,
+    url: &str,
     started: Instant,
 ) -> anyhow::Result<()> {
-    let url = format!("sqlite://{}", dir.join("ia-rct-demo.db").display());
-    let store = storage::connect(&url, StoreOptions::default())
+    let store = storage::connect(url, StoreOptions::default())
         .await
-        .with_context(|| format!("could not open {url}"))?;
-    step(
-        started,
-        &format!("embedded SQLite database at {}", dir.display()),
-    );
+        .with_context(|| format!("could not open the database at {}", redact_url(url)))?;
+    let result = match refuse_a_used_database(store.as_ref(), url).await {
+        Ok(()) => demo(&store, args, effects, dir, started).await,
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    result
+}
+
+/// The demo writes a trial and simulated statistics, which the database keeps for good (they are
+/// never updated or deleted): it runs only on a database that holds neither yet.
+async fn refuse_a_used_database(store: &dyn Store, url: &str) -> anyhow::Result<()> {
+    let trials = store.list_trials().await?;
+    let uploads = store.statistics_uploads(None).await?;
+    if !trials.is_empty() || !uploads.is_empty() {
+        bail!(
+            "the database at {} already holds {} trial(s) and {} statistics upload(s); the demo \
+             adds a trial and simulated NAV statistics that can never be removed, so it runs only \
+             on a database without either (a new one, or no --database-url for a temporary one)",
+            redact_url(url),
+            trials.len(),
+            uploads.len()
+        );
+    }
+    Ok(())
+}
+
+async fn demo(
+    store: &Arc<dyn Store>,
+    args: &DemoArgs,
+    effects: &BTreeMap<String, f64>,
+    dir: &Path,
+    started: Instant,
+) -> anyhow::Result<()> {
     let generated = generate_token()?;
-    let spec =
-        TokenSpec::new("demo", Role::Direktorat, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = TokenSpec::new("ia-rct demo", Role::Direktorat, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audit = super::cli_audit("token create", 201);
-    store
+    let token = store
         .create_token(
             &NewToken {
                 name: spec.name,
@@ -156,16 +283,35 @@ async fn demo(
             },
             &audit,
         )
-        .await?;
-    let state = AppState::new(Arc::clone(&store), HttpConfig::default());
+        .await?
+        .value;
+    let state = AppState::new(Arc::clone(store), HttpConfig::default());
     let client = Client {
         app: http::app(state),
         token: generated.secret,
     };
+    let result = walk(&client, args, effects, dir, started).await;
+    // The token's secret is gone with this process; revoked, it is listed as used and ended.
+    let audit = super::cli_audit("token revoke", 200);
+    store
+        .revoke_token(token.id, &super::cli_operator(), &audit)
+        .await
+        .context("could not revoke the demo's token")?;
+    result
+}
 
+/// The trial's steps, through the service's routes.
+async fn walk(
+    client: &Client,
+    args: &DemoArgs,
+    effects_map: &BTreeMap<String, f64>,
+    dir: &Path,
+    started: Instant,
+) -> anyhow::Result<()> {
     // The protocol.
     let protocol = Protocol::from_toml(DEFAULT_PROTOCOL).context("the built-in protocol")?;
     let id = protocol.id.clone();
+    keep(dir, "protocol.toml", DEFAULT_PROTOCOL.as_bytes())?;
     client
         .call(
             Method::POST,
@@ -213,6 +359,7 @@ async fn demo(
         writer.write(&row)?;
     }
     let (baseline_csv, baseline_rows) = writer.finish()?;
+    keep(dir, "statistics-baseline.csv", &baseline_csv)?;
     client
         .call(
             Method::POST,
@@ -228,6 +375,7 @@ async fn demo(
     );
 
     let register = simulate::register_csv(&firms);
+    keep(dir, "register.csv", register.as_bytes())?;
     client
         .call(
             Method::POST,
@@ -255,6 +403,17 @@ async fn demo(
             StatusCode::CREATED,
         )
         .await?;
+    keep(dir, "seed.txt", format!("{seed}\n").as_bytes())?;
+    let units = client
+        .call(
+            Method::GET,
+            &format!("/v1/trials/{id}/draws/1/units.csv"),
+            "text/plain",
+            Vec::new(),
+            StatusCode::OK,
+        )
+        .await?;
+    keep(dir, "units.csv", &units)?;
     let csv = client
         .call(
             Method::GET,
@@ -264,6 +423,7 @@ async fn demo(
             StatusCode::OK,
         )
         .await?;
+    keep(dir, "assignment.csv", &csv)?;
     let assignment = read_assignment(&String::from_utf8(csv)?)
         .map_err(|e| anyhow::anyhow!("the published assignment: {e:?}"))?;
     let mut per_arm: BTreeMap<&str, usize> = BTreeMap::new();
@@ -288,6 +448,7 @@ async fn demo(
         writer.write(&row)?;
     }
     let (follow_csv, follow_rows) = writer.finish()?;
+    keep(dir, "statistics-follow-up.csv", &follow_csv)?;
     client
         .call(
             Method::POST,
@@ -318,12 +479,8 @@ async fn demo(
             StatusCode::OK,
         )
         .await?;
+    keep(dir, "estimates.json", &body)?;
     step(started, "estimated (GET /v1/trials/{id}/estimates)");
-    store.close().await;
-    if args.json {
-        println!("{}", String::from_utf8_lossy(&body));
-        return Ok(());
-    }
     let mut value: serde_json::Value = serde_json::from_slice(&body)?;
     let report = Report {
         estimates: serde_json::from_value(value["estimates"].take())?,
@@ -331,24 +488,27 @@ async fn demo(
         skipped: serde_json::from_value(value["skipped"].take())?,
         attrition: serde_json::from_value(value["attrition"].take())?,
     };
-    println!(
-        "\nia-rct demo: trial {id}, protocol {}, statistics vintage {}, randomized {r}, \
-         {} quarters before and {} after\n",
+    let table = format!(
+        "ia-rct demo: trial {id}, protocol {}, statistics vintage {}, randomized {r}, \
+         {} quarters before and {} after\n\n{}\ntrue effects used by the simulation (percentage points): {}\n",
         value["protocol_hash"]
             .as_str()
             .map_or("", |h| &h[..12.min(h.len())]),
         value["vintage"],
         follow.pre_quarters,
-        follow.post_quarters
-    );
-    print!("{}", format_table(&report));
-    println!(
-        "\ntrue effects used by the simulation (percentage points): {}",
+        follow.post_quarters,
+        format_table(&report),
         args.effect
             .iter()
             .map(|(a, e)| format!("{a} {e:+}"))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    keep(dir, "estimates.txt", table.as_bytes())?;
+    if args.json {
+        outln!("{}", String::from_utf8_lossy(&body));
+    } else {
+        out!("\n{table}");
+    }
     Ok(())
 }

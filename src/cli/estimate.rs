@@ -149,8 +149,11 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     }
     let report = estimate::estimate(&data, &opts)?;
     match args.format {
-        Format::Json => println!("{}", crate::json::to_string_pretty(&report)?),
-        Format::Table => print!("{}", format_table(&report)),
+        Format::Json => {
+            let json = crate::json::to_string_pretty(&report)?;
+            outln!("{json}");
+        }
+        Format::Table => out!("{}", format_table(&report)),
     }
     Ok(())
 }

@@ -1,5 +1,25 @@
 //! The `ia-rct` command line: `serve`, `migrate`, `token`, and the offline `protocol`, `assign` and
 //! `verify`.
+//!
+//! Everything the commands print on stdout goes through [`out!`] and [`outln!`], so that a reader
+//! that stops early (`ia-rct protocol show P | head`) ends the command quietly ([`StdoutClosed`])
+//! instead of a panic in `println!`; clippy's `print_stdout` keeps it that way.
+#![warn(clippy::print_stdout)]
+
+/// `print!` for the commands: writes to stdout, and returns from the enclosing function with
+/// [`StdoutClosed`] when the reader has gone away (any other write error with its reason).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))?
+    };
+}
+
+/// `println!` for the commands, as [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
 
 mod demo;
 mod estimate;
@@ -13,7 +33,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::auth::{TokenSpec, generate_token};
 use crate::config::{
@@ -30,7 +51,8 @@ use tokio::sync::Notify;
 #[derive(Debug, Parser)]
 #[command(name = "ia-rct", version, about, long_about = None)]
 pub struct Cli {
-    /// Database URL: `sqlite://PATH` (created on first use) or `postgres://USER@HOST/DB`.
+    /// Database URL: `sqlite://PATH` (created on first use) or `postgres://USER@HOST/DB`. `demo`
+    /// uses it only when given here, never from the variable or the default.
     #[arg(
         long,
         env = "IA_RCT_DATABASE_URL",
@@ -38,6 +60,12 @@ pub struct Cli {
         global = true
     )]
     pub database_url: String,
+
+    /// Whether `--database-url` was given on the command line, rather than taken from
+    /// `IA_RCT_DATABASE_URL` or the default (set by [`Cli::parse_command_line`]): `demo` runs on
+    /// that database only then, and otherwise on a temporary SQLite database.
+    #[arg(skip)]
+    pub database_url_given: bool,
 
     /// Log format on stderr.
     #[arg(long, env = "IA_RCT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -60,6 +88,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's command line (exiting with clap's message on an error), noting where
+    /// the database URL came from.
+    pub fn parse_command_line() -> Cli {
+        Cli::parse_arguments(std::env::args_os())
+    }
+
+    /// Parses `args` (the program name first) as [`Cli::parse_command_line`] does.
+    pub fn parse_arguments<I, T>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut matches = Cli::command().get_matches_from(args);
+        let given = matches.value_source("database_url") == Some(ValueSource::CommandLine);
+        let mut cli = Cli::from_arg_matches_mut(&mut matches)
+            .unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+        cli.database_url_given = given;
+        cli
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -79,7 +129,8 @@ pub enum Command {
     /// Create, list and revoke bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Validate a protocol; print its canonical JSON or hash.
+    /// Read a protocol file and print its canonical JSON (`show`) or content hash (`hash`); an
+    /// invalid protocol is refused with the reason.
     #[command(subcommand)]
     Protocol(offline::ProtocolCommand),
     /// Randomize a firm register offline, exactly as the service does (no database).
@@ -95,8 +146,9 @@ pub enum Command {
     /// Effect estimates from an assignment and NAV statistics files (no database):
     /// itt_dim, itt_ancova, itt_lin, did_twfe, event_study, for every arm and weighting.
     Estimate(estimate::EstimateArgs),
-    /// The whole trial on an embedded SQLite database in a temporary folder, through the service's
-    /// own routes: protocol, statistics, enrollment, randomization, follow-up, estimates.
+    /// The whole trial through the service's own routes: protocol, statistics, enrollment,
+    /// randomization, follow-up, estimates; on an embedded SQLite database in a temporary folder,
+    /// or on the database --database-url names (not IA_RCT_DATABASE_URL), where the trial stays.
     Demo(demo::DemoArgs),
 }
 
@@ -153,6 +205,22 @@ pub enum TokenCommand {
     },
 }
 
+/// stdout was closed by its reader (`ia-rct protocol show P | head`). The binary exits quietly with
+/// status 141, what a shell reports for a program that a closed pipe stopped (128 + SIGPIPE).
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by its reader")]
+pub struct StdoutClosed;
+
+/// Writes to stdout (see [`out!`]): a closed pipe is [`StdoutClosed`], any other failure an error
+/// with its reason.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_fmt(args) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
+}
+
 /// Sets up logging on stderr.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -178,7 +246,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => return offline::verify(args),
         Command::Simulate(args) => return simulate::run(args),
         Command::Estimate(args) => return estimate::run(args),
-        Command::Demo(args) => return demo::run(args).await,
+        Command::Demo(args) => {
+            let url = cli.database_url_given.then_some(cli.database_url.as_str());
+            return demo::run(args, url).await;
+        }
         _ => {}
     }
     #[cfg(feature = "fault-injection")]
@@ -220,9 +291,12 @@ async fn serve(store: Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Resul
         upload_limit: args.upload_limit,
     };
     tracing::info!(%addr, backend = ?store.backend(), "listening");
-    // One line on stdout that scripts (and the tests) can read the address from.
-    println!("ia-rct listening on http://{addr}");
-    std::io::stdout().flush().ok();
+    // One line on stdout that scripts (and the tests) can read the address from; the service keeps
+    // running when nobody reads it.
+    let announced = write_stdout(format_args!("ia-rct listening on http://{addr}\n"));
+    if announced.is_ok() {
+        std::io::stdout().flush().ok();
+    }
 
     let stopping = Arc::new(Notify::new());
     let signal = {
@@ -332,15 +406,15 @@ async fn token(store: &dyn storage::Store, command: TokenCommand) -> anyhow::Res
                     .map(|f| format!(", fylke {f} {}", f.name()))
                     .unwrap_or_default()
             );
-            println!("{}", generated.secret);
+            outln!("{}", generated.secret);
             Ok(())
         }
         TokenCommand::List { json } => {
             let tokens = store.list_tokens().await?;
             if json {
-                println!("{}", crate::json::to_string_pretty(&tokens)?);
+                outln!("{}", crate::json::to_string_pretty(&tokens)?);
             } else {
-                print_token_table(&tokens);
+                print_token_table(&tokens)?;
             }
             Ok(())
         }
@@ -421,13 +495,17 @@ async fn ingest(store: &dyn storage::Store, args: IngestArgs) -> anyhow::Result<
     Ok(())
 }
 
-fn print_token_table(tokens: &[TokenInfo]) {
-    println!(
+fn print_token_table(tokens: &[TokenInfo]) -> anyhow::Result<()> {
+    outln!(
         "{:>4}  {:<30}  {:<10}  {:<5}  {:<25}  REVOKED",
-        "ID", "NAME", "ROLE", "FYLKE", "CREATED"
+        "ID",
+        "NAME",
+        "ROLE",
+        "FYLKE",
+        "CREATED"
     );
     for t in tokens {
-        println!(
+        outln!(
             "{:>4}  {:<30}  {:<10}  {:<5}  {:<25}  {}",
             t.id,
             t.name,
@@ -438,5 +516,28 @@ fn print_token_table(tokens: &[TokenInfo]) {
                 .map(|r| r.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 .unwrap_or_else(|| "-".to_owned())
         );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+
+    /// `--database-url` counts as given wherever it stands on the command line (it is global), and
+    /// only there: the default (or IA_RCT_DATABASE_URL) does not make `demo` leave its temporary
+    /// SQLite database.
+    #[test]
+    fn database_url_given_only_on_the_command_line() {
+        let default = Cli::parse_arguments(["ia-rct", "demo"]);
+        assert!(!default.database_url_given);
+        for args in [
+            ["ia-rct", "demo", "--database-url", "sqlite://given.db"],
+            ["ia-rct", "--database-url", "sqlite://given.db", "demo"],
+        ] {
+            let cli = Cli::parse_arguments(args);
+            assert!(cli.database_url_given, "{args:?}");
+            assert_eq!(cli.database_url, "sqlite://given.db");
+        }
     }
 }

@@ -19,12 +19,12 @@ use crate::register::{RegisterOptions, detect_format, parse_register};
 /// `protocol` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ProtocolCommand {
-    /// Validate a protocol and print its canonical JSON (what its hash is taken over).
+    /// Print a protocol's canonical JSON (what its hash is taken over), or refuse it as invalid.
     Show {
         /// The protocol file (TOML, or JSON if it ends in .json).
         path: PathBuf,
     },
-    /// Validate a protocol and print its content hash (SHA-256 of the canonical JSON).
+    /// Print a protocol's content hash (SHA-256 of the canonical JSON), or refuse it as invalid.
     Hash {
         /// The protocol file.
         path: PathBuf,
@@ -114,8 +114,14 @@ pub fn load_protocol(path: &Path) -> anyhow::Result<Protocol> {
 /// Runs a `protocol` subcommand.
 pub fn protocol(command: ProtocolCommand) -> anyhow::Result<()> {
     match command {
-        ProtocolCommand::Show { path } => println!("{}", load_protocol(&path)?.canonical_json()),
-        ProtocolCommand::Hash { path } => println!("{}", load_protocol(&path)?.content_hash()),
+        ProtocolCommand::Show { path } => {
+            let json = load_protocol(&path)?.canonical_json();
+            outln!("{json}");
+        }
+        ProtocolCommand::Hash { path } => {
+            let hash = load_protocol(&path)?.content_hash();
+            outln!("{hash}");
+        }
     }
     Ok(())
 }
@@ -297,15 +303,17 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         } else {
             d.orgnr.clone()
         };
-        println!(
+        outln!(
             "{who}\t{}\texpected {}\tfound {}",
-            d.field, d.expected, d.found
+            d.field,
+            d.expected,
+            d.found
         );
     }
     let seed_problem =
         (!prepared.seed_ok && !args.draw.dry_run).then(|| seed_refusal(wave, &prepared.protocol));
     if let Some(problem) = &seed_problem {
-        println!("seed\t{problem}");
+        outln!("seed\t{problem}");
     }
     match (diffs.len(), seed_problem) {
         (0, None) => {

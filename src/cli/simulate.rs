@@ -189,18 +189,21 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         &report,
         trial.as_ref().map(|(_, name)| name.as_str()),
         started.elapsed(),
-    );
-    Ok(())
+    )
 }
 
-fn print_summary(report: &ScenarioReport, protocol: Option<&str>, elapsed: std::time::Duration) {
+fn print_summary(
+    report: &ScenarioReport,
+    protocol: Option<&str>,
+    elapsed: std::time::Duration,
+) -> anyhow::Result<()> {
     let expected = report.statistics.rows + report.missing;
-    println!(
+    outln!(
         "{}: {} firms",
         report.register.path.display(),
         report.register.rows
     );
-    println!(
+    outln!(
         "{}: {} firm-quarters, {}-{} ({} missing: {:.2} %; {} with fewer than 5 persons, unmasked)",
         report.statistics.path.display(),
         report.statistics.rows,
@@ -211,7 +214,7 @@ fn print_summary(report: &ScenarioReport, protocol: Option<&str>, elapsed: std::
         report.masked
     );
     if let (Some(draw), Some(assignment)) = (&report.draw, &report.assignment) {
-        println!(
+        outln!(
             "{}: {} firms eligible, {} excluded, {} strata; protocol {} ({}, {}), wave 1",
             assignment.path.display(),
             draw.eligible,
@@ -222,7 +225,7 @@ fn print_summary(report: &ScenarioReport, protocol: Option<&str>, elapsed: std::
             draw.protocol_hash.get(..12).unwrap_or_default()
         );
         if let Some(seed_file) = &report.seed_file {
-            println!(
+            outln!(
                 "{}: draw seed `{}`{}",
                 seed_file.display(),
                 draw.seed,
@@ -233,7 +236,7 @@ fn print_summary(report: &ScenarioReport, protocol: Option<&str>, elapsed: std::
                 }
             );
         }
-        println!(
+        outln!(
             "true effects from {} on (percentage points on the latent rate; realized = after clamping to [0, 1]):",
             draw.randomization_quarter
         );
@@ -245,7 +248,7 @@ fn print_summary(report: &ScenarioReport, protocol: Option<&str>, elapsed: std::
                 ),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "  {:<14} {:>7} firms  {}{realized}",
                 arm.arm,
                 arm.firms,
@@ -257,5 +260,6 @@ fn print_summary(report: &ScenarioReport, protocol: Option<&str>, elapsed: std::
             );
         }
     }
-    println!("done in {:.1} s", elapsed.as_secs_f64());
+    outln!("done in {:.1} s", elapsed.as_secs_f64());
+    Ok(())
 }

@@ -319,3 +319,262 @@ fn demo_refuses_an_effect_for_an_unknown_arm() {
     assert!(!out.status.success(), "accepted: {stderr}");
     assert!(stderr.contains("control arm"), "{stderr}");
 }
+
+/// A small demo: big enough for every estimator, small enough for a debug build.
+const DEMO_FIRMS: &str = "1500";
+
+/// The files `demo --dir` keeps beside its database, as the README lists them.
+const DEMO_FILES: [&str; 9] = [
+    "protocol.toml",
+    "statistics-baseline.csv",
+    "register.csv",
+    "units.csv",
+    "assignment.csv",
+    "seed.txt",
+    "statistics-follow-up.csv",
+    "estimates.json",
+    "estimates.txt",
+];
+
+fn run_ok(command: &mut Command) -> std::process::Output {
+    let out = command.output().expect("run ia-rct");
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `demo --dir D` keeps the database and every input and output in D, and they are the real ones:
+/// the draw verifies from the kept protocol, register, baseline statistics and seed (and from the
+/// published unit list), and `ia-rct estimate` on the kept files gives the estimates the service
+/// gave. IA_RCT_DATABASE_URL is not used by the demo (only `--database-url` is), and it says so.
+#[test]
+fn demo_dir_keeps_the_database_and_every_input_and_output() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let dir = tmp.path().join("demo");
+    let env_db = tmp.path().join("from-env.db");
+    let out = run_ok(
+        Command::new(BIN)
+            .args(["demo", "--firms", DEMO_FIRMS, "--dir"])
+            .arg(&dir)
+            .env(
+                "IA_RCT_DATABASE_URL",
+                format!("sqlite://{}", env_db.display()),
+            ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not use IA_RCT_DATABASE_URL"),
+        "{stderr}"
+    );
+    assert!(
+        !env_db.exists(),
+        "the demo did not write to IA_RCT_DATABASE_URL"
+    );
+    assert!(dir.join("ia-rct-demo.db").is_file(), "the database is kept");
+    for name in DEMO_FILES {
+        let len = std::fs::metadata(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} is not kept: {e}"))
+            .len();
+        assert!(len > 0, "{name} is empty");
+        assert!(stderr.contains(name), "the demo names {name}: {stderr}");
+    }
+    let table = std::fs::read_to_string(dir.join("estimates.txt")).expect("table");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(table.trim()),
+        "estimates.txt is the table printed"
+    );
+
+    let path = |name: &str| dir.join(name);
+    let seed = std::fs::read_to_string(path("seed.txt")).expect("seed");
+    let seed = seed.trim();
+    assert_eq!(seed, "nals-arbeidsformer-demo-wave-1");
+    run_ok(
+        Command::new(BIN)
+            .arg("verify")
+            .arg("--protocol")
+            .arg(path("protocol.toml"))
+            .arg("--firms")
+            .arg(path("register.csv"))
+            .arg("--stats")
+            .arg(path("statistics-baseline.csv"))
+            .args(["--seed", seed, "--assignment"])
+            .arg(path("assignment.csv")),
+    );
+    run_ok(
+        Command::new(BIN)
+            .arg("verify")
+            .arg("--protocol")
+            .arg(path("protocol.toml"))
+            .arg("--units")
+            .arg(path("units.csv"))
+            .args(["--seed", seed, "--assignment"])
+            .arg(path("assignment.csv")),
+    );
+
+    let offline = run_ok(
+        Command::new(BIN)
+            .arg("estimate")
+            .arg("--protocol")
+            .arg(path("protocol.toml"))
+            .arg("--assignment")
+            .arg(path("assignment.csv"))
+            .arg("--stats")
+            .arg(path("statistics-baseline.csv"))
+            .arg("--stats")
+            .arg(path("statistics-follow-up.csv"))
+            .args(["--format", "json"]),
+    );
+    let offline: serde_json::Value = serde_json::from_slice(&offline.stdout).expect("json");
+    let served: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path("estimates.json")).expect("estimates"))
+            .expect("json");
+    // The same numbers; only the service knows which statistics vintage they come from.
+    let without_vintage = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+        let mut rows = report["estimates"].as_array().expect("estimates").clone();
+        for row in &mut rows {
+            row.as_object_mut().expect("row").remove("vintage");
+        }
+        rows
+    };
+    let served_rows = without_vintage(&served);
+    assert!(served_rows.len() > 10, "{served_rows:?}");
+    assert_eq!(
+        without_vintage(&offline),
+        served_rows,
+        "the kept files give the service's estimates"
+    );
+}
+
+/// `demo --database-url URL` runs the whole trial on that database and leaves it there; the demo's
+/// token is revoked at the end; a second demo on the same database is refused before it writes,
+/// since a trial and statistics can never be removed.
+async fn demo_runs_on_the_database_url_given(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let out = run_ok(
+        Command::new(BIN)
+            .args(["demo", "--firms", DEMO_FIRMS, "--database-url", &db.url])
+            .env_remove("IA_RCT_DATABASE_URL"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(--database-url)"), "{stderr}");
+    assert!(!stderr.contains("embedded SQLite"), "{stderr}");
+
+    let store = db.store().await;
+    let trials = store.list_trials().await.expect("trials");
+    assert_eq!(trials.len(), 1);
+    assert_eq!(trials[0].id, "nals-arbeidsformer");
+    assert_eq!(trials[0].waves_drawn, 1);
+    let draws = store.draws("nals-arbeidsformer").await.expect("draws");
+    assert_eq!(draws.len(), 1);
+    let uploads = store.statistics_uploads(None).await.expect("uploads");
+    assert_eq!(uploads.len(), 2, "baseline and follow-up");
+    let tokens = store.list_tokens().await.expect("tokens");
+    assert_eq!(tokens.len(), 1);
+    assert!(
+        tokens[0].revoked_at.is_some(),
+        "the demo's token is revoked"
+    );
+
+    let again = Command::new(BIN)
+        .args(["demo", "--firms", DEMO_FIRMS, "--database-url", &db.url])
+        .env_remove("IA_RCT_DATABASE_URL")
+        .output()
+        .expect("run ia-rct");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "a second demo ran: {stderr}");
+    assert!(
+        stderr.contains("already holds 1 trial(s) and 2 statistics upload(s)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        store.statistics_uploads(None).await.expect("uploads").len(),
+        2
+    );
+    assert_eq!(store.list_tokens().await.expect("tokens").len(), 1);
+    store.close().await;
+}
+
+on_both_backends!(demo_runs_on_the_database_url_given);
+
+/// Runs ia-rct with stdout a pipe whose reader is already gone (`ia-rct … | head` once head has
+/// exited): the command stops quietly with status 141, with no panic and no error message.
+fn with_closed_stdout(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(BIN)
+        .args(args)
+        .env_remove("IA_RCT_DATABASE_URL")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run ia-rct")
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("ia-rct.db").display());
+    let sim = dir.join("sim");
+    let sim_s = sim.to_str().expect("path").to_owned();
+    run_ok(
+        Command::new(BIN)
+            .args(["simulate", "--firms", "300", "--out", &sim_s])
+            .args(["--effect", "bred_prosess=-0.8"]),
+    );
+    let file = |name: &str| sim.join(name).to_str().expect("path").to_owned();
+    run_ok(Command::new(BIN).args(["--database-url", &db, "migrate"]));
+    let protocol = "protocols/nals-arbeidsformer.toml";
+    let demo_dir = dir.join("demo").to_str().expect("path").to_owned();
+    let commands: Vec<Vec<String>> = [
+        vec!["protocol", "show", protocol],
+        vec!["protocol", "hash", protocol],
+        vec!["--database-url", &db, "token", "list"],
+        vec!["--database-url", &db, "token", "list", "--json"],
+        vec![
+            "--database-url",
+            &db,
+            "token",
+            "create",
+            "--role",
+            "forsker",
+            "--name",
+            "pipe",
+        ],
+        vec!["simulate", "--firms", "200", "--out", &file("again")],
+        vec![
+            "estimate",
+            "--protocol",
+            protocol,
+            "--assignment",
+            &file("assignment.csv"),
+            "--stats",
+            &file("statistics.csv"),
+        ],
+        vec!["demo", "--firms", "300", "--dir", &demo_dir],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(str::to_owned).collect())
+    .collect();
+    for command in &commands {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let out = with_closed_stdout(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked")
+                && !stderr.contains("error")
+                && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // clap's own output (help, version) does not panic either.
+    for args in [["--help"], ["--version"]] {
+        let out = with_closed_stdout(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
