@@ -422,3 +422,69 @@ mod tests {
         assert_eq!(ksum(v), 2.0);
     }
 }
+
+/// `A^{+1/2}` for a symmetric PSD `A = I + Y C Y'` (n x n) of low rank update (Y n x k, C k x k
+/// symmetric, k much smaller than n), applied to vectors without forming the n x n matrix: with Q
+/// an orthonormal basis of Y's columns (modified Gram-Schmidt, twice) and R = Q'Y,
+/// `A = (I − QQ') + Q (I + R C R') Q'`, so `A^{+1/2} = (I − QQ') + Q (I + R C R')^{+1/2} Q'`, with
+/// the same clamp of eigenvalues as [`sqrt_pinv`] (the other eigenvalues are 1). The cost is
+/// O(n k² + k³) instead of O(n³): CR2's adjustment of a large cluster (issue 12).
+#[derive(Debug, Clone)]
+pub struct LowRankRoot {
+    q: Array2<f64>,
+    t: Array2<f64>,
+}
+
+impl LowRankRoot {
+    /// The root of `I + Y C Y'`.
+    pub fn new(y: &Array2<f64>, c: &Array2<f64>) -> Self {
+        let (n, k) = y.dim();
+        let mut basis: Vec<Array1<f64>> = Vec::with_capacity(k);
+        for j in 0..k {
+            let col = y.column(j);
+            let norm0 = col.dot(&col).sqrt();
+            if norm0 == 0.0 {
+                continue;
+            }
+            let mut w = col.to_owned();
+            for _ in 0..2 {
+                for b in &basis {
+                    let r = b.dot(&w);
+                    w.scaled_add(-r, b);
+                }
+            }
+            let norm = w.dot(&w).sqrt();
+            // Only a numerically exact dependence is dropped: an extra direction never changes
+            // the result, a missing one would.
+            if norm <= 1e-14 * norm0 {
+                continue;
+            }
+            w /= norm;
+            basis.push(w);
+        }
+        let r_count = basis.len();
+        let mut q = Array2::<f64>::zeros((n, r_count));
+        for (j, b) in basis.iter().enumerate() {
+            q.column_mut(j).assign(b);
+        }
+        let r = q.t().dot(y);
+        let mut small = r.dot(c).dot(&r.t());
+        for i in 0..r_count {
+            small[[i, i]] += 1.0;
+        }
+        // Symmetrize against rounding before the eigendecomposition.
+        let small = Array2::from_shape_fn((r_count, r_count), |(i, j)| {
+            0.5 * (small[[i, j]] + small[[j, i]])
+        });
+        let t = sqrt_pinv(&small);
+        LowRankRoot { q, t }
+    }
+
+    /// `A^{+1/2} v`.
+    pub fn apply(&self, v: &Array1<f64>) -> Array1<f64> {
+        let qv = self.q.t().dot(v);
+        let mut out = v - &self.q.dot(&qv);
+        out += &self.q.dot(&self.t.dot(&qv));
+        out
+    }
+}

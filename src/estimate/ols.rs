@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::EstimateError;
-use super::linalg::{GramInverse, KahanSum, invert_gram, ksum, sqrt_pinv};
+use super::linalg::{GramInverse, KahanSum, LowRankRoot, invert_gram, ksum, sqrt_pinv};
 
 /// Leverage at or above `1 - LEVERAGE_ONE` counts as 1: such a row is fitted exactly and its HC2
 /// contribution is 0 (estimatr 2.0; 1.x returned NaN).
@@ -153,24 +153,32 @@ impl Fit {
         let mut uu = Array2::<f64>::zeros((p, p));
         for rows in &clusters.members {
             let ns = rows.len();
-            // B_s = I − (P_D)_ss − X̃_s M X̃_s'
-            let mut b = Array2::<f64>::zeros((ns, ns));
-            let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
-            for (a, &i) in rows.iter().enumerate() {
-                for (c, &j) in rows.iter().enumerate().skip(a) {
-                    let mut v = if a == c { 1.0 } else { 0.0 };
-                    if self.group[i] == self.group[j] {
-                        v -= self.sqw[i] * self.sqw[j] / self.group_w[self.group[i] as usize];
-                    }
-                    v -= self.xt.row(j).dot(&mx[a]);
-                    b[[a, c]] = v;
-                    b[[c, a]] = v;
-                }
-            }
-            let a_s = sqrt_pinv(&b);
             let infl: Array1<f64> = rows.iter().map(|&i| influence[i]).collect();
             let res: Array1<f64> = rows.iter().map(|&i| self.et[i]).collect();
-            let q = a_s.dot(&infl);
+            // A_s infl with B_s = I − (P_D)_ss − X̃_s M X̃_s': B_s = I + Y C Y' with Y the
+            // cluster's level indicators (times √w) and X̃_s, C = −diag(1/W_g, M).
+            let levels = self.levels_of(rows);
+            let q = if low_rank(ns, levels.len() + p) {
+                let (y, mut c) = self.cluster_basis(rows, &levels);
+                c.mapv_inplace(|v| -v);
+                LowRankRoot::new(&y, &c).apply(&infl)
+            } else {
+                let mut b = Array2::<f64>::zeros((ns, ns));
+                let mx: Vec<Array1<f64>> =
+                    rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
+                for (a, &i) in rows.iter().enumerate() {
+                    for (c, &j) in rows.iter().enumerate().skip(a) {
+                        let mut v = if a == c { 1.0 } else { 0.0 };
+                        if self.group[i] == self.group[j] {
+                            v -= self.sqw[i] * self.sqw[j] / self.group_w[self.group[i] as usize];
+                        }
+                        v -= self.xt.row(j).dot(&mx[a]);
+                        b[[a, c]] = v;
+                        b[[c, a]] = v;
+                    }
+                }
+                sqrt_pinv(&b).dot(&infl)
+            };
             let score = q.dot(&res);
             var.add(score * score);
             // Satterthwaite pieces: Ω = diag(q_s'q_s) − L with L = V W⁻¹ V' + U M U'.
@@ -301,35 +309,73 @@ impl Fit {
         let mut parts: Vec<Parts> = Vec::with_capacity(g_count);
         for rows in &clusters.members {
             let ns = rows.len();
-            let mut k_ss = Array2::<f64>::zeros((ns, ns));
-            let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
-            let msmx: Vec<Array1<f64>> = rows.iter().map(|&i| msm.dot(&self.xt.row(i))).collect();
-            for (a, &i) in rows.iter().enumerate() {
-                for (b, &j) in rows.iter().enumerate() {
-                    let gi = self.group[i] as usize;
-                    let gj = self.group[j] as usize;
-                    let mut pij = self.xt.row(j).dot(&mx[a]);
-                    if gi == gj {
-                        pij += self.sqw[i] * self.sqw[j] / self.group_w[gi];
-                    }
-                    let mut pwp = self.xt.row(j).dot(&msmx[a]);
-                    pwp += self.sqw[i] * mr[gi].dot(&self.xt.row(j));
-                    pwp += self.sqw[j] * mr[gj].dot(&self.xt.row(i));
-                    if gi == gj {
-                        pwp += self.sqw[i] * self.sqw[j] * q[gi];
-                    }
-                    let mut v = -pij * w[j] - w[i] * pij + pwp;
-                    if a == b {
-                        v += w[i];
-                    }
-                    // G_s = W^{-1/2} K W^{-1/2}
-                    k_ss[[a, b]] = v / (self.sqw[i] * self.sqw[j]);
-                }
-            }
-            let a_s = sqrt_pinv(&k_ss);
             let a_orig: Array1<f64> = rows.iter().map(|&i| influence[i] * self.sqw[i]).collect();
+            let levels = self.levels_of(rows);
+            let u = if low_rank(ns, 2 * (levels.len() + p)) {
+                // G_s = I − Ya C1 Yb' − Yb C1 Ya' + Ya Φ Ya' with Y1 = [level indicators × √w,
+                // X̃_s], Ya = W_s^{-1/2} Y1, Yb = W_s^{1/2} Y1, C1 = diag(1/W_g, M) and Φ the
+                // blocks q_g, M r_g / W_g and MSM: G_s = I + [Ya Yb] [[Φ, −C1], [−C1, 0]] [Ya Yb]'.
+                let (y1, c1) = self.cluster_basis(rows, &levels);
+                let k1 = y1.ncols();
+                let nl = levels.len();
+                let mut y = Array2::<f64>::zeros((ns, 2 * k1));
+                for (a, &i) in rows.iter().enumerate() {
+                    for col in 0..k1 {
+                        y[[a, col]] = y1[[a, col]] / self.sqw[i];
+                        y[[a, k1 + col]] = y1[[a, col]] * self.sqw[i];
+                    }
+                }
+                let mut c = Array2::<f64>::zeros((2 * k1, 2 * k1));
+                for (x, &g) in levels.iter().enumerate() {
+                    c[[x, x]] = q[g as usize];
+                    for col in 0..p {
+                        c[[x, nl + col]] = mr[g as usize][col];
+                        c[[nl + col, x]] = mr[g as usize][col];
+                    }
+                }
+                for r in 0..p {
+                    for col in 0..p {
+                        c[[nl + r, nl + col]] = msm[[r, col]];
+                    }
+                }
+                for r in 0..k1 {
+                    for col in 0..k1 {
+                        c[[r, k1 + col]] = -c1[[r, col]];
+                        c[[k1 + r, col]] = -c1[[r, col]];
+                    }
+                }
+                LowRankRoot::new(&y, &c).apply(&a_orig)
+            } else {
+                let mut k_ss = Array2::<f64>::zeros((ns, ns));
+                let mx: Vec<Array1<f64>> =
+                    rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
+                let msmx: Vec<Array1<f64>> =
+                    rows.iter().map(|&i| msm.dot(&self.xt.row(i))).collect();
+                for (a, &i) in rows.iter().enumerate() {
+                    for (b, &j) in rows.iter().enumerate() {
+                        let gi = self.group[i] as usize;
+                        let gj = self.group[j] as usize;
+                        let mut pij = self.xt.row(j).dot(&mx[a]);
+                        if gi == gj {
+                            pij += self.sqw[i] * self.sqw[j] / self.group_w[gi];
+                        }
+                        let mut pwp = self.xt.row(j).dot(&msmx[a]);
+                        pwp += self.sqw[i] * mr[gi].dot(&self.xt.row(j));
+                        pwp += self.sqw[j] * mr[gj].dot(&self.xt.row(i));
+                        if gi == gj {
+                            pwp += self.sqw[i] * self.sqw[j] * q[gi];
+                        }
+                        let mut v = -pij * w[j] - w[i] * pij + pwp;
+                        if a == b {
+                            v += w[i];
+                        }
+                        // G_s = W^{-1/2} K W^{-1/2}
+                        k_ss[[a, b]] = v / (self.sqw[i] * self.sqw[j]);
+                    }
+                }
+                sqrt_pinv(&k_ss).dot(&a_orig)
+            };
             let e_orig: Array1<f64> = rows.iter().map(|&i| self.et[i] / self.sqw[i]).collect();
-            let u = a_s.dot(&a_orig);
             let score = u.dot(&e_orig);
             var.add(score * score);
             // α = W^{-1/2} u, β = W α.
@@ -372,6 +418,64 @@ impl Fit {
             });
         }
         (var.value(), (parts, m.clone(), msm, q))
+    }
+}
+
+/// Use the low-rank root of a cluster's CR2 adjustment when the cluster has more than this many
+/// times as many rows as the update has columns; below it the dense n x n root is as cheap.
+const LOW_RANK_FACTOR: usize = 2;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to compare the low-rank root with the dense one on the same cluster.
+    static FORCE_DENSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a cluster of `rows` rows takes the low-rank root of an update with `cols` columns.
+fn low_rank(rows: usize, cols: usize) -> bool {
+    #[cfg(test)]
+    if FORCE_DENSE.with(std::cell::Cell::get) {
+        return false;
+    }
+    rows > LOW_RANK_FACTOR * cols
+}
+
+impl Fit {
+    /// The levels of the absorbed factor among `rows`, in order of first appearance.
+    fn levels_of(&self, rows: &[usize]) -> Vec<u32> {
+        let mut levels: Vec<u32> = Vec::new();
+        for &i in rows {
+            let g = self.group[i];
+            if !levels.contains(&g) {
+                levels.push(g);
+            }
+        }
+        levels
+    }
+
+    /// For a cluster's rows: Y1 = [√w_i on the rows of each level, X̃_s] (rows x (levels + p)) and
+    /// C1 = diag(1/W_g, M), so that the cluster's block of the projection is Y1 C1 Y1'.
+    fn cluster_basis(&self, rows: &[usize], levels: &[u32]) -> (Array2<f64>, Array2<f64>) {
+        let p = self.beta.len();
+        let nl = levels.len();
+        let mut y = Array2::<f64>::zeros((rows.len(), nl + p));
+        for (a, &i) in rows.iter().enumerate() {
+            let x = levels.iter().position(|&g| g == self.group[i]).unwrap_or(0);
+            y[[a, x]] = self.sqw[i];
+            for col in 0..p {
+                y[[a, nl + col]] = self.xt[[i, col]];
+            }
+        }
+        let mut c = Array2::<f64>::zeros((nl + p, nl + p));
+        for (x, &g) in levels.iter().enumerate() {
+            c[[x, x]] = 1.0 / self.group_w[g as usize];
+        }
+        for r in 0..p {
+            for col in 0..p {
+                c[[nl + r, nl + col]] = self.ginv.inv[[r, col]];
+            }
+        }
+        (y, c)
     }
 }
 
@@ -845,3 +949,73 @@ mod low_rank_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod low_rank_root_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Rows in a few large clusters (several levels each, or levels crossing clusters), with or
+    /// without weights: the low-rank root and the dense root give the same CR2 variance and df.
+    fn compare(n: usize, seed: u64, n_groups: usize, n_clusters: usize, weighted: bool) {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let group: Vec<u32> = (0..n).map(|i| ((i * 7) % n_groups) as u32).collect();
+        let cluster: Vec<u32> = (0..n).map(|i| (i % n_clusters) as u32).collect();
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| match j {
+            0 => f64::from(u8::from(next() < 0.5)),
+            _ => (i % 3) as f64 + next(),
+        });
+        let y: Array1<f64> = (0..n).map(|i| x[[i, 0]] * 0.3 + next() * 2.0).collect();
+        let w: Array1<f64> = (0..n).map(|_| 0.5 + next() * 3.0).collect();
+        let fit = fit(Problem {
+            y: y.view(),
+            x: x.view(),
+            group: &group,
+            n_groups,
+            weights: weighted.then(|| w.view()),
+        })
+        .expect("fit");
+        let infl = fit.influence(&vec![0.0; n_groups], ndarray::array![1.0, 0.0].view());
+        let clusters = Clusters::from_ids(&cluster);
+        let fast = fit.cr2(&infl, &clusters).expect("cr2");
+        FORCE_DENSE.with(|f| f.set(true));
+        let slow = fit.cr2(&infl, &clusters).expect("cr2");
+        FORCE_DENSE.with(|f| f.set(false));
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
+        assert!(
+            rel(fast.variance, slow.variance) < 1e-10 && rel(fast.df, slow.df) < 1e-10,
+            "low-rank {fast:?} dense {slow:?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn the_low_rank_root_equals_the_dense_root(
+            n in 60usize..160,
+            seed in any::<u64>(),
+            n_groups in 2usize..6,
+            n_clusters in 2usize..5,
+            weighted in any::<bool>(),
+        ) {
+            compare(n, seed, n_groups, n_clusters, weighted);
+        }
+    }
+
+    /// A level nested in one cluster makes the adjustment singular (an eigenvalue 0 that the
+    /// clamp drops); the two roots still agree.
+    #[test]
+    fn a_singular_adjustment_is_clamped_the_same_way() {
+        for weighted in [false, true] {
+            compare(90, 7, 3, 3, weighted);
+        }
+    }
+}
+

@@ -1055,8 +1055,9 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn every_estimate_is_finite_on_a_regular_design() {
+    /// Every estimator on 40 firms, two arms and two strata, all with post-period data; none is
+    /// skipped.
+    fn regular_report() -> Report {
         let design: Vec<(&str, &str, Option<&str>)> = (0..40)
             .map(|i| {
                 let arm = ["kontroll", "a"][i % 2];
@@ -1066,6 +1067,12 @@ mod tests {
         let data = study(&design, |_| true);
         let report = estimate(&data, &Options::all("kontroll")).expect("report");
         assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+        report
+    }
+
+    #[test]
+    fn every_estimate_is_finite_on_a_regular_design() {
+        let report = regular_report();
         for e in &report.estimates {
             for v in [
                 e.estimate,
@@ -1084,15 +1091,7 @@ mod tests {
     /// in means names its per-stratum HC2, and event-study rows carry their integer event time.
     #[test]
     fn weighted_designs_se_types_and_event_times_are_labelled() {
-        let design: Vec<(&str, &str, Option<&str>)> = (0..40)
-            .map(|i| {
-                let arm = ["kontroll", "a"][i % 2];
-                (arm, ["s1", "s2"][(i / 2) % 2], None)
-            })
-            .collect();
-        let data = study(&design, |_| true);
-        let report = estimate(&data, &Options::all("kontroll")).expect("report");
-        assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+        let report = regular_report();
         let mut seen = BTreeSet::new();
         for e in &report.estimates {
             seen.insert((e.estimator.clone(), e.weights.clone()));

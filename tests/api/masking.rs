@@ -176,15 +176,24 @@ fn aggregate_paths(id: &str) -> Vec<String> {
     ]
 }
 
-async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
+/// A server with trial `id` randomized over 160 firms (small strata, 4 arms), and its assignments.
+async fn randomized_160(
+    backend: Backend,
+    id: &str,
+) -> (TestApp, Vec<ia_rct::storage::AssignmentRecord>) {
     let app = TestApp::spawn(backend).await;
-    let id = "mask";
     app.trial_in_state(id, "randomized", 160).await;
     let assigned = app
         .store
         .assignments(id, None, None, 10_000)
         .await
         .expect("assignments");
+    (app, assigned)
+}
+
+async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
+    let id = "mask";
+    let (app, assigned) = randomized_160(backend, id).await;
     let in_arm = |arm: &str| -> Vec<_> { assigned.iter().filter(|a| a.arm == arm).collect() };
     assert!(
         ["kontroll", "bred_prosess", "ledere", "digital"]
@@ -501,14 +510,8 @@ fn consistent_with_post(
 /// that would give it are hidden. The same attacker, run on the directorate's responses, finds
 /// the true count, so it can fail.
 async fn a_small_attrition_count_cannot_be_derived_across_fields(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
     let id = "derive";
-    app.trial_in_state(id, "randomized", 160).await;
-    let assigned = app
-        .store
-        .assignments(id, None, None, 10_000)
-        .await
-        .expect("assignments");
+    let (app, assigned) = randomized_160(backend, id).await;
     let ledere: Vec<_> = assigned.iter().filter(|a| a.arm == "ledere").collect();
     let n_ledere = ledere.len() as u64;
     assert!(n_ledere >= 10, "{n_ledere}");
