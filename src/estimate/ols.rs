@@ -164,8 +164,7 @@ impl Fit {
                 LowRankRoot::new(&y, &c).apply(&infl)
             } else {
                 let mut b = Array2::<f64>::zeros((ns, ns));
-                let mx: Vec<Array1<f64>> =
-                    rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
+                let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
                 for (a, &i) in rows.iter().enumerate() {
                     for (c, &j) in rows.iter().enumerate().skip(a) {
                         let mut v = if a == c { 1.0 } else { 0.0 };
@@ -347,8 +346,7 @@ impl Fit {
                 LowRankRoot::new(&y, &c).apply(&a_orig)
             } else {
                 let mut k_ss = Array2::<f64>::zeros((ns, ns));
-                let mx: Vec<Array1<f64>> =
-                    rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
+                let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
                 let msmx: Vec<Array1<f64>> =
                     rows.iter().map(|&i| msm.dot(&self.xt.row(i))).collect();
                 for (a, &i) in rows.iter().enumerate() {
@@ -1018,4 +1016,3 @@ mod low_rank_root_tests {
         }
     }
 }
-

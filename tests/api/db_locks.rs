@@ -862,8 +862,82 @@ async fn a_database_from_before_the_locks_keeps_its_trials_and_is_locked(backend
     }
 }
 
+/// `/readyz` answers 503 when the service cannot write: on PostgreSQL the README's
+/// role with one grant taken away (INSERT on `audit_log`), on SQLite a read-only database file;
+/// and 200 again once the grant or the permission is back.
+async fn readyz_fails_when_the_service_cannot_write(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store().await.close().await;
+    let role = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(ServiceRole::create(&db).await),
+    };
+    let url = role.as_ref().map_or(db.url.clone(), |r| r.url.clone());
+    let owner_url = db.url.clone();
+    let store = ia_rct::storage::connect(&url, ia_rct::storage::StoreOptions::default())
+        .await
+        .expect("the service opens the database");
+    let app = TestApp::serve(db, store, HttpConfig::default()).await;
+    let ready = || async {
+        let response = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    };
+    assert_eq!(ready().await.0, 200);
+    let sqlite_file = owner_url
+        .strip_prefix("sqlite://")
+        .map(|p| std::path::PathBuf::from(p.split('?').next().unwrap_or(p)));
+    let grant = |revoke: bool| {
+        let owner_url = owner_url.clone();
+        let name = role.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        async move {
+            let mut owner = sqlx::PgConnection::connect(&owner_url)
+                .await
+                .expect("connect as the owner");
+            let sql = if revoke {
+                format!("REVOKE INSERT ON audit_log FROM {name}")
+            } else {
+                format!("GRANT INSERT ON audit_log TO {name}")
+            };
+            sqlx::raw_sql(&sql)
+                .execute(&mut owner)
+                .await
+                .expect("grant");
+        }
+    };
+    let set_readonly = |readonly: bool| {
+        let file = sqlite_file.clone().expect("sqlite file");
+        let mut permissions = std::fs::metadata(&file).expect("stat").permissions();
+        permissions.set_readonly(readonly);
+        std::fs::set_permissions(&file, permissions).expect("chmod");
+    };
+    match backend {
+        Backend::Postgres => grant(true).await,
+        Backend::Sqlite => set_readonly(true),
+    }
+    let (status, body) = ready().await;
+    assert_eq!(status, 503, "{body}");
+    // The reason (the missing grant, the read-only file) goes to the log, not to the caller.
+    assert!(body.contains("cannot write"), "{body}");
+    match backend {
+        Backend::Postgres => grant(false).await,
+        Backend::Sqlite => set_readonly(false),
+    }
+    let (status, body) = ready().await;
+    assert_eq!(status, 200, "{body}");
+    app.store.close().await;
+    drop(app);
+    drop(role);
+}
+
 on_both_backends!(
     accepted_trials_and_tokens_cannot_be_rewritten_in_the_database,
     a_database_from_before_the_locks_keeps_its_trials_and_is_locked,
     the_service_writes_as_the_readme_role,
+    readyz_fails_when_the_service_cannot_write,
 );
