@@ -27,8 +27,8 @@ of the upload routes (with a warning, "Unsupported content type"), so the genera
 the JSON forms the same routes read (NAV's `virksomhet.json` rows, register, take-up and survey
 rows as JSON). The CSV and TOML forms are exercised by the Rust test and scripts/walkthrough.sh.
 
-Last run: 2026-12-03, openapi-python-client 0.29.1, against `target/debug/ia-rct serve` built from
-this branch on a fresh SQLite database (600 simulated firms):
+Last run: 2026-12-03, openapi-python-client 0.29.1, against `ia-rct serve` (release) built from
+main after the acknowledgement-status route on a fresh SQLite database (600 simulated firms):
     generated ia_rct_client (8 warnings: application/toml, text/csv, text/toml not supported)
     calling every operation of http://127.0.0.1:40837/openapi.json through the generated client:
       GET    /healthz                                      200 Status
@@ -41,7 +41,7 @@ this branch on a fresh SQLite database (600 simulated firms):
       GET    /v1/trials/{id}/draws/{wave}/units.csv        200 NoneType
       GET    /v1/trials/{id}/draws/{wave}/assignment.csv   200 NoneType
       GET    /v1/audit                                     200 AuditPage
-    32 of 32 operations called through the generated client, every one 2xx, every JSON answer
+    33 of 33 operations called through the generated client, every one 2xx, every JSON answer
     parsed into its model: ok
 (`NoneType`: a CSV file or this document, which the generated function returns unparsed; the
 generated function for the assignments parses every 200 as JSON, so their CSV form is fetched with
@@ -127,6 +127,8 @@ class Run:
             for key in (param["name"], py):
                 if key in given:
                     value = given.pop(key)
+            if value is None:  # given as None: leave the parameter out
+                continue
             kwargs[py] = convert(hints[py], value)
         if body is not None:
             kwargs["body"] = convert(hints["body"], body)
@@ -239,10 +241,12 @@ def main() -> int:
     # the CSV form (`format=csv`) is read from the raw response; then the JSON form.
     _, raw = run.call("list_assignments", vestland, raw=True)
     assert raw.headers["content-type"].startswith("text/csv"), raw.headers
-    page, _ = run.call("list_assignments", vestland, format_="json", after="100000008")
+    page, _ = run.call("list_assignments", vestland, format_="json", dialect=None,
+                       after="100000008")
     firm = page.assignments[0].orgnr
     run.call("acknowledge", vestland, body={"wave": 1})
     run.call("list_acknowledgements", token)
+    run.call("acknowledgement_status", token)
     run.call("record_takeup", vestland, body=[
         {"orgnr": firm, "status": "KONTAKTET", "dato": "2026-09-01", "timer": 1.5}])
     run.call("record_surveys", vestland, body=[
