@@ -874,6 +874,19 @@ mod low_rank_tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Uniform numbers in [0, 1) from a small deterministic generator (splitmix64), so that
+    /// proptest's seed decides the whole design and shrinks it.
+    pub(super) fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
     /// A random weighted regression with an absorbed factor whose levels may span clusters
     /// (strata across kommuner) or nest in them (firms in kommuner), and its clusters.
     fn design(
@@ -883,15 +896,7 @@ mod low_rank_tests {
         n_clusters: usize,
         nested: bool,
     ) -> (Fit, Clusters, Vec<f64>) {
-        // A small deterministic generator (splitmix64), so that proptest shrinks the inputs.
-        let mut state = seed;
-        let mut next = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = uniform(seed);
         let group: Vec<u32> = (0..n).map(|i| (i % n_groups) as u32).collect();
         let cluster: Vec<u32> = (0..n)
             .map(|i| {
@@ -956,14 +961,7 @@ mod low_rank_root_tests {
     /// Rows in a few large clusters (several levels each, or levels crossing clusters), with or
     /// without weights: the low-rank root and the dense root give the same CR2 variance and df.
     fn compare(n: usize, seed: u64, n_groups: usize, n_clusters: usize, weighted: bool) {
-        let mut state = seed;
-        let mut next = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = super::low_rank_tests::uniform(seed);
         let group: Vec<u32> = (0..n).map(|i| ((i * 7) % n_groups) as u32).collect();
         let cluster: Vec<u32> = (0..n).map(|i| (i % n_clusters) as u32).collect();
         let x = Array2::from_shape_fn((n, 2), |(i, j)| match j {

@@ -462,9 +462,9 @@ async fn accepted_trials_and_tokens_cannot_be_rewritten_in_the_database(backend:
     }
 }
 
-/// The service's write routes work when it connects as the README's role (on SQLite, as the only
-/// connection there is), and a replaced draft is stored as a new revision, never updated.
-async fn the_service_writes_as_the_readme_role(backend: Backend) {
+/// A migrated database and the service on it as the README's role (on SQLite, the only
+/// connection there is); the role (dropped with it) and the owner's URL.
+async fn serve_as_readme_role(backend: Backend) -> (TestApp, Option<ServiceRole>, String) {
     let db = TestDb::new(backend).await;
     // Migrations run as the owner; the role is made afterwards, as the README says.
     db.store().await.close().await;
@@ -478,6 +478,13 @@ async fn the_service_writes_as_the_readme_role(backend: Backend) {
         .await
         .expect("the service opens the database as its role");
     let app = TestApp::serve(db, store, HttpConfig::default()).await;
+    (app, role, owner_url)
+}
+
+/// The service's write routes work when it connects as the README's role (on SQLite, as the only
+/// connection there is), and a replaced draft is stored as a new revision, never updated.
+async fn the_service_writes_as_the_readme_role(backend: Backend) {
+    let (app, role, owner_url) = serve_as_readme_role(backend).await;
     let ready = app
         .client
         .get(app.url("/readyz"))
@@ -866,18 +873,7 @@ async fn a_database_from_before_the_locks_keeps_its_trials_and_is_locked(backend
 /// role with one grant taken away (INSERT on `audit_log`), on SQLite a read-only database file;
 /// and 200 again once the grant or the permission is back.
 async fn readyz_fails_when_the_service_cannot_write(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    db.store().await.close().await;
-    let role = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(ServiceRole::create(&db).await),
-    };
-    let url = role.as_ref().map_or(db.url.clone(), |r| r.url.clone());
-    let owner_url = db.url.clone();
-    let store = ia_rct::storage::connect(&url, ia_rct::storage::StoreOptions::default())
-        .await
-        .expect("the service opens the database");
-    let app = TestApp::serve(db, store, HttpConfig::default()).await;
+    let (app, role, owner_url) = serve_as_readme_role(backend).await;
     let ready = || async {
         let response = app
             .client
