@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use rayon::prelude::*;
 
 use super::EstimateError;
 use super::linalg::{GramInverse, KahanSum, LowRankRoot, invert_gram, ksum, sqrt_pinv};
@@ -130,16 +131,26 @@ impl Fit {
     /// CR2 variance and Bell-McCaffrey (Satterthwaite) df for one estimand, clusters given per row
     /// as `0..n_clusters`.
     pub fn cr2(&self, influence: &[f64], clusters: &Clusters) -> Result<Cr2, EstimateError> {
+        self.cr2_roots(influence, clusters, Roots::Auto)
+    }
+
+    /// [`Fit::cr2`] with the choice of root per cluster made by `roots`.
+    fn cr2_roots(
+        &self,
+        influence: &[f64],
+        clusters: &Clusters,
+        roots: Roots,
+    ) -> Result<Cr2, EstimateError> {
         let first = self.sqw.first().copied().unwrap_or(1.0);
         if self.sqw.iter().any(|s| *s != first) {
-            return self.cr2_weighted(influence, clusters);
+            return self.cr2_weighted(influence, clusters, roots);
         }
-        Ok(self.cr2_equal_weights(influence, clusters))
+        Ok(self.cr2_equal_weights(influence, clusters, roots))
     }
 
     /// CR2 with equal weights: A_s = [(I − H)_ss]^{+1/2}; the Satterthwaite df from low-rank
     /// pieces, so it works for any number of clusters.
-    fn cr2_equal_weights(&self, influence: &[f64], clusters: &Clusters) -> Cr2 {
+    fn cr2_equal_weights(&self, influence: &[f64], clusters: &Clusters, roots: Roots) -> Cr2 {
         let p = self.beta.len();
         let m = &self.ginv.inv;
         let mut var = KahanSum::default();
@@ -151,33 +162,43 @@ impl Fit {
         let mut vv: HashMap<(u32, u32), f64> = HashMap::new();
         let mut vu: HashMap<u32, Array1<f64>> = HashMap::new();
         let mut uu = Array2::<f64>::zeros((p, p));
-        for rows in &clusters.members {
-            let ns = rows.len();
-            let infl: Array1<f64> = rows.iter().map(|&i| influence[i]).collect();
-            let res: Array1<f64> = rows.iter().map(|&i| self.et[i]).collect();
-            // A_s infl with B_s = I − (P_D)_ss − X̃_s M X̃_s': B_s = I + Y C Y' with Y the
-            // cluster's level indicators (times √w) and X̃_s, C = −diag(1/W_g, M).
-            let levels = self.levels_of(rows);
-            let q = if low_rank(ns, levels.len() + p) {
-                let (y, mut c) = self.cluster_basis(rows, &levels);
-                c.mapv_inplace(|v| -v);
-                LowRankRoot::new(&y, &c).apply(&infl)
-            } else {
-                let mut b = Array2::<f64>::zeros((ns, ns));
-                let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
-                for (a, &i) in rows.iter().enumerate() {
-                    for (c, &j) in rows.iter().enumerate().skip(a) {
-                        let mut v = if a == c { 1.0 } else { 0.0 };
-                        if self.group[i] == self.group[j] {
-                            v -= self.sqw[i] * self.sqw[j] / self.group_w[self.group[i] as usize];
+        // The clusters' adjustments in parallel (each on its own rows), collected in cluster
+        // order; everything summed over clusters below runs in that order, as on one thread.
+        let roots: Vec<Array1<f64>> = clusters
+            .members
+            .par_iter()
+            .map(|rows| {
+                let ns = rows.len();
+                let infl: Array1<f64> = rows.iter().map(|&i| influence[i]).collect();
+                // A_s infl with B_s = I − (P_D)_ss − X̃_s M X̃_s': B_s = I + Y C Y' with Y the
+                // cluster's level indicators (times √w) and X̃_s, C = −diag(1/W_g, M).
+                let levels = self.levels_of(rows);
+                if roots.low_rank(ns, levels.len() + p) {
+                    let (y, mut c) = self.cluster_basis(rows, &levels);
+                    c.mapv_inplace(|v| -v);
+                    LowRankRoot::new(&y, &c).apply(&infl)
+                } else {
+                    let mut b = Array2::<f64>::zeros((ns, ns));
+                    let mx: Vec<Array1<f64>> =
+                        rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
+                    for (a, &i) in rows.iter().enumerate() {
+                        for (c, &j) in rows.iter().enumerate().skip(a) {
+                            let mut v = if a == c { 1.0 } else { 0.0 };
+                            if self.group[i] == self.group[j] {
+                                v -= self.sqw[i] * self.sqw[j]
+                                    / self.group_w[self.group[i] as usize];
+                            }
+                            v -= self.xt.row(j).dot(&mx[a]);
+                            b[[a, c]] = v;
+                            b[[c, a]] = v;
                         }
-                        v -= self.xt.row(j).dot(&mx[a]);
-                        b[[a, c]] = v;
-                        b[[c, a]] = v;
                     }
+                    sqrt_pinv(&b).dot(&infl)
                 }
-                sqrt_pinv(&b).dot(&infl)
-            };
+            })
+            .collect();
+        for (rows, q) in clusters.members.iter().zip(roots) {
+            let res: Array1<f64> = rows.iter().map(|&i| self.et[i]).collect();
             let score = q.dot(&res);
             var.add(score * score);
             // Satterthwaite pieces: Ω = diag(q_s'q_s) − L with L = V W⁻¹ V' + U M U'.
@@ -249,8 +270,13 @@ impl Fit {
     /// K = (I − P̃) W (I − P̃), whose blocks follow from per-level sums without the n x n matrix.
     /// The df needs tr(Ω) and ||Ω||_F²; [`satterthwaite_low_rank`] gets both from sums over the
     /// clusters in about G·p² (the G x G matrix Ω is never formed), so there is no limit on G.
-    fn cr2_weighted(&self, influence: &[f64], clusters: &Clusters) -> Result<Cr2, EstimateError> {
-        let (variance, (parts, m, msm, q)) = self.cr2_weighted_parts(influence, clusters);
+    fn cr2_weighted(
+        &self,
+        influence: &[f64],
+        clusters: &Clusters,
+        roots: Roots,
+    ) -> Result<Cr2, EstimateError> {
+        let (variance, (parts, m, msm, q)) = self.cr2_weighted_parts(influence, clusters, roots);
         let (tr, sq) = satterthwaite_low_rank(&parts, &m, &msm, &q, &self.group_w);
         Ok(Cr2 {
             variance,
@@ -264,6 +290,7 @@ impl Fit {
         &self,
         influence: &[f64],
         clusters: &Clusters,
+        roots: Roots,
     ) -> (f64, (Vec<Parts>, Array2<f64>, Array2<f64>, Vec<f64>)) {
         let g_count = clusters.len();
         let p = self.beta.len();
@@ -306,73 +333,81 @@ impl Fit {
             .collect();
         let mut var = KahanSum::default();
         let mut parts: Vec<Parts> = Vec::with_capacity(g_count);
-        for rows in &clusters.members {
-            let ns = rows.len();
-            let a_orig: Array1<f64> = rows.iter().map(|&i| influence[i] * self.sqw[i]).collect();
-            let levels = self.levels_of(rows);
-            let u = if low_rank(ns, 2 * (levels.len() + p)) {
-                // G_s = I − Ya C1 Yb' − Yb C1 Ya' + Ya Φ Ya' with Y1 = [level indicators × √w,
-                // X̃_s], Ya = W_s^{-1/2} Y1, Yb = W_s^{1/2} Y1, C1 = diag(1/W_g, M) and Φ the
-                // blocks q_g, M r_g / W_g and MSM: G_s = I + [Ya Yb] [[Φ, −C1], [−C1, 0]] [Ya Yb]'.
-                let (y1, c1) = self.cluster_basis(rows, &levels);
-                let k1 = y1.ncols();
-                let nl = levels.len();
-                let mut y = Array2::<f64>::zeros((ns, 2 * k1));
-                for (a, &i) in rows.iter().enumerate() {
-                    for col in 0..k1 {
-                        y[[a, col]] = y1[[a, col]] / self.sqw[i];
-                        y[[a, k1 + col]] = y1[[a, col]] * self.sqw[i];
-                    }
-                }
-                let mut c = Array2::<f64>::zeros((2 * k1, 2 * k1));
-                for (x, &g) in levels.iter().enumerate() {
-                    c[[x, x]] = q[g as usize];
-                    for col in 0..p {
-                        c[[x, nl + col]] = mr[g as usize][col];
-                        c[[nl + col, x]] = mr[g as usize][col];
-                    }
-                }
-                for r in 0..p {
-                    for col in 0..p {
-                        c[[nl + r, nl + col]] = msm[[r, col]];
-                    }
-                }
-                for r in 0..k1 {
-                    for col in 0..k1 {
-                        c[[r, k1 + col]] = -c1[[r, col]];
-                        c[[k1 + r, col]] = -c1[[r, col]];
-                    }
-                }
-                LowRankRoot::new(&y, &c).apply(&a_orig)
-            } else {
-                let mut k_ss = Array2::<f64>::zeros((ns, ns));
-                let mx: Vec<Array1<f64>> = rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
-                let msmx: Vec<Array1<f64>> =
-                    rows.iter().map(|&i| msm.dot(&self.xt.row(i))).collect();
-                for (a, &i) in rows.iter().enumerate() {
-                    for (b, &j) in rows.iter().enumerate() {
-                        let gi = self.group[i] as usize;
-                        let gj = self.group[j] as usize;
-                        let mut pij = self.xt.row(j).dot(&mx[a]);
-                        if gi == gj {
-                            pij += self.sqw[i] * self.sqw[j] / self.group_w[gi];
+        let roots: Vec<Array1<f64>> = clusters
+            .members
+            .par_iter()
+            .map(|rows| {
+                let ns = rows.len();
+                let a_orig: Array1<f64> =
+                    rows.iter().map(|&i| influence[i] * self.sqw[i]).collect();
+                let levels = self.levels_of(rows);
+                if roots.low_rank(ns, 2 * (levels.len() + p)) {
+                    // G_s = I − Ya C1 Yb' − Yb C1 Ya' + Ya Φ Ya' with Y1 = [level indicators × √w,
+                    // X̃_s], Ya = W_s^{-1/2} Y1, Yb = W_s^{1/2} Y1, C1 = diag(1/W_g, M) and Φ the
+                    // blocks q_g, M r_g / W_g and MSM: G_s = I + [Ya Yb] [[Φ, −C1], [−C1, 0]] [Ya Yb]'.
+                    let (y1, c1) = self.cluster_basis(rows, &levels);
+                    let k1 = y1.ncols();
+                    let nl = levels.len();
+                    let mut y = Array2::<f64>::zeros((ns, 2 * k1));
+                    for (a, &i) in rows.iter().enumerate() {
+                        for col in 0..k1 {
+                            y[[a, col]] = y1[[a, col]] / self.sqw[i];
+                            y[[a, k1 + col]] = y1[[a, col]] * self.sqw[i];
                         }
-                        let mut pwp = self.xt.row(j).dot(&msmx[a]);
-                        pwp += self.sqw[i] * mr[gi].dot(&self.xt.row(j));
-                        pwp += self.sqw[j] * mr[gj].dot(&self.xt.row(i));
-                        if gi == gj {
-                            pwp += self.sqw[i] * self.sqw[j] * q[gi];
-                        }
-                        let mut v = -pij * w[j] - w[i] * pij + pwp;
-                        if a == b {
-                            v += w[i];
-                        }
-                        // G_s = W^{-1/2} K W^{-1/2}
-                        k_ss[[a, b]] = v / (self.sqw[i] * self.sqw[j]);
                     }
+                    let mut c = Array2::<f64>::zeros((2 * k1, 2 * k1));
+                    for (x, &g) in levels.iter().enumerate() {
+                        c[[x, x]] = q[g as usize];
+                        for col in 0..p {
+                            c[[x, nl + col]] = mr[g as usize][col];
+                            c[[nl + col, x]] = mr[g as usize][col];
+                        }
+                    }
+                    for r in 0..p {
+                        for col in 0..p {
+                            c[[nl + r, nl + col]] = msm[[r, col]];
+                        }
+                    }
+                    for r in 0..k1 {
+                        for col in 0..k1 {
+                            c[[r, k1 + col]] = -c1[[r, col]];
+                            c[[k1 + r, col]] = -c1[[r, col]];
+                        }
+                    }
+                    LowRankRoot::new(&y, &c).apply(&a_orig)
+                } else {
+                    let mut k_ss = Array2::<f64>::zeros((ns, ns));
+                    let mx: Vec<Array1<f64>> =
+                        rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
+                    let msmx: Vec<Array1<f64>> =
+                        rows.iter().map(|&i| msm.dot(&self.xt.row(i))).collect();
+                    for (a, &i) in rows.iter().enumerate() {
+                        for (b, &j) in rows.iter().enumerate() {
+                            let gi = self.group[i] as usize;
+                            let gj = self.group[j] as usize;
+                            let mut pij = self.xt.row(j).dot(&mx[a]);
+                            if gi == gj {
+                                pij += self.sqw[i] * self.sqw[j] / self.group_w[gi];
+                            }
+                            let mut pwp = self.xt.row(j).dot(&msmx[a]);
+                            pwp += self.sqw[i] * mr[gi].dot(&self.xt.row(j));
+                            pwp += self.sqw[j] * mr[gj].dot(&self.xt.row(i));
+                            if gi == gj {
+                                pwp += self.sqw[i] * self.sqw[j] * q[gi];
+                            }
+                            let mut v = -pij * w[j] - w[i] * pij + pwp;
+                            if a == b {
+                                v += w[i];
+                            }
+                            // G_s = W^{-1/2} K W^{-1/2}
+                            k_ss[[a, b]] = v / (self.sqw[i] * self.sqw[j]);
+                        }
+                    }
+                    sqrt_pinv(&k_ss).dot(&a_orig)
                 }
-                sqrt_pinv(&k_ss).dot(&a_orig)
-            };
+            })
+            .collect();
+        for (rows, u) in clusters.members.iter().zip(roots) {
             let e_orig: Array1<f64> = rows.iter().map(|&i| self.et[i] / self.sqw[i]).collect();
             let score = u.dot(&e_orig);
             var.add(score * score);
@@ -423,19 +458,25 @@ impl Fit {
 /// times as many rows as the update has columns; below it the dense n x n root is as cheap.
 const LOW_RANK_FACTOR: usize = 2;
 
-#[cfg(test)]
-thread_local! {
-    /// Tests set this to compare the low-rank root with the dense one on the same cluster.
-    static FORCE_DENSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Which root of each cluster's CR2 adjustment to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Roots {
+    /// The low-rank root for large clusters, the dense one for small ones.
+    Auto,
+    /// The dense root everywhere (the tests' oracle).
+    #[cfg(test)]
+    Dense,
 }
 
-/// Whether a cluster of `rows` rows takes the low-rank root of an update with `cols` columns.
-fn low_rank(rows: usize, cols: usize) -> bool {
-    #[cfg(test)]
-    if FORCE_DENSE.with(std::cell::Cell::get) {
-        return false;
+impl Roots {
+    /// Whether a cluster of `rows` rows takes the low-rank root of an update with `cols` columns.
+    fn low_rank(self, rows: usize, cols: usize) -> bool {
+        match self {
+            Roots::Auto => rows > LOW_RANK_FACTOR * cols,
+            #[cfg(test)]
+            Roots::Dense => false,
+        }
     }
-    rows > LOW_RANK_FACTOR * cols
 }
 
 impl Fit {
@@ -621,7 +662,7 @@ impl Fit {
     /// The weighted CR2's Satterthwaite df summed over every pair of clusters (the G² form the
     /// low-rank one replaced), kept as its test oracle.
     pub(crate) fn cr2_weighted_pairwise_df(&self, influence: &[f64], clusters: &Clusters) -> f64 {
-        let (parts, m, msm, q) = self.cr2_weighted_parts(influence, clusters).1;
+        let (parts, m, msm, q) = self.cr2_weighted_parts(influence, clusters, Roots::Auto).1;
         let g_count = parts.len();
         let ma: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xa)).collect();
         let mb: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xb)).collect();
@@ -981,9 +1022,7 @@ mod low_rank_root_tests {
         let infl = fit.influence(&vec![0.0; n_groups], ndarray::array![1.0, 0.0].view());
         let clusters = Clusters::from_ids(&cluster);
         let fast = fit.cr2(&infl, &clusters).expect("cr2");
-        FORCE_DENSE.with(|f| f.set(true));
-        let slow = fit.cr2(&infl, &clusters).expect("cr2");
-        FORCE_DENSE.with(|f| f.set(false));
+        let slow = fit.cr2_roots(&infl, &clusters, Roots::Dense).expect("cr2");
         let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
         assert!(
             rel(fast.variance, slow.variance) < 1e-10 && rel(fast.df, slow.df) < 1e-10,
@@ -1002,6 +1041,51 @@ mod low_rank_root_tests {
             weighted in any::<bool>(),
         ) {
             compare(n, seed, n_groups, n_clusters, weighted);
+        }
+    }
+
+    /// The clusters' roots run in parallel, and the sums over clusters in cluster order, so one
+    /// thread and four give the same bits.
+    #[test]
+    fn cr2_is_bit_identical_on_one_thread_and_on_four() {
+        for weighted in [false, true] {
+            let mut next = super::low_rank_tests::uniform(11);
+            let n = 400;
+            let group: Vec<u32> = (0..n).map(|i| (i % 9) as u32).collect();
+            let cluster: Vec<u32> = (0..n).map(|i| (i % 37) as u32).collect();
+            let x = Array2::from_shape_fn((n, 2), |(i, j)| {
+                if j == 0 {
+                    f64::from(u8::from(i % 37 < 18))
+                } else {
+                    next()
+                }
+            });
+            let y: Array1<f64> = (0..n).map(|_| next()).collect();
+            let w: Array1<f64> = (0..n).map(|_| 0.5 + next()).collect();
+            let fit = fit(Problem {
+                y: y.view(),
+                x: x.view(),
+                group: &group,
+                n_groups: 9,
+                weights: weighted.then(|| w.view()),
+            })
+            .expect("fit");
+            let infl = fit.influence(&[0.0; 9], ndarray::array![1.0, 0.0].view());
+            let clusters = Clusters::from_ids(&cluster);
+            let on = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool")
+                    .install(|| fit.cr2(&infl, &clusters).expect("cr2"))
+            };
+            let (one, four) = (on(1), on(4));
+            assert_eq!(
+                one.variance.to_bits(),
+                four.variance.to_bits(),
+                "{weighted}"
+            );
+            assert_eq!(one.df.to_bits(), four.df.to_bits(), "{weighted}");
         }
     }
 
