@@ -276,26 +276,25 @@ impl Fit {
         clusters: &Clusters,
         roots: Roots,
     ) -> Result<Cr2, EstimateError> {
-        let (variance, (parts, m, msm, q)) = self.cr2_weighted_parts(influence, clusters, roots);
-        let (tr, sq) = satterthwaite_low_rank(&parts, &m, &msm, &q, &self.group_w);
+        let (variance, parts, msm, q) = self.cr2_weighted_parts(influence, clusters, roots);
+        let (tr, sq) = satterthwaite_low_rank(&parts, &self.ginv.inv, &msm, &q, &self.group_w);
         Ok(Cr2 {
             variance,
             df: tr * tr / sq,
         })
     }
 
-    /// The weighted CR2 variance, and per cluster the pieces of its Satterthwaite df.
-    #[allow(clippy::type_complexity)]
+    /// The weighted CR2 variance, per cluster the pieces of its Satterthwaite df, and the
+    /// matrices they are read with: MSM and q_g.
     fn cr2_weighted_parts(
         &self,
         influence: &[f64],
         clusters: &Clusters,
         roots: Roots,
-    ) -> (f64, (Vec<Parts>, Array2<f64>, Array2<f64>, Vec<f64>)) {
+    ) -> (f64, Vec<Parts>, Array2<f64>, Vec<f64>) {
         let g_count = clusters.len();
         let p = self.beta.len();
-        let m = self.ginv.inv.clone();
-        let m = &m;
+        let m = &self.ginv.inv;
         let n = self.n();
         let w: Vec<f64> = self.sqw.iter().map(|s| s * s).collect();
         let ng = self.group_w.len();
@@ -450,7 +449,7 @@ impl Fit {
                 rho,
             });
         }
-        (var.value(), (parts, m.clone(), msm, q))
+        (var.value(), parts, msm, q)
     }
 }
 
@@ -662,7 +661,8 @@ impl Fit {
     /// The weighted CR2's Satterthwaite df summed over every pair of clusters (the G² form the
     /// low-rank one replaced), kept as its test oracle.
     pub(crate) fn cr2_weighted_pairwise_df(&self, influence: &[f64], clusters: &Clusters) -> f64 {
-        let (parts, m, msm, q) = self.cr2_weighted_parts(influence, clusters, Roots::Auto).1;
+        let (_, parts, msm, q) = self.cr2_weighted_parts(influence, clusters, Roots::Auto);
+        let m = &self.ginv.inv;
         let g_count = parts.len();
         let ma: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xa)).collect();
         let mb: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xb)).collect();

@@ -160,6 +160,15 @@ async fn post_csv(app: &TestApp, secret: &str, path: &str, csv: String) {
     assert_eq!(status, 201, "{path}: {body}");
 }
 
+/// Whether an estimates response carries any estimate of `arm`.
+fn shows_arm(estimates: &Value, arm: &str) -> bool {
+    estimates["estimates"]
+        .as_array()
+        .expect("estimates")
+        .iter()
+        .any(|e| e["arm"] == arm)
+}
+
 fn find(rows: &Value, pred: impl Fn(&Value) -> bool) -> &Value {
     rows.as_array()
         .and_then(|a| a.iter().find(|r| pred(r)))
@@ -369,11 +378,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     // `ledere` lost 1 firm: its estimates would give the count away through n and df, so they
     // are withheld, and no estimate carries a `dropped` count of 1 to 4.
     assert!(
-        !estimates["estimates"]
-            .as_array()
-            .expect("estimates")
-            .iter()
-            .any(|e| e["arm"] == "ledere"),
+        !shows_arm(&estimates, "ledere"),
         "a contrast whose arm lost 1 firm is withheld"
     );
     let digital = find(&estimates["attrition"], |a| a["arm"] == "digital");
@@ -393,11 +398,7 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
     let ledere_attrition = find(&estimates["attrition"], |a| a["arm"] == "ledere");
     assert_eq!(ledere_attrition["no_post_data"], "<5", "{ledere_attrition}");
     assert!(
-        !estimates["estimates"]
-            .as_array()
-            .expect("estimates")
-            .iter()
-            .any(|e| e["arm"] == "digital"),
+        !shows_arm(&estimates, "digital"),
         "a contrast with 3 firms is withheld"
     );
     let refused = find(&estimates["skipped"], |s| {
@@ -594,14 +595,7 @@ async fn a_small_attrition_count_cannot_be_derived_across_fields(backend: Backen
     let found = consistent_with_post(&e, &s, "ledere", n_ledere, "kontroll", post_from);
     assert!(found.len() > 1, "derived from one response: {found:?}");
     assert!(found.contains(&(n_ledere - 1)), "{found:?}");
-    assert!(
-        !e["estimates"]
-            .as_array()
-            .expect("estimates")
-            .iter()
-            .any(|x| x["arm"] == "ledere"),
-        "the contrast is withheld"
-    );
+    assert!(!shows_arm(&e, "ledere"), "the contrast is withheld");
     let quarter = find(&s["quarters"], |q| {
         q["arm"] == "ledere" && q["kvartal"] == "2025K2"
     });
