@@ -16,6 +16,7 @@ pub mod http;
 /// Applying NAV statistics uploads (the API's and `ia-rct ingest`'s one code path).
 pub mod ingest;
 pub mod json;
+pub mod progress;
 pub mod protocol;
 pub mod randomization;
 /// The firm register (enrollment): CSV, JSON and Brønnøysund underenhet uploads read into firms.

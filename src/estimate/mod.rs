@@ -19,7 +19,7 @@ mod run;
 mod table;
 
 pub use data::{AssignedUnit, StudyData, UnitIds, Windows, read_assignment_table};
-pub use run::{Attrition, Options, Report, Skipped, WaldTest, estimate};
+pub use run::{Attrition, Options, Report, Skipped, WaldTest, estimate, estimate_with};
 pub use table::format_table;
 
 use std::collections::BTreeMap;
@@ -48,6 +48,15 @@ pub enum EstimateError {
     /// A bug: an internal invariant failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The computation was cancelled ([`crate::progress::Progress::cancel`]).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<crate::progress::Cancelled> for EstimateError {
+    fn from(_: crate::progress::Cancelled) -> Self {
+        EstimateError::Cancelled
+    }
 }
 
 /// The estimators.

@@ -16,6 +16,7 @@ use ndarray::{Array1, Array2, Axis, Slice};
 use super::EstimateError;
 use super::linalg::{GramInverse, KahanSum, invert_gram};
 use super::ols::{self, Clusters, Problem};
+use crate::progress::Progress;
 
 /// A firm-quarter panel for one contrast, rows sorted by firm.
 #[derive(Debug, Clone)]
@@ -308,7 +309,11 @@ pub fn fit_cr1(panel: &Panel) -> Result<TwfeFit, EstimateError> {
 pub const CR2_MAX_CELLS: usize = 60_000_000;
 
 /// CR2 variance and Satterthwaite df of treatment coefficient `k`, from the dense projected design.
-pub fn cr2(panel: &Panel, k: usize) -> Result<ols::Cr2, EstimateError> {
+///
+/// # Errors
+/// A design too large, a singular one, or [`EstimateError::Cancelled`].
+pub fn cr2(panel: &Panel, k: usize, progress: &Progress) -> Result<ols::Cr2, EstimateError> {
+    progress.check()?;
     let p = panel.n_treat + panel.n_quarters.saturating_sub(1);
     let n = panel.y.len();
     if n.saturating_mul(p) > CR2_MAX_CELLS {
@@ -342,5 +347,6 @@ pub fn cr2(panel: &Panel, k: usize) -> Result<ols::Cr2, EstimateError> {
         .iter()
         .map(|&f| panel.firm_cluster[f as usize])
         .collect();
+    progress.check()?;
     fit.cr2(&influence, &Clusters::from_ids(&cl))
 }

@@ -13,6 +13,7 @@ use super::panel::{self, Panel};
 use super::{
     Estimate, EstimateError, Estimator, Weighting, f_p_value, holm, t_p_value, t_quantile,
 };
+use crate::progress::Progress;
 
 /// The suffix of the `design` of every `dagsverk` (weighted) estimate.
 const WEIGHTED: &str = " (weighted)";
@@ -145,6 +146,19 @@ struct Contrast<'a> {
 /// # Errors
 /// No control arm, or no arm besides it.
 pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateError> {
+    estimate_with(data, opts, &Progress::new())
+}
+
+/// [`estimate`], reporting to `progress`: stage `estimate`, one step per estimator, arm and
+/// weighting. It checks for cancellation between steps and inside the long ones.
+///
+/// # Errors
+/// As [`estimate`], and [`EstimateError::Cancelled`] once `progress` is cancelled.
+pub fn estimate_with(
+    data: &StudyData,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Report, EstimateError> {
     // Arms, strata and clusters as the study's dense ids: everything here compares integers.
     let ids = &data.ids;
     let arms: Vec<&str> = ids.arms.iter().map(String::as_str).collect();
@@ -199,6 +213,10 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
         .copied()
         .filter(|e| opts.estimators.contains(e) || opts.confirmatory.contains(e))
         .collect();
+    progress.stage(
+        "estimate",
+        (treatments.len() * opts.weights.len() * run.len()) as u64,
+    );
     for &arm_id in &treatments {
         let arm = arms[arm_id as usize];
         let units: Vec<u32> = (0..data.units.len() as u32)
@@ -231,9 +249,11 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
                 weighting,
                 attrition_dropped,
                 control_mean: f64::NAN,
+                progress,
             };
             ctx.control_mean = ctx.control_mean();
             for &estimator in &run {
+                progress.check()?;
                 let result = match estimator {
                     Estimator::IttDim => ctx.itt_dim().map(|e| vec![e]),
                     Estimator::IttAncova => ctx.itt_ancova().map(|e| vec![e]),
@@ -241,8 +261,10 @@ pub fn estimate(data: &StudyData, opts: &Options) -> Result<Report, EstimateErro
                     Estimator::DidTwfe => ctx.did_twfe(&mut skipped),
                     Estimator::EventStudy => ctx.event_study(&mut tests),
                 };
+                progress.advance(1);
                 match result {
                     Ok(rows) => estimates.extend(rows),
+                    Err(EstimateError::Cancelled) => return Err(EstimateError::Cancelled),
                     Err(e) => skipped.push(Skipped {
                         estimator: estimator.name().into(),
                         arm: arm.into(),
@@ -311,6 +333,8 @@ struct Ctx<'a> {
     attrition_dropped: usize,
     /// The control arm's (weighted) mean outcome, for every estimate's `control_mean`.
     control_mean: f64,
+    /// Where the run reports, and whether it was cancelled.
+    progress: &'a Progress,
 }
 
 /// The core numbers of one estimate.
@@ -838,7 +862,7 @@ impl Ctx<'_> {
             dropped: self.panel_dropped(singletons),
         })?];
         if self.opts.did_cr2 {
-            match panel::cr2(&p, 0) {
+            match panel::cr2(&p, 0, self.progress) {
                 Ok(r) => out.push(self.finish(Core {
                     estimator: Estimator::DidTwfe,
                     term: "d".into(),
@@ -854,6 +878,7 @@ impl Ctx<'_> {
                     design: "Two-way fixed effects (firm, quarter)".into(),
                     dropped: self.panel_dropped(singletons),
                 })?),
+                Err(EstimateError::Cancelled) => return Err(EstimateError::Cancelled),
                 Err(e) => skipped.push(Skipped {
                     estimator: Estimator::DidTwfe.name().into(),
                     arm: c.arm.into(),
