@@ -88,6 +88,16 @@ pub fn to_vec<T: ?Sized + Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
     write(value, CompactFormatter)
 }
 
+/// Compact JSON as a string, `-0.0` written as `0.0`: the canonical form results are hashed in.
+///
+/// # Errors
+/// The value's `Serialize` failed (a map with non-string keys).
+pub fn to_string<T: ?Sized + Serialize>(value: &T) -> serde_json::Result<String> {
+    let bytes = to_vec(value)?;
+    // serde_json writes only UTF-8.
+    String::from_utf8(bytes).map_err(|e| serde::ser::Error::custom(e.to_string()))
+}
+
 /// Indented JSON, `-0.0` written as `0.0`.
 ///
 /// # Errors

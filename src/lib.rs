@@ -3,6 +3,8 @@
 //!
 //! The library holds everything; the `ia-rct` binary is a thin command line over it.
 
+/// Analysis runs: estimates computed once under a key, as jobs, and stored with their hash.
+pub mod analysis;
 pub mod auth;
 /// Baseline balance by arm (standardized differences, Hotelling T²), CONSORT counts, small-cell masking.
 pub mod balance;
@@ -15,6 +17,7 @@ pub mod estimate;
 pub mod http;
 /// Applying NAV statistics uploads (the API's and `ia-rct ingest`'s one code path).
 pub mod ingest;
+pub mod jobs;
 pub mod json;
 pub mod progress;
 pub mod protocol;

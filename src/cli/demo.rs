@@ -470,6 +470,55 @@ async fn walk(
         ),
     );
 
+    // The estimates as an analysis run: a job, whose progress is shown while it computes.
+    let accepted = client
+        .call(
+            Method::POST,
+            &format!("/v1/trials/{id}/analyses"),
+            "application/json",
+            b"{}".to_vec(),
+            StatusCode::ACCEPTED,
+        )
+        .await?;
+    let accepted: serde_json::Value = serde_json::from_slice(&accepted)?;
+    let job = accepted["job"]
+        .as_i64()
+        .context("the analysis run names no job")?;
+    step(
+        started,
+        &format!(
+            "analysis run {} started (POST /v1/trials/{id}/analyses), job {job}",
+            accepted["id"]
+        ),
+    );
+    let estimation = Instant::now();
+    let mut last_stage = String::new();
+    let state = loop {
+        let body = client
+            .call(
+                Method::GET,
+                &format!("/v1/jobs/{job}"),
+                "application/json",
+                Vec::new(),
+                StatusCode::OK,
+            )
+            .await?;
+        let job: serde_json::Value = serde_json::from_slice(&body)?;
+        let state = job["state"].as_str().unwrap_or_default().to_owned();
+        if let Some(stage) = job["progress"]["stage"].as_str() {
+            if stage != last_stage {
+                step(started, &format!("  job {job}: {stage}", job = job["id"]));
+                last_stage = stage.to_owned();
+            }
+        }
+        if !matches!(state.as_str(), "queued" | "running") {
+            break state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    if state != "done" {
+        bail!("the analysis job {job} ended {state}; GET /v1/jobs/{job} says why");
+    }
     let body = client
         .call(
             Method::GET,
@@ -480,7 +529,13 @@ async fn walk(
         )
         .await?;
     keep(dir, "estimates.json", &body)?;
-    step(started, "estimated (GET /v1/trials/{id}/estimates)");
+    step(
+        started,
+        &format!(
+            "estimated in {:.1} s (job {job}; GET /v1/trials/{id}/estimates serves the run)",
+            estimation.elapsed().as_secs_f64()
+        ),
+    );
     let mut value: serde_json::Value = serde_json::from_slice(&body)?;
     let report = Report {
         estimates: serde_json::from_value(value["estimates"].take())?,

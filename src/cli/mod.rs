@@ -42,6 +42,7 @@ use crate::config::{
 };
 use crate::domain::{FylkeCode, Role};
 use crate::http::{self, AppState};
+use crate::jobs::JobConfig;
 use crate::storage::{
     self, AuditResult, NewAuditEntry, NewToken, StoreOptions, TokenInfo, redact_url,
 };
@@ -175,6 +176,14 @@ pub struct ServeArgs {
     /// After SIGTERM/SIGINT, how many seconds to let requests in flight finish before exiting.
     #[arg(long, env = "IA_RCT_SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
+    /// Jobs (analysis runs) this instance runs at once (default: one per core; 0: none, an
+    /// API-only instance).
+    #[arg(long, env = "IA_RCT_JOB_WORKERS")]
+    pub job_workers: Option<usize>,
+    /// Seconds a worker's claim on a job holds without renewal: after a crash, another worker
+    /// (here after a restart, or on another instance) runs the job again once it expires.
+    #[arg(long, env = "IA_RCT_JOB_LEASE_SECS", default_value_t = 30)]
+    pub job_lease_secs: u64,
 }
 
 /// `token` subcommands.
@@ -306,7 +315,17 @@ async fn serve(store: Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Resul
             stopping.notify_one();
         }
     };
-    let server = http::serve(listener, AppState::new(store, config), signal);
+    let mut jobs = JobConfig {
+        lease: Duration::from_secs(args.job_lease_secs.max(1)),
+        ..JobConfig::default()
+    };
+    if let Some(workers) = args.job_workers {
+        jobs.workers = workers;
+    }
+    let state = AppState::with_jobs(store, config, jobs);
+    let pool = Arc::clone(&state.jobs);
+    tracing::info!(worker = pool.owner(), "job workers started");
+    let server = http::serve(listener, state, signal);
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     tokio::select! {
         result = server => result.context("the HTTP server failed")?,
@@ -314,6 +333,8 @@ async fn serve(store: Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Resul
             tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period; exiting");
         }
     }
+    // Running jobs stop at their next check and go back to the queue for the next start.
+    pool.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,62 +1,42 @@
 //! `GET /v1/trials/{id}/estimates`: the effect estimates of protocols/ANALYSIS.md over the trial's
 //! randomized firms and the statistics register, as of a vintage; confirmatory estimates (the
-//! protocol's analysis plan) are marked and Holm-adjusted, the rest are exploratory.
+//! protocol's analysis plan) are marked and Holm-adjusted, the rest are exploratory. They come from
+//! the analysis run of the query's key (src/http/analyses.rs): served when it is done, started
+//! (202, with its `Location`) when there is none.
 
-use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use crate::json::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
+use super::analyses::{AnalysisView, accepted, control_of, start, stored_report};
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorEnvelope};
 use super::examples::{example, no_trial};
+use super::middleware::RequestMeta;
 use super::trials::not_found;
+use crate::analysis::{self, AnalysisRequest};
 use crate::auth::Caller;
 use crate::disclosure::MaskedCount;
-use crate::domain::{Quarter, Role};
-use crate::estimate::{
-    self, AssignedUnit, Estimate, EstimateError, Estimator, Options, Skipped, StudyData, WaldTest,
-    Weighting, Windows,
-};
-use crate::storage::statistics::UploadKind;
-
-/// Below this many firms in an arm nothing is shown outside the directorate (NAV's rule).
-const MIN_FIRMS: usize = 5;
-
-/// Why a contrast is withheld outside the directorate: an arm (or control) has too few firms.
-const FEW_FIRMS: &str = "withheld: fewer than 5 firms with data in an arm";
-
-/// Why a contrast is withheld outside the directorate: some, but fewer than 5, firms of an arm
-/// (or control) have no post-period data, and the estimate's n and df would show how many.
-const FEW_DROPPED: &str = "withheld: an arm has some but fewer than 5 firms without post-period \
-     data, which the estimate's n, df and interval would reveal";
-
-/// Query of `GET /v1/trials/{id}/estimates`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct EstimatesParams {
-    /// The statistics vintage (default: latest).
-    #[param(example = 1)]
-    pub vintage: Option<i64>,
-    /// Comma-separated estimators (default: all): itt_dim, itt_ancova, itt_lin, did_twfe, event_study.
-    #[param(example = "itt_dim,did_twfe")]
-    pub estimator: Option<String>,
-    /// `firm`, `dagsverk` or `both` (default: the protocol's analysis plan).
-    #[param(example = "firm")]
-    pub weights: Option<String>,
-    /// Also report did_twfe with CR2 and Satterthwaite df (default true).
-    #[param(example = true)]
-    pub cr2: Option<bool>,
-}
+use crate::domain::Role;
+use crate::estimate::{Estimate, Skipped, WaldTest};
+use crate::json::Json;
+use crate::storage::TrialInfo;
+use crate::storage::analyses::AnalysisRecord;
+use crate::storage::jobs::JobState;
 
 /// The estimates of one trial.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EstimatesResponse {
     /// The trial.
     pub trial: String,
+    /// The analysis run these estimates are the result of (`GET /v1/trials/{id}/analyses/{run}`).
+    pub analysis: i64,
+    /// SHA-256 of the run's stored result (its canonical JSON).
+    pub result_sha256: String,
     /// The protocol version's hash.
     pub protocol_hash: String,
     /// The statistics vintage used (the latest upload at or before the one asked for).
@@ -102,220 +82,111 @@ pub struct AttritionRow {
     no_pre_data: MaskedCount,
 }
 
-/// A 422 for the query parameter `field` whose value `value` is not one this route reads, in the
-/// shape of the query extractor's (`details`: `in`, `field`, `value`, `expected`).
-fn bad(field: &'static str, value: &str, expected: &'static str) -> impl Fn(String) -> ApiError {
-    let value = value.to_owned();
-    move |message| ApiError::Invalid {
-        message: format!("query parameter `{field}`: {message}"),
-        details: serde_json::json!({
-            "in": "query", "field": field, "value": value, "expected": expected
-        }),
-    }
-}
-
 /// Effect estimates for every arm against control: ITT (difference in means, ANCOVA, Lin) and
-/// TWFE difference in differences with its event study (protocols/ANALYSIS.md). Outside the
-/// directorate, contrasts with an arm of fewer than 5 firms are withheld.
+/// TWFE difference in differences with its event study (protocols/ANALYSIS.md), from the analysis
+/// run of these options on the latest statistics vintage (or the one asked for). When that run is
+/// not done, the answer is 202 with its `Location` (a run is started if there is none); poll it,
+/// or this route, until it is, or send `Prefer: wait=N` to wait up to N seconds (at most 60) for
+/// it. Outside the directorate, contrasts with an arm of fewer than 5
+/// firms are withheld.
 #[utoipa::path(
     get, path = "/v1/trials/{id}/estimates", tag = "estimates",
-    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), EstimatesParams),
+    params(("id" = String, Path, description = "The trial id", example = "nals-arbeidsformer"), AnalysisRequest,
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (at most 60) for the run to be done", example = "wait=30")),
     responses(
         (status = 200, description = "The estimates, joint tests, skipped estimates and attrition (here as a researcher sees them)",
             body = EstimatesResponse, example = json!(example("estimates"))),
+        (status = 202, description = "The analysis run of this query is queued or computing (started now if there was none); `Location` names it",
+            body = AnalysisView, example = json!(example("analysis_accepted"))),
         (status = 404, description = "No trial has this id", body = ErrorEnvelope, example = json!(no_trial())),
-        (status = 409, description = "Nothing to estimate yet: no randomized firms, no statistics in the window, or no control arm", body = ErrorEnvelope),
+        (status = 409, description = "Nothing to estimate: no randomized firms, no statistics in the window, or no control arm", body = ErrorEnvelope),
         (status = 422, description = "A query parameter is invalid (an unknown estimator or weighting)", body = ErrorEnvelope)
     )
 )]
 pub async fn get_estimates(
     State(state): State<AppState>,
     caller: Caller,
+    meta: RequestMeta,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<EstimatesParams>,
-) -> Result<Json<EstimatesResponse>, ApiError> {
+    ApiQuery(params): ApiQuery<AnalysisRequest>,
+) -> Result<Response, ApiError> {
     let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
-    let protocol = &trial.protocol;
-    let estimator = params.estimator.as_deref().unwrap_or("all");
-    let estimators = Estimator::parse_list(estimator).map_err(bad(
-        "estimator",
-        estimator,
-        "all, or a comma-separated list of itt_dim, itt_ancova, itt_lin, did_twfe, event_study",
-    ))?;
-    let weights = match params.weights.as_deref() {
-        None => {
-            let w: Vec<Weighting> = protocol
-                .analysis
-                .weights
-                .iter()
-                .filter_map(|w| Weighting::from_name(w))
-                .collect();
-            if w.is_empty() {
-                vec![Weighting::Firm, Weighting::Dagsverk]
-            } else {
-                w
+    let key = analysis::key(state.store.as_ref(), &trial, &params).await?;
+    let deadline = prefer_wait(&headers).map(|w| Instant::now() + w);
+    let mut started = None;
+    loop {
+        let run = match state.store.find_analysis(&id, &key.hash()).await? {
+            Some(run) => run,
+            None => {
+                let created = start(&state, &trial, &params, &caller, &meta).await?;
+                let run = created.value.0.clone();
+                started = Some(created.map(|_| ()));
+                run
+            }
+        };
+        let job_state = run.job.as_ref().map(|j| j.state);
+        if run.result_sha256.is_some() {
+            return served(&state, &trial, &caller, run).await;
+        }
+        if let Some(error) = run.job.as_ref().and_then(|j| j.error.as_ref()) {
+            // Data that cannot be analysed fail the same way every time: say why.
+            if job_state == Some(JobState::Failed) && error.code == "conflict" {
+                return Err(ApiError::Conflict(error.message.clone()));
             }
         }
-        Some("firm") => vec![Weighting::Firm],
-        Some("dagsverk") => vec![Weighting::Dagsverk],
-        Some("both") => vec![Weighting::Firm, Weighting::Dagsverk],
-        Some(other) => {
-            return Err(bad("weights", other, "firm, dagsverk or both")(format!(
-                "weights {other:?}: use firm, dagsverk or both"
-            )));
+        if !matches!(job_state, Some(JobState::Queued | JobState::Running)) && started.is_none() {
+            // Cancelled, or failed by a fault: run it again.
+            let created = start(&state, &trial, &params, &caller, &meta).await?;
+            started = Some(created.map(|_| ()));
+            continue;
         }
-    };
-    let control = protocol
-        .control_arm()
-        .map(|a| a.id.clone())
-        .ok_or_else(|| ApiError::Conflict("the protocol has no control arm".into()))?;
-    let follow = &protocol.follow_up;
-    let windows = Windows {
-        randomized_at: follow.randomization_quarter,
-        pre: follow.pre_quarters,
-        post: follow.post_quarters,
-    };
-    let (from, to) = windows
-        .span()
-        .ok_or_else(|| ApiError::Conflict("the follow-up window leaves the calendar".into()))?;
-    let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
-    if assignments.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "trial `{id}` has no randomized firms yet; POST /v1/trials/{id}/randomize first"
-        )));
-    }
-    let vintage = state
-        .store
-        .statistics_uploads(None)
-        .await?
-        .iter()
-        .filter(|r| r.kind == UploadKind::Statistics)
-        .map(|r| r.vintage)
-        .filter(|v| params.vintage.is_none_or(|want| *v <= want))
-        .max();
-    let rows = state
-        .store
-        .trial_panel(&id, from, to, params.vintage)
-        .await?;
-    let units: Vec<AssignedUnit> = assignments
-        .iter()
-        .map(|a| AssignedUnit {
-            orgnr: a.orgnr,
-            arm: a.arm.clone(),
-            // Strata are formed per wave (RANDOMIZATION.md); block on (wave, stratum).
-            stratum: format!("{}:{}", a.wave, a.stratum),
-            klynge: a.klynge.map(|k| k.to_string()),
-        })
-        .collect();
-    let mut values = Vec::with_capacity(rows.len());
-    for r in rows {
-        let orgnr = r
-            .orgnr
-            .parse()
-            .map_err(|e| ApiError::Internal(format!("stored orgnr {}: {e}", r.orgnr)))?;
-        let quarter = Quarter::new(r.arstall, r.kvartal)
-            .map_err(|e| ApiError::Internal(format!("stored quarter: {e}")))?;
-        values.push((orgnr, quarter, r.tapte, r.mulige));
-    }
-    if values.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "no NAV statistics for the trial's firms from {from} to {to}{}; POST /v1/statistics first",
-            params
-                .vintage
-                .map(|v| format!(" as of vintage {v}"))
-                .unwrap_or_default()
-        )));
-    }
-    let mut opts = Options::all(&control);
-    opts.estimators = estimators;
-    opts.weights = weights;
-    opts.conf_level = 1.0 - protocol.analysis.alpha;
-    opts.did_cr2 = params.cr2.unwrap_or(true);
-    opts.confirmatory = protocol
-        .analysis
-        .confirmatory
-        .iter()
-        .filter_map(|n| Estimator::from_name(n))
-        .collect();
-    opts.protocol_hash = Some(trial.content_hash.clone());
-    opts.vintage = vintage;
-    let report = tokio::task::spawn_blocking(move || {
-        let data = StudyData::from_values(windows, units, values)?;
-        estimate::estimate(&data, &opts)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("estimation task: {e}")))?
-    .map_err(|e| match e {
-        EstimateError::Internal(m) => ApiError::Internal(m),
-        other => ApiError::Conflict(other.to_string()),
-    })?;
-    let open = caller.role == Role::Direktorat;
-    // Why an arm's contrasts are withheld outside the directorate, if they are: too few firms
-    // with data, or 1 to 4 firms without post-period data. The arm's size is published (CONSORT,
-    // the outcome summary), and an estimate's `n_units`, `n_obs` and residual df (and through
-    // them its interval and p-value) are functions of the firms with data, so publishing the
-    // estimate would give away the small count that attrition hides.
-    let reason: BTreeMap<&str, Option<&str>> = report
-        .attrition
-        .iter()
-        .map(|a| {
-            let why = if a.with_post_data < MIN_FIRMS {
-                Some(FEW_FIRMS)
-            } else if a.no_post_data > 0 && a.no_post_data < MIN_FIRMS {
-                Some(FEW_DROPPED)
-            } else {
-                None
-            };
-            (a.arm.as_str(), why)
-        })
-        .collect();
-    let why = |arm: &str| reason.get(arm).copied().unwrap_or(Some(FEW_FIRMS));
-    let withheld = |arm: &str| -> Option<&str> {
-        if open {
-            None
-        } else {
-            why(arm).or_else(|| why(control.as_str()))
+        if deadline.is_some_and(|d| Instant::now() < d) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
         }
-    };
-    let mut skipped = report.skipped.clone();
-    let mut estimates = Vec::new();
-    for e in report.estimates {
-        if let Some(reason) = withheld(&e.arm) {
-            if !skipped
-                .iter()
-                .any(|s| s.arm == e.arm && s.estimator == e.estimator && s.weights == e.weights)
-            {
-                skipped.push(Skipped {
-                    estimator: e.estimator.clone(),
-                    arm: e.arm.clone(),
-                    weights: e.weights.clone(),
-                    se_type: None,
-                    error: reason.to_owned(),
-                });
-            }
-        } else {
-            estimates.push(e);
-        }
+        let view = AnalysisView::of(&state, &run)?;
+        return Ok(accepted(view, started));
     }
-    let tests = report
-        .tests
-        .into_iter()
-        .filter(|t| withheld(&t.arm).is_none())
-        .collect();
-    // Attrition's counts are protected as one table (a hidden count is not recoverable from
-    // `assigned` and the others); the route's masking layer then turns every other count of 1
-    // to 4 into "<5" outside the directorate, in `dropped` and the messages.
-    let attrition = crate::disclosure::complementary::protect_attrition(&report.attrition, open);
+}
+
+/// How long `Prefer: wait=N` (RFC 7240) asks the route to wait for the run, at most a minute.
+fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix("wait="))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .map(|n| Duration::from_secs(n.min(60)))
+        .next()
+}
+
+/// The estimates of a done run as the caller may read them.
+async fn served(
+    state: &AppState,
+    trial: &TrialInfo,
+    caller: &Caller,
+    run: AnalysisRecord,
+) -> Result<Response, ApiError> {
+    let report = stored_report(state, &run).await?;
+    let control = control_of(state, trial, run.protocol_version).await?;
+    let view = analysis::view(report, caller.role == Role::Direktorat, &control);
+    let follow = &trial.protocol.follow_up;
     Ok(Json(EstimatesResponse {
-        trial: id,
-        protocol_hash: trial.content_hash,
-        vintage,
+        trial: trial.id.clone(),
+        analysis: run.id,
+        result_sha256: run.result_sha256.unwrap_or_default(),
+        protocol_hash: run.protocol_hash,
+        vintage: run.vintage,
         randomized_at: follow.randomization_quarter.to_string(),
         pre_quarters: follow.pre_quarters,
         post_quarters: follow.post_quarters,
-        estimates,
-        tests,
-        skipped,
-        attrition,
-    }))
+        estimates: view.estimates,
+        tests: view.tests,
+        skipped: view.skipped,
+        attrition: view.attrition,
+    })
+    .into_response())
 }

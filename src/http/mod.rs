@@ -4,11 +4,13 @@
 //! and declares the roles it admits ([`routes::Admit::admit`]); the OpenAPI document at
 //! `/openapi.json` is generated from the same declarations.
 
+mod analyses;
 mod audit;
 pub mod error;
 mod estimates;
 mod examples;
 mod health;
+mod jobs;
 pub mod middleware;
 pub mod routes;
 mod statistics;
@@ -36,6 +38,7 @@ use utoipa_axum::routes;
 
 use crate::config::HttpConfig;
 use crate::domain::Role;
+use crate::jobs::{JobConfig, Jobs};
 use crate::storage::Store;
 use error::envelope;
 use middleware::REQUEST_ID_HEADER;
@@ -48,12 +51,21 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// How the service runs.
     pub config: Arc<HttpConfig>,
+    /// The worker pool running this instance's jobs.
+    pub jobs: Arc<Jobs>,
 }
 
 impl AppState {
-    /// State over a store and a configuration.
+    /// State over a store and a configuration, with a worker pool of the default size (one
+    /// worker per core) started on it. Call inside a Tokio runtime.
     pub fn new(store: Arc<dyn Store>, config: HttpConfig) -> Self {
+        Self::with_jobs(store, config, JobConfig::default())
+    }
+
+    /// State with a worker pool configured by `jobs`.
+    pub fn with_jobs(store: Arc<dyn Store>, config: HttpConfig, jobs: JobConfig) -> Self {
         AppState {
+            jobs: Jobs::start(Arc::clone(&store), jobs),
             store,
             config: Arc::new(config),
         }
@@ -87,6 +99,7 @@ const AGGREGATES: &[Role] = &[Role::Direktorat, Role::Forsker];
         (name = "delivery", description = "Take-up, surveys and outcomes by arm"),
         (name = "enrollment", description = "Enrolling firms and their eligibility"),
         (name = "randomization", description = "Draws, assignments delivered to each fylke, acknowledgements"),
+        (name = "jobs", description = "Long computations: their state, progress and cancellation"),
         (name = "probes", description = "Liveness, readiness and this document"),
     )
 )]
@@ -150,6 +163,19 @@ fn v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(takeup::list_deviations).admit(DIREKTORAT))
         .routes(routes!(takeup::outcome_summary).admit(AGGREGATES).masked())
         .routes(routes!(estimates::get_estimates).admit(AGGREGATES).masked())
+        .routes(
+            routes!(analyses::list_analyses, analyses::create_analysis)
+                .admit(AGGREGATES)
+                .masked(),
+        )
+        .routes(routes!(analyses::get_analysis).admit(AGGREGATES).masked())
+        .routes(routes!(analyses::get_analysis_result).admit(DIREKTORAT))
+        .routes(routes!(jobs::list_jobs).admit(DIREKTORAT))
+        .routes(
+            routes!(jobs::get_job, jobs::cancel_job)
+                .admit(AGGREGATES)
+                .masked(),
+        )
         .routes(routes!(statistics::upload_statistics).admit(DIREKTORAT))
         .routes(
             routes!(statistics::list_vintages)

@@ -6,6 +6,8 @@
 //! in one transaction, and writes its audit row inside that same transaction, so a state change
 //! and its audit record are committed together or not at all.
 
+pub mod analyses;
+pub mod jobs;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -583,9 +585,110 @@ pub trait TakeupStore: Send + Sync {
     ) -> Result<Vec<takeup::PanelRow>, StoreError>;
 }
 
+/// Jobs: long computations claimed by one worker at a time under a lease ([`jobs`]). Every
+/// start, cancellation and completion writes its audit row in the same transaction.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Claims the oldest queued job, or a running one whose lease expired before `now_ms`, for
+    /// `lease`; one already started `max_attempts` times is failed instead (and returned so).
+    async fn claim_job(
+        &self,
+        lease: &jobs::Lease,
+        now: DateTime<Utc>,
+        now_ms: i64,
+        max_attempts: u32,
+        audit: &NewAuditEntry,
+    ) -> Result<Option<jobs::JobRecord>, StoreError>;
+
+    /// Renews the lease and records progress: `Some(cancel requested)`, or `None` when the
+    /// worker no longer holds the job.
+    async fn heartbeat_job(
+        &self,
+        id: i64,
+        lease: &jobs::Lease,
+        progress: &jobs::JobProgress,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// Ends a job the worker `owner` holds, storing an analysis result with it; `None` when the
+    /// worker no longer holds it (nothing is written).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the run already has a result.
+    async fn finish_job(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &jobs::JobOutcome,
+        audit: &NewAuditEntry,
+    ) -> Result<Option<jobs::JobRecord>, StoreError>;
+
+    /// Gives a held job back to the queue (the service is stopping); whether it was held.
+    async fn release_job(&self, id: i64, owner: &str) -> Result<bool, StoreError>;
+
+    /// Cancels a queued job, or asks a running one to stop.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::Conflict`] if it has finished.
+    async fn cancel_job(
+        &self,
+        id: i64,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<jobs::JobRecord>, StoreError>;
+
+    /// One job.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    async fn get_job(&self, id: i64) -> Result<jobs::JobRecord, StoreError>;
+
+    /// Jobs, newest first.
+    async fn list_jobs(&self, query: &jobs::JobQuery) -> Result<Vec<jobs::JobRecord>, StoreError>;
+}
+
+/// Analysis runs: a trial's estimates stored once per key ([`analyses`]).
+#[async_trait]
+pub trait AnalysisStore: Send + Sync {
+    /// Creates the run with this key and queues its job, or returns the run that has the key
+    /// (queueing a new job if its last one failed or was cancelled), with its audit row.
+    async fn create_analysis(
+        &self,
+        new: &analyses::NewAnalysis,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<(analyses::AnalysisRecord, analyses::RunOrigin)>, StoreError>;
+
+    /// The run of a trial with this key, if any.
+    async fn find_analysis(
+        &self,
+        trial: &str,
+        run_key: &str,
+    ) -> Result<Option<analyses::AnalysisRecord>, StoreError>;
+
+    /// One run of a trial (without its result; see [`AnalysisStore::analysis_result`]).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    async fn get_analysis(
+        &self,
+        trial: &str,
+        id: i64,
+    ) -> Result<analyses::AnalysisRecord, StoreError>;
+
+    /// A run's stored canonical result JSON, once done.
+    async fn analysis_result(&self, id: i64) -> Result<Option<String>, StoreError>;
+
+    /// A trial's runs, newest first.
+    async fn list_analyses(
+        &self,
+        trial: &str,
+        limit: u32,
+    ) -> Result<Vec<analyses::AnalysisRecord>, StoreError>;
+}
+
 /// The persistence interface. One implementation per backend; handlers only see this trait.
 #[async_trait]
-pub trait Store: TrialStore + StatisticsStore + TakeupStore + Send + Sync + 'static {
+pub trait Store:
+    TrialStore + StatisticsStore + TakeupStore + JobStore + AnalysisStore + Send + Sync + 'static
+{
     /// Which engine this is.
     fn backend(&self) -> Backend;
 

@@ -9,16 +9,18 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 
+use super::analyses::{self, AnalysisRecord, impl_analysis_store};
+use super::jobs::{self, JobKind, JobRecord, JobState, impl_job_store};
 use super::sql::{self, impl_store};
 use super::statistics::{self, impl_statistics_store};
 use super::takeup::{self, impl_takeup_store};
 use super::trials::{self, impl_trial_store};
 use super::{
-    Acknowledgement, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry, AuditQuery,
-    Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage, EnrollmentRecord,
-    NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, StatisticsStore, Store,
-    StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo, TrialStore, UploadReceipt,
-    redact_url,
+    Acknowledgement, AnalysisStore, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry,
+    AuditQuery, AuditResult, Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage,
+    EnrollmentRecord, JobStore, NewAuditEntry, NewDraw, NewEnrollment, NewToken,
+    ProtocolVersionInfo, StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo,
+    TrialInfo, TrialStore, UploadReceipt, redact_url,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");
@@ -274,3 +276,5 @@ mod bulk {
 impl_statistics_store!(PgStore, Postgres, bulk);
 
 impl_takeup_store!(PgStore);
+impl_job_store!(PgStore, Postgres, "FOR UPDATE SKIP LOCKED");
+impl_analysis_store!(PgStore);

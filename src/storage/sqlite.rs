@@ -10,15 +10,18 @@ use crate::protocol::{Protocol, TrialState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use super::analyses::{self, AnalysisRecord, impl_analysis_store};
+use super::jobs::{self, JobKind, JobRecord, JobState, impl_job_store};
 use super::sql::{self, impl_store};
 use super::statistics::{self, impl_statistics_store};
 use super::takeup::{self, impl_takeup_store};
 use super::trials::{self, impl_trial_store};
 use super::{
-    Acknowledgement, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry, AuditQuery,
-    Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage, EnrollmentRecord,
-    NewAuditEntry, NewDraw, NewEnrollment, NewToken, ProtocolVersionInfo, StatisticsStore, Store,
-    StoreError, StoreOptions, TakeupStore, TokenInfo, TrialInfo, TrialStore, UploadReceipt,
+    Acknowledgement, AnalysisStore, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry,
+    AuditQuery, AuditResult, Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage,
+    EnrollmentRecord, JobStore, NewAuditEntry, NewDraw, NewEnrollment, NewToken,
+    ProtocolVersionInfo, StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo,
+    TrialInfo, TrialStore, UploadReceipt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");
@@ -652,3 +655,5 @@ mod bulk {
 impl_statistics_store!(SqliteStore, Sqlite, bulk);
 
 impl_takeup_store!(SqliteStore);
+impl_job_store!(SqliteStore, Sqlite, "");
+impl_analysis_store!(SqliteStore);

@@ -235,7 +235,7 @@ impl TestApp {
         TestApp {
             base: format!("http://{addr}"),
             store,
-            client: reqwest::Client::new(),
+            client: waiting_client(),
             db,
             direktorat,
             server,
@@ -543,4 +543,15 @@ pub async fn get_as(app: &TestApp, secret: &str, path: &str) -> (u16, Value) {
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
     (status, body)
+}
+
+/// A client that asks every request to wait for its result (`Prefer: wait=60`, RFC 7240): `GET
+/// …/estimates` then answers 200 once its analysis run is done, instead of 202 at once.
+pub fn waiting_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("prefer", reqwest::header::HeaderValue::from_static("wait=60"));
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
