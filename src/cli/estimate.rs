@@ -19,6 +19,9 @@ pub enum Format {
     Json,
     /// A table for reading.
     Table,
+    /// The canonical JSON (compact) the service stores an analysis run's result as: the same
+    /// bytes, whose SHA-256 is the run's `result_sha256`, for the same data.
+    Canonical,
 }
 
 /// Which weightings.
@@ -66,12 +69,17 @@ pub struct EstimateArgs {
     /// Skip the CR2 version of did_twfe (it builds the dense design; CR1 is always reported).
     #[arg(long)]
     pub no_cr2: bool,
-    /// Confidence level.
-    #[arg(long, default_value_t = 0.95)]
-    pub conf_level: f64,
+    /// Confidence level (default 0.95, or 1 - alpha of the protocol's analysis plan, as the
+    /// service uses).
+    #[arg(long)]
+    pub conf_level: Option<f64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// The statistics vintage the files are (as the service numbers its uploads), carried into
+    /// every estimate's `vintage`.
+    #[arg(long)]
+    pub vintage: Option<i64>,
 }
 
 /// Runs `estimate`.
@@ -103,7 +111,8 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         (None, None) => "kontroll".into(),
     };
     let estimators = Estimator::parse_list(&args.estimator).map_err(anyhow::Error::msg)?;
-    if !(args.conf_level > 0.0 && args.conf_level < 1.0) {
+    let conf_level = args.conf_level.unwrap_or(0.95);
+    if !(conf_level > 0.0 && conf_level < 1.0) {
         bail!("--conf-level must be between 0 and 1");
     }
     let text = std::fs::read_to_string(&args.assignment)
@@ -136,7 +145,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     let mut opts = Options::all(&control);
     opts.estimators = estimators;
     opts.weights = weights;
-    opts.conf_level = args.conf_level;
+    opts.conf_level = conf_level;
     opts.did_cr2 = !args.no_cr2;
     if let Some(p) = &protocol {
         opts.confirmatory = p
@@ -146,7 +155,11 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
             .filter_map(|n| Estimator::from_name(n))
             .collect();
         opts.protocol_hash = Some(p.content_hash());
+        if args.conf_level.is_none() {
+            opts.conf_level = 1.0 - p.analysis.alpha;
+        }
     }
+    opts.vintage = args.vintage;
     let report = estimate::estimate(&data, &opts)?;
     match args.format {
         Format::Json => {
@@ -154,6 +167,11 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
             outln!("{json}");
         }
         Format::Table => out!("{}", format_table(&report)),
+        Format::Canonical => {
+            // No newline after it: `| sha256sum` gives the run's `result_sha256`.
+            let (json, _sha) = crate::analysis::canonical(&report)?;
+            out!("{json}");
+        }
     }
     Ok(())
 }

@@ -84,6 +84,13 @@ pub struct Cli {
     )]
     pub fault_pause_in_write_ms: Option<u64>,
 
+    /// Fault injection for crash and cancellation tests only: every job pauses this many
+    /// milliseconds before it computes (checking its cancel flag). Only in builds with the
+    /// `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, env = "IA_RCT_FAULT_PAUSE_IN_JOB_MS", hide = true, global = true)]
+    pub fault_pause_in_job_ms: Option<u64>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -267,6 +274,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     #[cfg(not(feature = "fault-injection"))]
     let options = StoreOptions::default();
+    #[cfg(feature = "fault-injection")]
+    let job_pause = cli.fault_pause_in_job_ms.map(Duration::from_millis);
+    #[cfg(not(feature = "fault-injection"))]
+    let job_pause = None;
     let url = cli.database_url.as_str();
     let store = storage::connect(url, options)
         .await
@@ -276,7 +287,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied to {}", redact_url(url));
             Ok(())
         }
-        Command::Serve(args) => serve(store.clone(), args).await,
+        Command::Serve(args) => serve(store.clone(), args, job_pause).await,
         Command::Token(command) => token(store.as_ref(), command).await,
         Command::Ingest(args) => ingest(store.as_ref(), args).await,
         Command::Protocol(_)
@@ -290,7 +301,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(store: Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    store: Arc<dyn storage::Store>,
+    args: ServeArgs,
+    job_pause: Option<Duration>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("could not listen on {}", args.bind))?;
@@ -317,6 +332,7 @@ async fn serve(store: Arc<dyn storage::Store>, args: ServeArgs) -> anyhow::Resul
     };
     let mut jobs = JobConfig {
         lease: Duration::from_secs(args.job_lease_secs.max(1)),
+        pause: job_pause,
         ..JobConfig::default()
     };
     if let Some(workers) = args.job_workers {

@@ -80,10 +80,12 @@ impl AnalysisView {
         Ok(AnalysisView {
             id: run.id,
             trial: run.trial.clone(),
-            state: if run.result_sha256.is_some() {
-                JobState::Done
-            } else {
-                job.map_or(JobState::Queued, |j| j.state)
+            state: match (&run.result_sha256, job.map(|j| j.state)) {
+                (Some(_), _) => JobState::Done,
+                // The run's row was read just before its job finished (two reads, no
+                // transaction): it is being stored.
+                (None, Some(JobState::Done)) => JobState::Running,
+                (None, state) => state.unwrap_or(JobState::Queued),
             },
             job: job.map(|j| j.id),
             progress: match live {

@@ -41,6 +41,11 @@ pub struct JobConfig {
     pub poll: Duration,
     /// A job started this many times without finishing fails instead of starting again.
     pub max_attempts: u32,
+    /// Fault injection for the crash and cancellation tests: every job first pauses this long
+    /// (checking its cancel flag every 10 ms), logging a warning when the pause starts. Never set
+    /// in production; the command line sets it from `IA_RCT_FAULT_PAUSE_IN_JOB_MS` only when
+    /// built with the `fault-injection` feature (which only the tests enable).
+    pub pause: Option<Duration>,
 }
 
 impl Default for JobConfig {
@@ -51,6 +56,7 @@ impl Default for JobConfig {
             heartbeat: Duration::from_millis(250),
             poll: Duration::from_secs(1),
             max_attempts: 3,
+            pause: None,
         }
     }
 }
@@ -331,6 +337,19 @@ impl Jobs {
         job: &JobRecord,
         progress: Arc<Progress>,
     ) -> Result<Option<RunResult>, AnalysisError> {
+        if let Some(pause) = self.config.pause {
+            tracing::warn!(
+                job = job.id,
+                pause_ms = pause.as_millis() as u64,
+                "fault injection: pausing inside a job"
+            );
+            progress.stage("pause (fault injection)", 0);
+            let until = std::time::Instant::now() + pause;
+            while std::time::Instant::now() < until {
+                progress.check().map_err(|_| AnalysisError::Cancelled)?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         match job.kind {
             JobKind::Analysis => {
                 let run = job.subject["run"].as_i64().ok_or_else(|| {

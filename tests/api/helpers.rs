@@ -214,14 +214,31 @@ impl TestApp {
         Self::serve(db, store, config).await
     }
 
+    /// A test app whose job workers run with `jobs` (`workers: 0` runs none).
+    pub async fn spawn_with_jobs(backend: Backend, jobs: ia_rct::jobs::JobConfig) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        Self::serve_with_jobs(db, store, HttpConfig::default(), jobs).await
+    }
+
     /// Serves `store` (opened on `db`, by whatever connection the test chose) with a direktorat
     /// token created through it.
     pub async fn serve(db: TestDb, store: Arc<dyn Store>, config: HttpConfig) -> TestApp {
+        Self::serve_with_jobs(db, store, config, ia_rct::jobs::JobConfig::default()).await
+    }
+
+    /// [`TestApp::serve`] with job workers configured by `jobs`.
+    pub async fn serve_with_jobs(
+        db: TestDb,
+        store: Arc<dyn Store>,
+        config: HttpConfig,
+        jobs: ia_rct::jobs::JobConfig,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let router = app(AppState::new(store.clone(), config));
+        let router = app(AppState::with_jobs(store.clone(), config, jobs));
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("server");
         });
@@ -549,7 +566,10 @@ pub async fn get_as(app: &TestApp, secret: &str, path: &str) -> (u16, Value) {
 /// …/estimates` then answers 200 once its analysis run is done, instead of 202 at once.
 pub fn waiting_client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("prefer", reqwest::header::HeaderValue::from_static("wait=60"));
+    headers.insert(
+        "prefer",
+        reqwest::header::HeaderValue::from_static("wait=60"),
+    );
     reqwest::Client::builder()
         .default_headers(headers)
         .build()

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod analyses;
 mod audit;
 mod cli;
 mod db_locks;
