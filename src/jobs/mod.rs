@@ -301,14 +301,14 @@ impl Jobs {
             }
         };
         let state = outcome.state();
-        let mut audit = self.audit("job finish");
-        audit.actor = None;
+        let audit = self.audit("job finish");
+        let elapsed = Some(progress.elapsed().as_secs_f64());
         // A few tries: a database that is briefly unavailable must not lose a finished result
         // (if it stays away, the lease expires and the job runs again, to the same result).
         for attempt in 0..5u64 {
             match self
                 .store
-                .finish_job(id, &lease.owner, &outcome, &audit)
+                .finish_job(id, &lease.owner, &outcome, elapsed, &audit)
                 .await
             {
                 Ok(Some(_)) => {

@@ -218,6 +218,8 @@ macro_rules! impl_analysis_store {
                 row.job_id = job.as_ref().map(|j| j.id);
                 let record = row.into_record(job)?;
                 let mut audit = audit.clone();
+                // The status the route answers: 200 for a done run, 202 for one on its way.
+                audit.status = if record.result_sha256.is_some() { 200 } else { 202 };
                 audit.trial_id = Some(new.trial.clone());
                 audit.object_ids.push(format!("analysis:{run_id}"));
                 if let Some(job) = &record.job {

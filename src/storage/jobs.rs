@@ -250,7 +250,10 @@ pub(super) const HEARTBEAT: &str = "\
 /// Ends a job its worker holds.
 pub(super) const FINISH_JOB: &str = "\
     UPDATE jobs SET state = $3, finished_at = $4, error = $5, lease_owner = NULL, \
-                    lease_until = NULL, remaining_seconds = NULL \
+                    lease_until = NULL, remaining_seconds = NULL, \
+                    stage = CASE WHEN $3 = 'done' THEN 'done' ELSE stage END, \
+                    done = CASE WHEN $3 = 'done' THEN total ELSE done END, \
+                    elapsed_seconds = COALESCE($6, elapsed_seconds) \
     WHERE id = $1 AND lease_owner = $2 AND state = 'running' \
     RETURNING id";
 
@@ -436,6 +439,7 @@ macro_rules! impl_job_store {
                 id: i64,
                 owner: &str,
                 outcome: &jobs::JobOutcome,
+                elapsed_seconds: Option<f64>,
                 audit: &NewAuditEntry,
             ) -> Result<Option<JobRecord>, StoreError> {
                 let error = match outcome {
@@ -452,6 +456,7 @@ macro_rules! impl_job_store {
                     .bind(outcome.state().as_str())
                     .bind(audit.at)
                     .bind(error.as_deref())
+                    .bind(elapsed_seconds)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if held.is_none() {
@@ -540,6 +545,8 @@ macro_rules! impl_job_store {
                     )));
                 }
                 let mut audit = audit.clone();
+                // The status the route answers: 200 cancelled now, 202 asked to stop.
+                audit.status = if queued.is_some() { 200 } else { 202 };
                 audit.trial_id = job.trial.clone();
                 audit.object_ids.push(format!("job:{id}"));
                 audit.detail = Some(if queued.is_some() {

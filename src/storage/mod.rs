@@ -609,8 +609,8 @@ pub trait JobStore: Send + Sync {
         progress: &jobs::JobProgress,
     ) -> Result<Option<bool>, StoreError>;
 
-    /// Ends a job the worker `owner` holds, storing an analysis result with it; `None` when the
-    /// worker no longer holds it (nothing is written).
+    /// Ends a job the worker `owner` holds after `elapsed_seconds`, storing an analysis result
+    /// with it; `None` when the worker no longer holds it (nothing is written).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] if the run already has a result.
@@ -619,6 +619,7 @@ pub trait JobStore: Send + Sync {
         id: i64,
         owner: &str,
         outcome: &jobs::JobOutcome,
+        elapsed_seconds: Option<f64>,
         audit: &NewAuditEntry,
     ) -> Result<Option<jobs::JobRecord>, StoreError>;
 

@@ -122,7 +122,46 @@ const OPERATIONS: &[(&str, &str, &[Role])] = &[
         "/v1/trials/{id}/estimates",
         &[Role::Direktorat, Role::Forsker],
     ),
+    (
+        "POST",
+        "/v1/trials/{id}/analyses",
+        &[Role::Direktorat, Role::Forsker],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/analyses",
+        &[Role::Direktorat, Role::Forsker],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/analyses/{run}",
+        &[Role::Direktorat, Role::Forsker],
+    ),
+    (
+        "GET",
+        "/v1/trials/{id}/analyses/{run}/result.json",
+        &[Role::Direktorat],
+    ),
+    ("GET", "/v1/jobs", &[Role::Direktorat]),
+    ("GET", "/v1/jobs/{job}", &[Role::Direktorat, Role::Forsker]),
+    (
+        "DELETE",
+        "/v1/jobs/{job}",
+        &[Role::Direktorat, Role::Forsker],
+    ),
 ];
+
+/// The analysis options of the shared trial's run (the estimates case's query).
+fn shared_options() -> Value {
+    json!({ "estimator": "itt_dim,itt_ancova", "weights": "firm" })
+}
+
+/// The shared trial's analysis run (computed before the calls) and its job.
+async fn shared_run(app: &TestApp) -> (i64, i64) {
+    let runs = app.store.list_analyses(SHARED, 10).await.expect("runs");
+    let run = runs.last().expect("the shared run");
+    (run.id, run.job.as_ref().expect("job").id)
+}
 
 /// The trial the read-only cases use: randomized, with firms enrolled.
 const SHARED: &str = "access-shared";
@@ -164,6 +203,50 @@ async fn request_for(app: &TestApp, method: &Method, template: &str, n: usize) -
             shared("/estimates?estimator=itt_dim,itt_ancova&weights=firm"),
             Body::None,
         ),
+        ("POST", "/v1/trials/{id}/analyses") => (shared("/analyses"), Body::Json(shared_options())),
+        ("GET", "/v1/trials/{id}/analyses") => (shared("/analyses"), Body::None),
+        ("GET", "/v1/trials/{id}/analyses/{run}") => {
+            let (run, _) = shared_run(app).await;
+            (shared(&format!("/analyses/{run}")), Body::None)
+        }
+        ("GET", "/v1/trials/{id}/analyses/{run}/result.json") => {
+            let (run, _) = shared_run(app).await;
+            (shared(&format!("/analyses/{run}/result.json")), Body::None)
+        }
+        ("GET", "/v1/jobs") => (template.to_owned(), Body::None),
+        ("GET", "/v1/jobs/{job}") => {
+            let (_, job) = shared_run(app).await;
+            (format!("/v1/jobs/{job}"), Body::None)
+        }
+        ("DELETE", "/v1/jobs/{job}") => {
+            // A queued job (the workers are stopped) that the researcher's token started, so
+            // both admitted roles may cancel it.
+            let forsker = app
+                .store
+                .list_tokens()
+                .await
+                .expect("tokens")
+                .into_iter()
+                .find(|t| t.name == "Forsker")
+                .expect("the forsker token");
+            let key = format!("{n:064}");
+            let new = ia_rct::storage::analyses::NewAnalysis {
+                trial: SHARED.into(),
+                run_key: key.clone(),
+                key_json: "{}".into(),
+                protocol_version: 1,
+                protocol_hash: key,
+                vintage: None,
+                options: r#"{"estimators":[],"weights":["firm"],"cr2":false}"#.into(),
+                program_version: "test".into(),
+                by: "Forsker".into(),
+                by_token: Some(forsker.id),
+            };
+            let audit = ia_rct::storage::NewAuditEntry::now("TEST", "test", "/");
+            let created = app.store.create_analysis(&new, &audit).await.expect("job");
+            let job = created.value.0.job.expect("job").id;
+            (format!("/v1/jobs/{job}"), Body::None)
+        }
         ("POST", "/v1/trials/{id}/takeup" | "/v1/trials/{id}/surveys") => {
             let id = fresh("deliver");
             app.trial_in_state(&id, "randomized", 200).await;
@@ -298,6 +381,33 @@ async fn every_route_admits_exactly_its_declared_roles(backend: Backend) {
         }
     }
     app.statistics_csv(csv, 201).await;
+    // The shared analysis run, computed now; then the workers stop, so that every call below
+    // leaves exactly its own audit row and a queued job stays queued.
+    let run = app
+        .direktorat_call(
+            Method::POST,
+            &format!("/v1/trials/{SHARED}/analyses"),
+            Some(shared_options()),
+            202,
+        )
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let view = app
+            .direktorat_call(
+                Method::GET,
+                &format!("/v1/trials/{SHARED}/analyses/{}", run["id"]),
+                None,
+                200,
+            )
+            .await;
+        if view["state"] == "done" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{view}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.state.jobs.shutdown().await;
     let bad = format!("iarct_{}", "ab".repeat(32));
     let revoked = make_token(
         app.store.as_ref(),

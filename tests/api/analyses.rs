@@ -306,13 +306,7 @@ async fn a_run_is_computed_once_and_equals_the_offline_estimate(backend: Backend
     // Roles: a researcher starts and reads runs; a fylke may not; the raw result is the
     // directorate's.
     let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
-    let fylke = make_token(
-        app.store.as_ref(),
-        "NAV Vestland",
-        Role::Fylke,
-        Some("46"),
-    )
-    .await;
+    let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
     let call = |secret: &str, method: Method, path: String| {
         let request = app
             .client

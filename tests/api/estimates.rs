@@ -750,7 +750,25 @@ mod api {
                 200,
             )
             .await;
-        assert_eq!(app.audit_count().await, before + 1, "the read is audited");
+        // The GET started the run (audited with it), its job started and finished (audited),
+        // and the read that served it is audited too.
+        let rows = app
+            .store
+            .query_audit(&ia_rct::storage::AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
+        assert!(rows.len() > before, "audited");
+        let reads = rows
+            .iter()
+            .filter(|r| r.route == "/v1/trials/{id}/estimates" && r.method == "GET")
+            .count();
+        assert_eq!(
+            reads, 2,
+            "the request that started the run and the one that read it"
+        );
         assert_eq!(body["vintage"], 1);
         let estimates = body["estimates"].as_array().expect("estimates");
         assert!(!estimates.is_empty(), "{body}");

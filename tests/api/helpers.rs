@@ -200,6 +200,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub direktorat: TestToken,
+    /// The application's state (its job workers: `state.jobs`).
+    pub state: AppState,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -238,7 +240,8 @@ impl TestApp {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let router = app(AppState::with_jobs(store.clone(), config, jobs));
+        let state = AppState::with_jobs(store.clone(), config, jobs);
+        let router = app(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("server");
         });
@@ -253,6 +256,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             store,
             client: waiting_client(),
+            state,
             db,
             direktorat,
             server,

@@ -655,6 +655,11 @@ async fn every_aggregate_route_is_masked(backend: Backend) {
         "GET /v1/trials/{id}/outcomes/summary",
         "GET /v1/trials/{id}/balance",
         "GET /v1/statistics/vintages",
+        "GET /v1/trials/{id}/analyses",
+        "POST /v1/trials/{id}/analyses",
+        "GET /v1/trials/{id}/analyses/{run}",
+        "GET /v1/jobs/{job}",
+        "DELETE /v1/jobs/{job}",
     ]
     .into();
     let no_aggregates: BTreeSet<&str> = [

@@ -956,6 +956,47 @@ async fn the_document_matches_the_running_routes() {
         c.call("get", "/v1/trials/{id}/estimates", token, &[], None)
             .await;
     }
+    // Analysis runs: run 1 is the estimates' above (the same options), done; its job is job 1.
+    let options =
+        br#"{"estimator": "itt_dim,did_twfe", "weights": "firm", "vintage": 1, "cr2": true}"#;
+    for token in [d, r] {
+        c.call("get", "/v1/trials/{id}/analyses", token, &[], None)
+            .await;
+        c.call("get", "/v1/trials/{id}/analyses/{run}", token, &[], None)
+            .await;
+        c.call("get", "/v1/jobs/{job}", token, &[], None).await;
+    }
+    c.call(
+        "post",
+        "/v1/trials/{id}/analyses",
+        d,
+        &[],
+        Some(("application/json", options.to_vec())),
+    )
+    .await;
+    c.call(
+        "get",
+        "/v1/trials/{id}/analyses/{run}/result.json",
+        d,
+        &[],
+        None,
+    )
+    .await;
+    c.call("get", "/v1/jobs", d, &[], None).await;
+    // With the workers stopped, a new run's job stays queued, and is cancelled at once.
+    app.state.jobs.shutdown().await;
+    let queued = c
+        .call(
+            "post",
+            "/v1/trials/{id}/analyses",
+            d,
+            &[],
+            Some(("application/json", br#"{"weights": "dagsverk"}"#.to_vec())),
+        )
+        .await;
+    let job = queued["job"].as_i64().unwrap_or_default().to_string();
+    c.call("delete", "/v1/jobs/{job}", d, &[("job", job)], None)
+        .await;
     c.call(
         "get",
         "/v1/trials/{id}/draws/{wave}/units.csv",
