@@ -215,6 +215,30 @@ async fn a_run_is_computed_once_and_equals_the_offline_estimate(backend: Backend
         String::from_utf8_lossy(&stored[..stored.len().min(600)])
     );
 
+    // The database refuses to change or remove a completed run, whoever asks.
+    for sql in [
+        format!("UPDATE analysis_runs SET result = '{{}}' WHERE id = {run}"),
+        format!("UPDATE analysis_runs SET job_id = NULL WHERE id = {run}"),
+        format!("DELETE FROM analysis_runs WHERE id = {run}"),
+    ] {
+        let refused = match backend {
+            Backend::Sqlite => {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
+                    .await
+                    .expect("db");
+                sqlx::query(&sql).execute(&mut conn).await.err()
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("db");
+                sqlx::query(&sql).execute(&mut conn).await.err()
+            }
+        };
+        let error = refused.unwrap_or_else(|| panic!("the database ran {sql}"));
+        assert!(error.to_string().contains("immutable"), "{sql}: {error}");
+    }
+
     // GET …/estimates serves the run.
     let served = app
         .direktorat_call(

@@ -449,8 +449,25 @@ async fn accepted_trials_and_tokens_cannot_be_rewritten_in_the_database(backend:
         .await
         .expect("column privileges");
         let expected: Vec<(String, String)> = [
+            ("analysis_runs", "completed_at"),
+            ("analysis_runs", "job_id"),
+            ("analysis_runs", "result"),
+            ("analysis_runs", "result_sha256"),
             ("api_tokens", "revoked_at"),
             ("api_tokens", "revoked_by"),
+            ("jobs", "attempts"),
+            ("jobs", "cancel_requested"),
+            ("jobs", "done"),
+            ("jobs", "elapsed_seconds"),
+            ("jobs", "error"),
+            ("jobs", "finished_at"),
+            ("jobs", "lease_owner"),
+            ("jobs", "lease_until"),
+            ("jobs", "remaining_seconds"),
+            ("jobs", "stage"),
+            ("jobs", "started_at"),
+            ("jobs", "state"),
+            ("jobs", "total"),
             ("trials", "current_version"),
             ("trials", "state"),
             ("trials", "updated_at"),
@@ -693,6 +710,30 @@ async fn the_service_writes_as_the_readme_role(backend: Backend) {
     .await;
     app.direktorat_call(Method::GET, "/v1/trials/roled/outcomes/summary", None, 200)
         .await;
+    // An analysis run: its job is claimed, renewed and finished as the role.
+    let run = app
+        .direktorat_call(
+            Method::POST,
+            "/v1/trials/roled/analyses",
+            Some(json!({ "weights": "firm" })),
+            202,
+        )
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = app
+            .direktorat_call(Method::GET, &format!("/v1/jobs/{}", run["job"]), None, 200)
+            .await;
+        if job["state"] != "queued" && job["state"] != "running" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        job["state"] == "done" || job["error"]["code"] == "conflict",
+        "the job ran as the role: {job}"
+    );
     app.direktorat_call(Method::POST, &format!("/v1/tokens/{id}/revoke"), None, 200)
         .await;
     assert_eq!(whoami(&app, &secret).await.0, 401);
