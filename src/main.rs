@@ -8,7 +8,7 @@ const STDOUT_CLOSED: u8 = 141;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse_command_line();
-    init_tracing(cli.log_format);
+    init_tracing(cli.log_format, &cli.command);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // `ia-rct protocol show P | head`: the reader has what it wanted; no message.

@@ -237,10 +237,15 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> 
     }
 }
 
-/// Sets up logging on stderr.
-pub fn init_tracing(format: LogFormat) {
+/// Sets up logging on stderr: by default `info` (and sqlx's warnings) for the service, and only
+/// warnings for `demo`, which tells its own story on stderr (`RUST_LOG` overrides both).
+pub fn init_tracing(format: LogFormat, command: &Command) {
+    let default = match command {
+        Command::Demo(_) => "warn,sqlx=error",
+        _ => "info,sqlx=warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

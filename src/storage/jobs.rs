@@ -239,6 +239,12 @@ pub(super) fn claim_job_sql(lock: &str) -> String {
     )
 }
 
+/// Whether any job is claimable at `$1`: read first, so an idle worker's poll takes no write
+/// lock (on SQLite, a write would wait behind a long upload).
+pub(super) const ANY_CLAIMABLE: &str = "\
+    SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_until < $1) \
+    ORDER BY id LIMIT 1";
+
 /// Renews a lease and records progress; answers whether a cancellation was asked for, and no row
 /// when the worker no longer holds the job.
 pub(super) const HEARTBEAT: &str = "\
@@ -384,6 +390,13 @@ macro_rules! impl_job_store {
                     ),
                 })
                 .to_string();
+                let claimable: Option<i64> = sqlx::query_scalar(jobs::ANY_CLAIMABLE)
+                    .bind(now_ms)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if claimable.is_none() {
+                    return Ok(None);
+                }
                 let mut tx = self.pool.begin().await?;
                 let row: Option<jobs::JobRow> = sqlx::query_as(&jobs::claim_job_sql($lock))
                     .bind(&lease.owner)

@@ -158,13 +158,14 @@ pub struct PanelRow {
 
 /// The trial's randomized firms' statistics between two quarters (as year * 4 + quarter), each
 /// firm-quarter at its latest vintage up to $4.
+/// Every stored vintage up to `$4` of the randomized firms' quarters in the primary key's order
+/// (one pass over the index, no subquery per row and no sort); the caller keeps the last, newest,
+/// row of each firm-quarter.
 pub(super) const TRIAL_PANEL: &str = "\
     SELECT s.orgnr, s.arstall, s.kvartal, s.tapte_dagsverk AS tapte, s.mulige_dagsverk AS mulige \
     FROM assignments a JOIN statistics s ON s.orgnr = a.orgnr \
-    WHERE a.trial_id = $1 AND s.arstall * 4 + s.kvartal BETWEEN $2 AND $3 \
-      AND s.vintage = (SELECT MAX(v.vintage) FROM statistics v WHERE v.orgnr = s.orgnr \
-                       AND v.arstall = s.arstall AND v.kvartal = s.kvartal AND v.vintage <= $4) \
-    ORDER BY s.orgnr, s.arstall, s.kvartal";
+    WHERE a.trial_id = $1 AND s.arstall * 4 + s.kvartal BETWEEN $2 AND $3 AND s.vintage <= $4 \
+    ORDER BY s.orgnr, s.arstall, s.kvartal, s.vintage";
 
 pub(super) const SELECT_EVENTS: &str = "\
     SELECT orgnr, status, dato, arbeidsform_levert, timer, merknad, upload_row \
@@ -526,13 +527,28 @@ macro_rules! impl_takeup_store {
                 vintage: Option<i64>,
             ) -> Result<Vec<takeup::PanelRow>, StoreError> {
                 let index = |q: crate::domain::Quarter| q.year() * 4 + i32::from(q.quarter());
-                Ok(sqlx::query_as(takeup::TRIAL_PANEL)
+                let all: Vec<takeup::PanelRow> = sqlx::query_as(takeup::TRIAL_PANEL)
                     .bind(id)
                     .bind(index(from))
                     .bind(index(to))
                     .bind(vintage.unwrap_or(i64::MAX))
                     .fetch_all(&self.pool)
-                    .await?)
+                    .await?;
+                // Oldest vintage first within a firm-quarter: the last one read is kept.
+                let mut rows: Vec<takeup::PanelRow> = Vec::with_capacity(all.len());
+                for row in all {
+                    match rows.last_mut() {
+                        Some(last)
+                            if last.orgnr == row.orgnr
+                                && last.arstall == row.arstall
+                                && last.kvartal == row.kvartal =>
+                        {
+                            *last = row;
+                        }
+                        _ => rows.push(row),
+                    }
+                }
+                Ok(rows)
             }
         }
     };
