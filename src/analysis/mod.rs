@@ -397,10 +397,10 @@ pub async fn compute(
     progress.check().map_err(|_| AnalysisError::Cancelled)?;
     let mut values = Vec::with_capacity(rows.len());
     for r in rows {
-        let orgnr = r
-            .orgnr
-            .parse()
-            .map_err(|e| AnalysisError::Internal(format!("stored orgnr {}: {e}", r.orgnr)))?;
+        let orgnr = u32::try_from(r.orgnr)
+            .ok()
+            .and_then(crate::domain::Orgnr::from_u32)
+            .ok_or_else(|| AnalysisError::Internal(format!("stored orgnr {}", r.orgnr)))?;
         let quarter = Quarter::new(r.arstall, r.kvartal)
             .map_err(|e| AnalysisError::Internal(format!("stored quarter: {e}")))?;
         values.push((orgnr, quarter, r.tapte, r.mulige));

@@ -91,6 +91,20 @@ impl Orgnr {
         Orgnr::check_digit(prefix).map(|check| Orgnr(prefix * 10 + check))
     }
 
+    /// The organisation number whose integer value is `value` (as [`Orgnr::as_u32`] gives it, or a
+    /// database that stores it as a number), if its check digit holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use ia_rct::domain::Orgnr;
+    /// assert_eq!(Orgnr::from_u32(974_760_673).map(|o| o.to_string()), Some("974760673".to_owned()));
+    /// assert_eq!(Orgnr::from_u32(974_760_674), None);
+    /// ```
+    pub fn from_u32(value: u32) -> Option<Orgnr> {
+        (value <= 999_999_999 && Orgnr::check_digit(value / 10) == Some(value % 10))
+            .then_some(Orgnr(value))
+    }
+
     /// The number as an integer (`974760673`); leading zeros are lost, so prefer [`fmt::Display`] for text.
     pub fn as_u32(&self) -> u32 {
         self.0

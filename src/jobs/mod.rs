@@ -235,11 +235,12 @@ impl Jobs {
                         progress.cancel();
                     }
                     // A computation checks its flag every 100 ms, but a database read does not:
-                    // one that has not stopped a second after the cancel is dropped (a blocking
-                    // estimation still stops at its next check, and its result is discarded).
+                    // one that has not stopped half a second after the cancel is dropped (a
+                    // blocking estimation still stops at its next check, and its result is
+                    // discarded), so the job ends within a second.
                     if progress.is_cancelled() {
                         let at = *cancelled_at.get_or_insert_with(std::time::Instant::now);
-                        if at.elapsed() >= Duration::from_secs(1) {
+                        if at.elapsed() >= Duration::from_millis(500) {
                             break Err(AnalysisError::Cancelled);
                         }
                     }

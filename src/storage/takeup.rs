@@ -144,8 +144,9 @@ pub struct OutcomeCell {
 /// One randomized firm's quarter of NAV statistics, as the estimators read it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct PanelRow {
-    /// The firm.
-    pub orgnr: String,
+    /// The firm's organisation number as an integer ([`crate::domain::Orgnr::from_u32`]): a panel
+    /// has millions of rows, and an integer costs no allocation.
+    pub orgnr: i64,
     /// Year.
     pub arstall: i32,
     /// Quarter.
@@ -158,14 +159,14 @@ pub struct PanelRow {
 
 /// The trial's randomized firms' statistics between two quarters (as year * 4 + quarter), each
 /// firm-quarter at its latest vintage up to $4.
-/// Every stored vintage up to `$4` of the randomized firms' quarters in the primary key's order
-/// (one pass over the index, no subquery per row and no sort); the caller keeps the last, newest,
-/// row of each firm-quarter.
+/// Every stored vintage up to `$4` of the randomized firms' quarters (one pass over the primary
+/// key's index, no subquery per row, no sort in the database); the caller sorts and keeps the
+/// newest row of each firm-quarter.
 pub(super) const TRIAL_PANEL: &str = "\
-    SELECT s.orgnr, s.arstall, s.kvartal, s.tapte_dagsverk AS tapte, s.mulige_dagsverk AS mulige \
+    SELECT CAST(s.orgnr AS BIGINT) AS orgnr, s.arstall, s.kvartal, s.vintage, \
+           s.tapte_dagsverk AS tapte, s.mulige_dagsverk AS mulige \
     FROM assignments a JOIN statistics s ON s.orgnr = a.orgnr \
-    WHERE a.trial_id = $1 AND s.arstall * 4 + s.kvartal BETWEEN $2 AND $3 AND s.vintage <= $4 \
-    ORDER BY s.orgnr, s.arstall, s.kvartal, s.vintage";
+    WHERE a.trial_id = $1 AND s.arstall * 4 + s.kvartal BETWEEN $2 AND $3 AND s.vintage <= $4";
 
 pub(super) const SELECT_EVENTS: &str = "\
     SELECT orgnr, status, dato, arbeidsform_levert, timer, merknad, upload_row \
@@ -527,28 +528,30 @@ macro_rules! impl_takeup_store {
                 vintage: Option<i64>,
             ) -> Result<Vec<takeup::PanelRow>, StoreError> {
                 let index = |q: crate::domain::Quarter| q.year() * 4 + i32::from(q.quarter());
-                let all: Vec<takeup::PanelRow> = sqlx::query_as(takeup::TRIAL_PANEL)
-                    .bind(id)
-                    .bind(index(from))
-                    .bind(index(to))
-                    .bind(vintage.unwrap_or(i64::MAX))
-                    .fetch_all(&self.pool)
-                    .await?;
-                // Oldest vintage first within a firm-quarter: the last one read is kept.
-                let mut rows: Vec<takeup::PanelRow> = Vec::with_capacity(all.len());
-                for row in all {
-                    match rows.last_mut() {
-                        Some(last)
-                            if last.orgnr == row.orgnr
-                                && last.arstall == row.arstall
-                                && last.kvartal == row.kvartal =>
-                        {
-                            *last = row;
-                        }
-                        _ => rows.push(row),
-                    }
-                }
-                Ok(rows)
+                let mut all: Vec<(i64, i32, i32, i64, f64, f64)> =
+                    sqlx::query_as(takeup::TRIAL_PANEL)
+                        .bind(id)
+                        .bind(index(from))
+                        .bind(index(to))
+                        .bind(vintage.unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
+                        .await?;
+                // By firm and quarter, newest vintage first: the first row of each is kept.
+                all.sort_unstable_by(|a, b| {
+                    (a.0, a.1, a.2, std::cmp::Reverse(a.3))
+                        .cmp(&(b.0, b.1, b.2, std::cmp::Reverse(b.3)))
+                });
+                all.dedup_by(|later, kept| (later.0, later.1, later.2) == (kept.0, kept.1, kept.2));
+                Ok(all
+                    .into_iter()
+                    .map(|(orgnr, arstall, kvartal, _, tapte, mulige)| takeup::PanelRow {
+                        orgnr,
+                        arstall,
+                        kvartal,
+                        tapte,
+                        mulige,
+                    })
+                    .collect())
             }
         }
     };
