@@ -1,5 +1,5 @@
 //! Analysis runs: a trial's effect estimates computed once, as a job, and stored with the key they
-//! were computed under (docs/analysis-runs.md).
+//! were computed under (docs/analysis-runs.md §1-2).
 //!
 //! A run's key is the protocol version and its hash, the statistics vintage, the draws (wave,
 //! protocol hash and unit list of each), the canonical options and the program version. Everything

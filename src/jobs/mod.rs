@@ -1,5 +1,5 @@
 //! The one job mechanism for every long computation: analysis runs now; randomization inference,
-//! power and interim looks next (docs/jobs.md).
+//! power and interim looks next (docs/analysis-runs.md §3).
 //!
 //! Jobs are rows in the database ([`crate::storage::jobs`]). A bounded pool of workers (by default
 //! one per core) claims them one at a time under a lease, which each worker renews with its
