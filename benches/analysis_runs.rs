@@ -48,6 +48,14 @@ fn summary(mut ms: Vec<f64>) -> String {
 
 #[tokio::main]
 async fn main() {
+    // The service's warnings (RUST_LOG to change), so a refused read says why.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let Ok(url) = std::env::var("IA_RCT_BENCH_DATABASE_URL") else {
         eprintln!(
             "analysis_runs: set IA_RCT_BENCH_DATABASE_URL to a database `ia-rct demo` filled \

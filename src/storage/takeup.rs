@@ -162,11 +162,21 @@ pub struct PanelRow {
 /// Every stored vintage up to `$4` of the randomized firms' quarters (one pass over the primary
 /// key's index, no subquery per row, no sort in the database); the caller sorts and keeps the
 /// newest row of each firm-quarter.
+/// The firms with orgnr from `$5` up to, not including, `$6` (no end when `$6` is NULL).
 pub(super) const TRIAL_PANEL: &str = "\
     SELECT CAST(s.orgnr AS BIGINT) AS orgnr, s.arstall, s.kvartal, s.vintage, \
            s.tapte_dagsverk AS tapte, s.mulige_dagsverk AS mulige \
     FROM assignments a JOIN statistics s ON s.orgnr = a.orgnr \
-    WHERE a.trial_id = $1 AND s.arstall * 4 + s.kvartal BETWEEN $2 AND $3 AND s.vintage <= $4";
+    WHERE a.trial_id = $1 AND s.arstall * 4 + s.kvartal BETWEEN $2 AND $3 AND s.vintage <= $4 \
+      AND a.orgnr >= $5 AND ($6 IS NULL OR a.orgnr < $6)";
+
+/// A trial's randomized firms, by orgnr.
+pub(super) const TRIAL_FIRMS: &str =
+    "SELECT orgnr FROM assignments WHERE trial_id = $1 ORDER BY orgnr";
+
+/// How many ranges of firms [`TRIAL_PANEL`] is read in at once, at most (and at most one per
+/// core).
+pub(super) const PANEL_PARTS: usize = 4;
 
 pub(super) const SELECT_EVENTS: &str = "\
     SELECT orgnr, status, dato, arbeidsform_levert, timer, merknad, upload_row \
@@ -528,14 +538,38 @@ macro_rules! impl_takeup_store {
                 vintage: Option<i64>,
             ) -> Result<Vec<takeup::PanelRow>, StoreError> {
                 let index = |q: crate::domain::Quarter| q.year() * 4 + i32::from(q.quarter());
-                let mut all: Vec<(i64, i32, i32, i64, f64, f64)> =
-                    sqlx::query_as(takeup::TRIAL_PANEL)
+                // The firms cut into PANEL_PARTS ranges of orgnr, read at once on as many
+                // connections (a row costs more to decode than to find, and decoding runs on the
+                // connection's own thread), and put together in range order.
+                let firms: Vec<String> = sqlx::query_scalar(takeup::TRIAL_FIRMS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let parts = takeup::PANEL_PARTS.min(cores).min(firms.len().max(1));
+                let mut bounds: Vec<(String, Option<String>)> = Vec::with_capacity(parts);
+                for k in 0..parts {
+                    let start = firms
+                        .get(k * firms.len() / parts)
+                        .cloned()
+                        .unwrap_or_default();
+                    let end = (k + 1 < parts).then(|| firms[(k + 1) * firms.len() / parts].clone());
+                    bounds.push((start, end));
+                }
+                let reads = bounds.iter().map(|(start, end)| {
+                    sqlx::query_as::<_, (i64, i32, i32, i64, f64, f64)>(takeup::TRIAL_PANEL)
                         .bind(id)
                         .bind(index(from))
                         .bind(index(to))
                         .bind(vintage.unwrap_or(i64::MAX))
+                        .bind(start.as_str())
+                        .bind(end.as_deref())
                         .fetch_all(&self.pool)
-                        .await?;
+                });
+                let mut all: Vec<(i64, i32, i32, i64, f64, f64)> = Vec::new();
+                for part in futures_util::future::try_join_all(reads).await? {
+                    all.extend(part);
+                }
                 // By firm and quarter, newest vintage first: the first row of each is kept.
                 all.sort_unstable_by(|a, b| {
                     (a.0, a.1, a.2, std::cmp::Reverse(a.3))
