@@ -7,8 +7,12 @@
 //! by firm from sparse rows and the n x p design is never built: memory is the panel's own columns
 //! plus O(firms) (docs/statistics.md A.5). The within-firm part of the Gram matrix, Σ_i s_i s_i'/W_i,
 //! is one matrix product per block of firms. CR1 keeps, per cluster, only R S_g (R the treatment
-//! rows of the inverse Gram, S_g the cluster's score), n_treat numbers. CR2 builds the dense
-//! projected design and uses [`super::ols`], so it is meant for designs with few clusters.
+//! rows of the inverse Gram, S_g the cluster's score), n_treat numbers. CR2 ([`cr2`]) runs on
+//! [`super::cr2`] cluster by cluster: each cluster's projected rows are built from its sparse rows
+//! and its firms' means when the cluster is reached, with the CR1 fit's inverse Gram, so memory
+//! stays the panel's plus one chunk of clusters, whatever the number of clusters; under equal
+//! weights a cluster's adjustment is usually an exact power series in p x p products
+//! ([`PanelCr2::equal_fast`]). The dense projected design survives only as the tests' oracle.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Axis, Slice};
@@ -432,7 +436,8 @@ impl<'a> PanelCr2<'a> {
         for i in a..b {
             let w = self.panel.weight(i);
             for c in row_cols(self.panel, i).iter().flatten() {
-                if sums[*c] == 0.0 && !touched.contains(c) {
+                // (weights are positive: a zero sum is a column not yet touched)
+                if sums[*c] == 0.0 && (w > 0.0 || !touched.contains(c)) {
                     touched.push(*c);
                 }
                 sums[*c] += w;
@@ -578,48 +583,17 @@ impl Cr2Design for PanelCr2<'_> {
     /// (c_j = binom(2j, j)/4^j, G_s = X̃_s'X̃_s), and q'e = y_k'X̃_s'e_s, q'q = y_k'G_s y_k,
     /// u = G_s y_k, the level sums Σ √w q = 0. N's largest eigenvalue is at most t = tr(M G_s); for
     /// t < `series_max` the series is summed until its tail, at most t^{J+1}/(1 − t) of the result,
-    /// is below [`SERIES_TAIL`]. G_s and X̃_s'e_s come from the sparse rows: p² work per firm and
-    /// per term instead of n_s³.
+    /// is below [`SERIES_TAIL`]. G_s is applied from the sparse rows ([`SparseGram`], O(rows) per
+    /// product) and M densely, so a term costs about p² (p² n_treat for the event study) instead of
+    /// the n_s³ of the cluster's root.
     fn equal_fast(&self, s: usize) -> Option<Vec<EqualOut>> {
         if self.weighted || self.series_max <= 0.0 {
             return None;
         }
         let p = self.p;
-        let mut gs = Array2::<f64>::zeros((p, p));
-        let mut score = Array1::<f64>::zeros(p);
-        let mut sums = vec![0.0; p];
-        let mut touched = Vec::new();
-        for &fi in self.firms(s) {
-            let fi = fi as usize;
-            let wf = self.firm_w[fi];
-            self.column_sums(fi, &mut sums, &mut touched);
-            let xbar_beta: f64 = touched.iter().map(|&c| sums[c] / wf * self.beta[c]).sum();
-            let (a, b) = self.ranges[fi];
-            let mut sum_we = 0.0;
-            for i in a..b {
-                let w = self.panel.weight(i);
-                let cols = row_cols(self.panel, i);
-                let we = w * self.residual(fi, i, xbar_beta);
-                sum_we += we;
-                for c in cols.iter().flatten() {
-                    score[*c] += we;
-                    for d in cols.iter().flatten() {
-                        gs[[*c, *d]] += w;
-                    }
-                }
-            }
-            for &c in &touched {
-                for &d in &touched {
-                    gs[[c, d]] -= sums[c] * sums[d] / wf;
-                }
-                score[c] -= sums[c] / wf * sum_we;
-            }
-            for &c in &touched {
-                sums[c] = 0.0;
-            }
-        }
         let m = self.m;
-        let t: f64 = m.iter().zip(gs.iter()).map(|(a, b)| a * b).sum();
+        let gs = SparseGram::new(self, s);
+        let t = gs.trace_m(m);
         if t.is_nan() || t >= self.series_max {
             return None;
         }
@@ -630,19 +604,20 @@ impl Cr2Design for PanelCr2<'_> {
         let mut j = 0.0;
         while tail > SERIES_TAIL {
             j += 1.0;
-            z = m.dot(&gs.dot(&z));
+            z = mdot(m, &gs.apply(&z));
             c *= (2.0 * j - 1.0) / (2.0 * j);
             y.scaled_add(c, &z);
             tail *= t;
         }
-        let u = gs.dot(&y);
-        let mu = m.dot(&u);
+        let u = gs.apply(&y);
+        let mu = mdot(m, &u);
+        debug_assert_eq!(u.nrows(), p);
         Some(
             (0..self.panel.n_treat)
                 .map(|k| {
                     let (yk, uk) = (y.column(k), u.column(k));
                     EqualOut {
-                        score: yk.dot(&score),
+                        score: yk.dot(&gs.score),
                         d: yk.dot(&uk),
                         v: Vec::new(),
                         u: uk.to_owned(),
@@ -651,6 +626,156 @@ impl Cr2Design for PanelCr2<'_> {
                 })
                 .collect(),
         )
+    }
+}
+
+/// M Z, as a matrix-vector product when Z has one column (`did_twfe`).
+fn mdot(m: &Array2<f64>, z: &Array2<f64>) -> Array2<f64> {
+    if z.ncols() == 1 {
+        let v = m.dot(&z.column(0));
+        let n = v.len();
+        v.into_shape_with_order((n, 1))
+            .unwrap_or_else(|_| Array2::zeros((n, 1)))
+    } else {
+        m.dot(z)
+    }
+}
+
+/// One cluster's G_s = X̃_s'X̃_s = Σ_f [Σ_{i∈f} w_i x_i x_i' − s_f s_f'/W_f] (s_f the firm's column
+/// sums of w) kept sparse: its rows' columns and weights and its firms' column sums, so that G_s z
+/// costs O(rows + columns touched) instead of p²; and the cluster's score X̃_s'e_s.
+struct SparseGram {
+    /// Per row: its columns and weight.
+    rows: Vec<([Option<usize>; 2], f64)>,
+    /// Per firm: the range of `cols` holding its (column, column sum) and W_f.
+    firms: Vec<(usize, usize, f64)>,
+    cols: Vec<(usize, f64)>,
+    /// X̃_s'e_s (p).
+    score: Array1<f64>,
+}
+
+impl SparseGram {
+    fn new(d: &PanelCr2<'_>, s: usize) -> Self {
+        let p = d.p;
+        let mut rows = Vec::new();
+        let mut firms = Vec::new();
+        let mut cols = Vec::new();
+        let mut score = Array1::<f64>::zeros(p);
+        let mut sums = vec![0.0; p];
+        let mut touched = Vec::new();
+        for &fi in d.firms(s) {
+            let fi = fi as usize;
+            let wf = d.firm_w[fi];
+            d.column_sums(fi, &mut sums, &mut touched);
+            let xbar_beta: f64 = touched.iter().map(|&c| sums[c] / wf * d.beta[c]).sum();
+            let (a, b) = d.ranges[fi];
+            let mut sum_we = 0.0;
+            for i in a..b {
+                let w = d.panel.weight(i);
+                let rc = row_cols(d.panel, i);
+                let we = w * d.residual(fi, i, xbar_beta);
+                sum_we += we;
+                for c in rc.iter().flatten() {
+                    score[*c] += we;
+                }
+                rows.push((rc, w));
+            }
+            let start = cols.len();
+            for &c in &touched {
+                score[c] -= sums[c] / wf * sum_we;
+                cols.push((c, sums[c]));
+                sums[c] = 0.0;
+            }
+            firms.push((start, cols.len(), wf));
+        }
+        SparseGram {
+            rows,
+            firms,
+            cols,
+            score,
+        }
+    }
+
+    /// G_s Z.
+    fn apply(&self, z: &Array2<f64>) -> Array2<f64> {
+        let k = z.ncols();
+        let mut out = Array2::<f64>::zeros(z.dim());
+        let (Some(zs), Some(os)) = (z.as_slice(), out.as_slice_mut()) else {
+            return self.apply_views(z);
+        };
+        if k == 1 {
+            for (rc, w) in &self.rows {
+                let xz: f64 = rc.iter().flatten().map(|c| zs[*c]).sum();
+                for c in rc.iter().flatten() {
+                    os[*c] += w * xz;
+                }
+            }
+            for &(a, b, wf) in &self.firms {
+                let sz: f64 = self.cols[a..b].iter().map(|&(c, sc)| sc * zs[c]).sum();
+                for &(c, sc) in &self.cols[a..b] {
+                    os[c] -= sc / wf * sz;
+                }
+            }
+            return out;
+        }
+        let mut xz = vec![0.0; k];
+        for (rc, w) in &self.rows {
+            xz.fill(0.0);
+            for c in rc.iter().flatten() {
+                for (e, v) in xz.iter_mut().zip(&zs[c * k..(c + 1) * k]) {
+                    *e += v;
+                }
+            }
+            for c in rc.iter().flatten() {
+                for (o, v) in os[c * k..(c + 1) * k].iter_mut().zip(&xz) {
+                    *o += w * v;
+                }
+            }
+        }
+        for &(a, b, wf) in &self.firms {
+            xz.fill(0.0);
+            for &(c, sc) in &self.cols[a..b] {
+                for (e, v) in xz.iter_mut().zip(&zs[c * k..(c + 1) * k]) {
+                    *e += sc * v;
+                }
+            }
+            for &(c, sc) in &self.cols[a..b] {
+                for (o, v) in os[c * k..(c + 1) * k].iter_mut().zip(&xz) {
+                    *o -= sc / wf * v;
+                }
+            }
+        }
+        out
+    }
+
+    /// [`SparseGram::apply`] on a matrix not in standard layout.
+    fn apply_views(&self, z: &Array2<f64>) -> Array2<f64> {
+        self.apply(&z.as_standard_layout().to_owned())
+    }
+
+    /// tr(M G_s) = Σ_i w_i x_i'M x_i − Σ_f s_f'M s_f / W_f.
+    fn trace_m(&self, m: &Array2<f64>) -> f64 {
+        let mut t = 0.0;
+        for (rc, w) in &self.rows {
+            for c1 in rc.iter().flatten() {
+                for c2 in rc.iter().flatten() {
+                    t += w * m[[*c1, *c2]];
+                }
+            }
+        }
+        for &(a, b, wf) in &self.firms {
+            let mut q = 0.0;
+            for &(c1, s1) in &self.cols[a..b] {
+                let row = m.row(c1);
+                let mut r = 0.0;
+                for &(c2, s2) in &self.cols[a..b] {
+                    r += row[c2] * s2;
+                }
+                q += s1 * r;
+            }
+            t -= q / wf;
+        }
+        t
     }
 }
 

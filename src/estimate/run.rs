@@ -1188,13 +1188,20 @@ mod tests {
         }
         // Every estimator in both weightings was checked.
         assert_eq!(seen.len(), 10, "{seen:?}");
-        let times: Vec<i32> = report
-            .estimates
-            .iter()
-            .filter(|e| e.estimator == "event_study" && e.weights == "firm")
-            .filter_map(|e| e.event_time)
-            .collect();
-        assert_eq!(times, [-2, 0, 1]);
+        // The event study's CR1 rows, and its CR2 rows (not confirmatory) for the same times.
+        for se in ["CR1", "CR2"] {
+            let rows: Vec<&Estimate> = report
+                .estimates
+                .iter()
+                .filter(|e| e.estimator == "event_study" && e.weights == "firm" && e.se_type == se)
+                .collect();
+            let times: Vec<i32> = rows.iter().filter_map(|e| e.event_time).collect();
+            assert_eq!(times, [-2, 0, 1], "{se}");
+            assert!(
+                se == "CR1" || rows.iter().all(|e| !e.confirmatory),
+                "{rows:?}"
+            );
+        }
     }
 
     /// Issue 10, defect 8: the Holm family is the protocol's confirmatory estimators x arms per
