@@ -15,7 +15,7 @@
 //! ([`PanelCr2::equal_fast`]). The dense projected design survives only as the tests' oracle.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, Axis, Slice};
+use ndarray::{Array1, Array2, ArrayView1, Axis, Slice};
 
 use super::EstimateError;
 use super::cr2::{self, ClusterRows, Cr2Design, EqualOut, Roots};
@@ -593,6 +593,9 @@ impl Cr2Design for PanelCr2<'_> {
         let p = self.p;
         let m = self.m;
         let gs = SparseGram::new(self, s);
+        if gs.rows.len() < p {
+            return gs.series_in_rows(m, &self.f, self.series_max);
+        }
         let t = gs.trace_m(m);
         if t.is_nan() || t >= self.series_max {
             return None;
@@ -647,8 +650,10 @@ fn mdot(m: &Array2<f64>, z: &Array2<f64>) -> Array2<f64> {
 struct SparseGram {
     /// Per row: its columns and weight.
     rows: Vec<([Option<usize>; 2], f64)>,
-    /// Per firm: the range of `cols` holding its (column, column sum) and W_f.
-    firms: Vec<(usize, usize, f64)>,
+    /// Per row: its residual (√w space).
+    et: Vec<f64>,
+    /// Per firm: the range of `cols` holding its (column, column sum), W_f, and its rows' range.
+    firms: Vec<(usize, usize, f64, usize, usize)>,
     cols: Vec<(usize, f64)>,
     /// X̃_s'e_s (p).
     score: Array1<f64>,
@@ -658,6 +663,7 @@ impl SparseGram {
     fn new(d: &PanelCr2<'_>, s: usize) -> Self {
         let p = d.p;
         let mut rows = Vec::new();
+        let mut et = Vec::new();
         let mut firms = Vec::new();
         let mut cols = Vec::new();
         let mut score = Array1::<f64>::zeros(p);
@@ -670,10 +676,13 @@ impl SparseGram {
             let xbar_beta: f64 = touched.iter().map(|&c| sums[c] / wf * d.beta[c]).sum();
             let (a, b) = d.ranges[fi];
             let mut sum_we = 0.0;
+            let row_start = rows.len();
             for i in a..b {
                 let w = d.panel.weight(i);
                 let rc = row_cols(d.panel, i);
-                let we = w * d.residual(fi, i, xbar_beta);
+                let e = d.residual(fi, i, xbar_beta);
+                et.push(w.sqrt() * e);
+                let we = w * e;
                 sum_we += we;
                 for c in rc.iter().flatten() {
                     score[*c] += we;
@@ -686,10 +695,11 @@ impl SparseGram {
                 cols.push((c, sums[c]));
                 sums[c] = 0.0;
             }
-            firms.push((start, cols.len(), wf));
+            firms.push((start, cols.len(), wf, row_start, rows.len()));
         }
         SparseGram {
             rows,
+            et,
             firms,
             cols,
             score,
@@ -710,7 +720,7 @@ impl SparseGram {
                     os[*c] += w * xz;
                 }
             }
-            for &(a, b, wf) in &self.firms {
+            for &(a, b, wf, _, _) in &self.firms {
                 let sz: f64 = self.cols[a..b].iter().map(|&(c, sc)| sc * zs[c]).sum();
                 for &(c, sc) in &self.cols[a..b] {
                     os[c] -= sc / wf * sz;
@@ -732,7 +742,7 @@ impl SparseGram {
                 }
             }
         }
-        for &(a, b, wf) in &self.firms {
+        for &(a, b, wf, _, _) in &self.firms {
             xz.fill(0.0);
             for &(c, sc) in &self.cols[a..b] {
                 for (e, v) in xz.iter_mut().zip(&zs[c * k..(c + 1) * k]) {
@@ -753,6 +763,103 @@ impl SparseGram {
         self.apply(&z.as_standard_layout().to_owned())
     }
 
+    /// The series of [`PanelCr2::equal_fast`] in the cluster's rows instead of in p-space, for a
+    /// cluster with fewer rows than columns (the event study): with N = X̃_s M X̃_s' (n_s x n_s,
+    /// built from M's rows picked by the sparse rows and the firms' x̄_f'M), q_k = Σ_j c_j N^j b_k
+    /// with b_k = X̃_s M e_k, so a term costs n_s² n_treat instead of p² n_treat; t = tr(N).
+    fn series_in_rows(
+        &self,
+        m: &Array2<f64>,
+        f: &Array2<f64>,
+        series_max: f64,
+    ) -> Option<Vec<EqualOut>> {
+        let p = m.nrows();
+        let k = f.ncols();
+        let ns = self.rows.len();
+        // XM = X̃_s M, row r: √w_r (Σ_{c ∈ x_r} M[c, :] − x̄_f'M).
+        let mut xm = Array2::<f64>::zeros((ns, p));
+        let mut xbm = Array1::<f64>::zeros(p);
+        for &(a, b, wf, ra, rb) in &self.firms {
+            xbm.fill(0.0);
+            for &(c, sc) in &self.cols[a..b] {
+                xbm.scaled_add(sc / wf, &m.row(c));
+            }
+            for r in ra..rb {
+                let (rc, w) = &self.rows[r];
+                let sw = w.sqrt();
+                let mut row = xm.row_mut(r);
+                row.scaled_add(-sw, &xbm);
+                for c in rc.iter().flatten() {
+                    row.scaled_add(sw, &m.row(*c));
+                }
+            }
+        }
+        // N[r, q] = XM_r · x̃_q = √w_q (Σ_{c ∈ x_q} XM[r, c] − Σ_{c ∈ f(q)} s_c/W_f XM[r, c]).
+        let mut n = Array2::<f64>::zeros((ns, ns));
+        for &(a, b, wf, ra, rb) in &self.firms {
+            for r in 0..ns {
+                let xr = xm.row(r);
+                let mean: f64 = self.cols[a..b].iter().map(|&(c, sc)| sc / wf * xr[c]).sum();
+                for q in ra..rb {
+                    let (rc, w) = &self.rows[q];
+                    let v: f64 = rc.iter().flatten().map(|c| xr[*c]).sum();
+                    n[[r, q]] = w.sqrt() * (v - mean);
+                }
+            }
+        }
+        let t: f64 = n.diag().sum();
+        if t.is_nan() || t >= series_max {
+            return None;
+        }
+        // b_k = X̃_s M e_k: XM's first k columns (the treatment columns).
+        let b = xm.slice_axis(Axis(1), Slice::from(..k)).to_owned();
+        let mut q = b.clone();
+        let mut z = b;
+        let mut c = 1.0;
+        let mut tail = t / (1.0 - t);
+        let mut j = 0.0;
+        while tail > SERIES_TAIL {
+            j += 1.0;
+            z = n.dot(&z);
+            c *= (2.0 * j - 1.0) / (2.0 * j);
+            q.scaled_add(c, &z);
+            tail *= t;
+        }
+        let nq = n.dot(&q);
+        let et = ArrayView1::from(&self.et);
+        Some(
+            (0..k)
+                .map(|e| {
+                    let qk = q.column(e);
+                    // u = X̃_s'q: the sparse rows, less each firm's x̄_f Σ √w q.
+                    let mut u = Array1::<f64>::zeros(p);
+                    for &(a, b, wf, ra, rb) in &self.firms {
+                        let mut sq = 0.0;
+                        for r in ra..rb {
+                            let (rc, w) = &self.rows[r];
+                            let v = w.sqrt() * qk[r];
+                            sq += v;
+                            for c in rc.iter().flatten() {
+                                u[*c] += v;
+                            }
+                        }
+                        for &(c, sc) in &self.cols[a..b] {
+                            u[c] -= sc / wf * sq;
+                        }
+                    }
+                    EqualOut {
+                        score: qk.dot(&et),
+                        d: qk.dot(&qk),
+                        v: Vec::new(),
+                        u,
+                        // u'Mu = q'X̃_s M X̃_s'q = q'Nq.
+                        umu: qk.dot(&nq.column(e)),
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// tr(M G_s) = Σ_i w_i x_i'M x_i − Σ_f s_f'M s_f / W_f.
     fn trace_m(&self, m: &Array2<f64>) -> f64 {
         let mut t = 0.0;
@@ -763,7 +870,7 @@ impl SparseGram {
                 }
             }
         }
-        for &(a, b, wf) in &self.firms {
+        for &(a, b, wf, _, _) in &self.firms {
             let mut q = 0.0;
             for &(c1, s1) in &self.cols[a..b] {
                 let row = m.row(c1);
