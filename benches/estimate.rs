@@ -7,6 +7,8 @@
 //! estimate; R = 2021K1 with 8 quarters before and 8 from it. The register scale (300,000 x 40) and
 //! the comparison with pyfixest and estimatr are in that script.
 //!
+//! `panel_cr2_20000x16` times `did_twfe` and `event_study` with their CR2 rows as well.
+//!
 //! Run: `cargo bench --bench estimate`.
 //!
 //! With `IA_RCT_ESTIMATE_PHASES=DIR` the binary instead times the phases on DIR's files (as
@@ -228,11 +230,40 @@ fn phases(dir: &Path) -> anyhow::Result<()> {
 
 criterion_group!(estimates, benches);
 
+/// `did_twfe` and `event_study` with CR2 (and CR1) at 20,000 firms x 16 quarters: the panel's
+/// cluster-by-cluster CR2 (issue 12), both weightings for `did_twfe`.
+fn panel_cr2(c: &mut Criterion) {
+    let s = setup();
+    let n_obs = s.data.obs.len();
+    let mut group = c.benchmark_group("panel_cr2_20000x16");
+    group.sample_size(10);
+    for (estimator, weighting) in [
+        (Estimator::DidTwfe, Weighting::Firm),
+        (Estimator::DidTwfe, Weighting::Dagsverk),
+        (Estimator::EventStudy, Weighting::Firm),
+    ] {
+        let mut opts = options("kontroll", estimator);
+        opts.weights = vec![weighting];
+        opts.did_cr2 = true;
+        let report = estimate(&s.data, &opts).expect("estimate");
+        assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+        assert!(report.estimates.iter().any(|e| e.se_type == "CR2"));
+        let name = format!("{}_{}_cr2", estimator.name(), weighting.name());
+        group.bench_function(BenchmarkId::new(name, n_obs), |b| {
+            b.iter(|| black_box(estimate(black_box(&s.data), &opts).expect("estimate")));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(panel_cr2_benches, panel_cr2);
+
 fn main() -> anyhow::Result<()> {
     if let Some(dir) = std::env::var_os("IA_RCT_ESTIMATE_PHASES") {
         return phases(Path::new(&dir));
     }
     estimates();
+    panel_cr2_benches();
     Criterion::default().configure_from_args().final_summary();
     Ok(())
 }

@@ -14,10 +14,11 @@
 use std::collections::HashMap;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
-use rayon::prelude::*;
 
 use super::EstimateError;
-use super::linalg::{GramInverse, KahanSum, LowRankRoot, invert_gram, ksum, sqrt_pinv};
+pub use super::cr2::Cr2;
+use super::cr2::{self, ClusterRows, Cr2Design, Roots};
+use super::linalg::{GramInverse, KahanSum, invert_gram, ksum};
 
 /// Leverage at or above `1 - LEVERAGE_ONE` counts as 1: such a row is fitted exactly and its HC2
 /// contribution is 0 (estimatr 2.0; 1.x returned NaN).
@@ -129,7 +130,7 @@ impl Fit {
     }
 
     /// CR2 variance and Bell-McCaffrey (Satterthwaite) df for one estimand, clusters given per row
-    /// as `0..n_clusters`.
+    /// as `0..n_clusters` ([`super::cr2`], cluster by cluster).
     pub fn cr2(&self, influence: &[f64], clusters: &Clusters) -> Result<Cr2, EstimateError> {
         self.cr2_roots(influence, clusters, Roots::Auto)
     }
@@ -142,518 +143,116 @@ impl Fit {
         roots: Roots,
     ) -> Result<Cr2, EstimateError> {
         let first = self.sqw.first().copied().unwrap_or(1.0);
-        if self.sqw.iter().any(|s| *s != first) {
-            return self.cr2_weighted(influence, clusters, roots);
-        }
-        Ok(self.cr2_equal_weights(influence, clusters, roots))
+        let weighted = self.sqw.iter().any(|s| *s != first);
+        let design = FitDesign::new(self, influence, clusters, weighted);
+        let out = if weighted {
+            cr2::cr2_weighted(&design, roots, None)?
+        } else {
+            cr2::cr2_equal(&design, roots, None)?
+        };
+        out.into_iter()
+            .next()
+            .ok_or_else(|| EstimateError::Internal("no CR2 estimand".into()))
     }
+}
 
-    /// CR2 with equal weights: A_s = [(I − H)_ss]^{+1/2}; the Satterthwaite df from low-rank
-    /// pieces, so it works for any number of clusters.
-    fn cr2_equal_weights(&self, influence: &[f64], clusters: &Clusters, roots: Roots) -> Cr2 {
-        let p = self.beta.len();
-        let m = &self.ginv.inv;
-        let mut var = KahanSum::default();
-        let mut d_sum = KahanSum::default();
-        let mut l_sum = KahanSum::default();
-        let mut dd = KahanSum::default();
-        let mut dl = KahanSum::default();
-        // Cross products for ||L||_F²: V'V (sparse by level pair), V'U (by level), U'U.
-        let mut vv: HashMap<(u32, u32), f64> = HashMap::new();
-        let mut vu: HashMap<u32, Array1<f64>> = HashMap::new();
-        let mut uu = Array2::<f64>::zeros((p, p));
-        // The clusters' adjustments in parallel (each on its own rows), collected in cluster
-        // order; everything summed over clusters below runs in that order, as on one thread.
-        let roots: Vec<Array1<f64>> = clusters
-            .members
-            .par_iter()
-            .map(|rows| {
-                let ns = rows.len();
-                let infl: Array1<f64> = rows.iter().map(|&i| influence[i]).collect();
-                // A_s infl with B_s = I − (P_D)_ss − X̃_s M X̃_s': B_s = I + Y C Y' with Y the
-                // cluster's level indicators (times √w) and X̃_s, C = −diag(1/W_g, M).
-                let levels = self.levels_of(rows);
-                if roots.low_rank(ns, levels.len() + p) {
-                    let (y, mut c) = self.cluster_basis(rows, &levels);
-                    c.mapv_inplace(|v| -v);
-                    LowRankRoot::new(&y, &c).apply(&infl)
-                } else {
-                    let mut b = Array2::<f64>::zeros((ns, ns));
-                    let mx: Vec<Array1<f64>> =
-                        rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
-                    for (a, &i) in rows.iter().enumerate() {
-                        for (c, &j) in rows.iter().enumerate().skip(a) {
-                            let mut v = if a == c { 1.0 } else { 0.0 };
-                            if self.group[i] == self.group[j] {
-                                v -= self.sqw[i] * self.sqw[j]
-                                    / self.group_w[self.group[i] as usize];
-                            }
-                            v -= self.xt.row(j).dot(&mx[a]);
-                            b[[a, c]] = v;
-                            b[[c, a]] = v;
-                        }
-                    }
-                    sqrt_pinv(&b).dot(&infl)
-                }
-            })
-            .collect();
-        for (rows, q) in clusters.members.iter().zip(roots) {
-            let res: Array1<f64> = rows.iter().map(|&i| self.et[i]).collect();
-            let score = q.dot(&res);
-            var.add(score * score);
-            // Satterthwaite pieces: Ω = diag(q_s'q_s) − L with L = V W⁻¹ V' + U M U'.
-            let d = q.dot(&q);
-            let mut v_s: Vec<(u32, f64)> = Vec::new();
-            for (a, &i) in rows.iter().enumerate() {
-                let g = self.group[i];
-                let val = self.sqw[i] * q[a];
-                match v_s.iter_mut().find(|(h, _)| *h == g) {
-                    Some((_, acc)) => *acc += val,
-                    None => v_s.push((g, val)),
+/// A fitted regression, one estimand and its clusters, as [`super::cr2`] reads them: each
+/// cluster's rows gathered from the dense projected design, and (weighted) the per-level sums
+/// q_g = Σ_{k∈g} w_k²/W_g² and r_g = Σ_{k∈g} w_k^{3/2} x̃_k over every row, since the factor's
+/// levels may span clusters (strata across kommuner).
+struct FitDesign<'a> {
+    fit: &'a Fit,
+    influence: &'a [f64],
+    clusters: &'a Clusters,
+    q: Vec<f64>,
+    r: Array2<f64>,
+}
+
+impl<'a> FitDesign<'a> {
+    fn new(fit: &'a Fit, influence: &'a [f64], clusters: &'a Clusters, weighted: bool) -> Self {
+        let p = fit.beta.len();
+        let ng = fit.group_w.len();
+        let (mut q, mut r) = (Vec::new(), Array2::zeros((0, p)));
+        if weighted {
+            q = vec![0.0; ng];
+            r = Array2::<f64>::zeros((ng, p));
+            for i in 0..fit.n() {
+                let g = fit.group[i] as usize;
+                let w = fit.sqw[i] * fit.sqw[i];
+                q[g] += w * w;
+                r.row_mut(g).scaled_add(w * fit.sqw[i], &fit.xt.row(i));
+            }
+            for g in 0..ng {
+                if fit.group_w[g] > 0.0 {
+                    q[g] /= fit.group_w[g] * fit.group_w[g];
                 }
             }
-            let mut u_s = Array1::<f64>::zeros(p);
-            for (a, &i) in rows.iter().enumerate() {
-                u_s.scaled_add(q[a], &self.xt.row(i));
-            }
-            let mut l_ss = u_s.dot(&m.dot(&u_s));
-            for &(g, v) in &v_s {
-                l_ss += v * v / self.group_w[g as usize];
-            }
-            for &(g, vg) in &v_s {
-                for &(h, vh) in &v_s {
-                    *vv.entry((g, h)).or_insert(0.0) += vg * vh;
-                }
-                let e = vu.entry(g).or_insert_with(|| Array1::zeros(p));
-                e.scaled_add(vg, &u_s);
-            }
-            for r in 0..p {
-                for c in 0..p {
-                    uu[[r, c]] += u_s[r] * u_s[c];
-                }
-            }
-            d_sum.add(d);
-            l_sum.add(l_ss);
-            dd.add(d * d);
-            dl.add(d * l_ss);
         }
-        let mut ll = KahanSum::default();
-        for (&(g, h), &v) in &vv {
-            ll.add(v * v / (self.group_w[g as usize] * self.group_w[h as usize]));
-        }
-        for (&g, r) in &vu {
-            ll.add(2.0 * r.dot(&m.dot(r)) / self.group_w[g as usize]);
-        }
-        let mu = m.dot(&uu);
-        let mut tr = KahanSum::default();
-        for r in 0..p {
-            for c in 0..p {
-                tr.add(mu[[r, c]] * mu[[c, r]]);
-            }
-        }
-        ll.add(tr.value());
-        let num = d_sum.value() - l_sum.value();
-        let den = dd.value() - 2.0 * dl.value() + ll.value();
-        Cr2 {
-            variance: var.value(),
-            df: num * num / den,
+        FitDesign {
+            fit,
+            influence,
+            clusters,
+            q,
+            r,
         }
     }
 }
 
-impl Fit {
-    /// CR2 with weights, as clubSandwich computes it for a weighted `lm` (`inverse_var = FALSE`,
-    /// identity working model) and estimatr pins its weighted CR2 to: with H = X(X'WX)⁻¹X'W,
-    /// G_s = [(I − H)(I − H)']_ss, A_s = G_s^{+1/2}, V = Σ_s (a_s' A_s e_s)² for the original-scale
-    /// influence a and residuals e; the df use Ω_st = u_s'[(I − H)(I − H)']_st u_t with u_s = A_s a_s.
-    /// In the √w space (P̃ the symmetric projection), (I − H)(I − H)' = W^{-1/2} K W^{-1/2} with
-    /// K = (I − P̃) W (I − P̃), whose blocks follow from per-level sums without the n x n matrix.
-    /// The df needs tr(Ω) and ||Ω||_F²; [`satterthwaite_low_rank`] gets both from sums over the
-    /// clusters in about G·p² (the G x G matrix Ω is never formed), so there is no limit on G.
-    fn cr2_weighted(
-        &self,
-        influence: &[f64],
-        clusters: &Clusters,
-        roots: Roots,
-    ) -> Result<Cr2, EstimateError> {
-        let (variance, parts, msm, q) = self.cr2_weighted_parts(influence, clusters, roots);
-        let (tr, sq) = satterthwaite_low_rank(&parts, &self.ginv.inv, &msm, &q, &self.group_w);
-        Ok(Cr2 {
-            variance,
-            df: tr * tr / sq,
-        })
+impl Cr2Design for FitDesign<'_> {
+    fn m(&self) -> &Array2<f64> {
+        &self.fit.ginv.inv
     }
 
-    /// The weighted CR2 variance, per cluster the pieces of its Satterthwaite df, and the
-    /// matrices they are read with: MSM and q_g.
-    fn cr2_weighted_parts(
-        &self,
-        influence: &[f64],
-        clusters: &Clusters,
-        roots: Roots,
-    ) -> (f64, Vec<Parts>, Array2<f64>, Vec<f64>) {
-        let g_count = clusters.len();
-        let p = self.beta.len();
-        let m = &self.ginv.inv;
-        let n = self.n();
-        let w: Vec<f64> = self.sqw.iter().map(|s| s * s).collect();
-        let ng = self.group_w.len();
-        // Q_g = Σ_{k∈g} w_k² / W_g², r_g = Σ_{k∈g} w_k^{3/2} x̃_k, S = Σ_k w_k x̃_k x̃_k'.
-        let mut q = vec![0.0; ng];
-        let mut r = Array2::<f64>::zeros((ng, p));
-        let mut s_mat = Array2::<f64>::zeros((p, p));
-        for i in 0..n {
-            let g = self.group[i] as usize;
-            q[g] += w[i] * w[i];
-            let row = self.xt.row(i);
-            let f = w[i] * self.sqw[i];
-            for k in 0..p {
-                r[[g, k]] += f * row[k];
-                for l in 0..p {
-                    s_mat[[k, l]] += w[i] * row[k] * row[l];
-                }
-            }
-        }
-        for g in 0..ng {
-            if self.group_w[g] > 0.0 {
-                q[g] /= self.group_w[g] * self.group_w[g];
-            }
-        }
-        let msm = m.dot(&s_mat).dot(m);
-        // M r_g / W_g per level.
-        let mr: Vec<Array1<f64>> = (0..ng)
-            .map(|g| {
-                if self.group_w[g] > 0.0 {
-                    m.dot(&r.row(g)) / self.group_w[g]
-                } else {
-                    Array1::zeros(p)
-                }
-            })
-            .collect();
-        let mut var = KahanSum::default();
-        let mut parts: Vec<Parts> = Vec::with_capacity(g_count);
-        let roots: Vec<Array1<f64>> = clusters
-            .members
-            .par_iter()
-            .map(|rows| {
-                let ns = rows.len();
-                let a_orig: Array1<f64> =
-                    rows.iter().map(|&i| influence[i] * self.sqw[i]).collect();
-                let levels = self.levels_of(rows);
-                if roots.low_rank(ns, 2 * (levels.len() + p)) {
-                    // G_s = I − Ya C1 Yb' − Yb C1 Ya' + Ya Φ Ya' with Y1 = [level indicators × √w,
-                    // X̃_s], Ya = W_s^{-1/2} Y1, Yb = W_s^{1/2} Y1, C1 = diag(1/W_g, M) and Φ the
-                    // blocks q_g, M r_g / W_g and MSM: G_s = I + [Ya Yb] [[Φ, −C1], [−C1, 0]] [Ya Yb]'.
-                    let (y1, c1) = self.cluster_basis(rows, &levels);
-                    let k1 = y1.ncols();
-                    let nl = levels.len();
-                    let mut y = Array2::<f64>::zeros((ns, 2 * k1));
-                    for (a, &i) in rows.iter().enumerate() {
-                        for col in 0..k1 {
-                            y[[a, col]] = y1[[a, col]] / self.sqw[i];
-                            y[[a, k1 + col]] = y1[[a, col]] * self.sqw[i];
-                        }
-                    }
-                    let mut c = Array2::<f64>::zeros((2 * k1, 2 * k1));
-                    for (x, &g) in levels.iter().enumerate() {
-                        c[[x, x]] = q[g as usize];
-                        for col in 0..p {
-                            c[[x, nl + col]] = mr[g as usize][col];
-                            c[[nl + col, x]] = mr[g as usize][col];
-                        }
-                    }
-                    for r in 0..p {
-                        for col in 0..p {
-                            c[[nl + r, nl + col]] = msm[[r, col]];
-                        }
-                    }
-                    for r in 0..k1 {
-                        for col in 0..k1 {
-                            c[[r, k1 + col]] = -c1[[r, col]];
-                            c[[k1 + r, col]] = -c1[[r, col]];
-                        }
-                    }
-                    LowRankRoot::new(&y, &c).apply(&a_orig)
-                } else {
-                    let mut k_ss = Array2::<f64>::zeros((ns, ns));
-                    let mx: Vec<Array1<f64>> =
-                        rows.iter().map(|&i| m.dot(&self.xt.row(i))).collect();
-                    let msmx: Vec<Array1<f64>> =
-                        rows.iter().map(|&i| msm.dot(&self.xt.row(i))).collect();
-                    for (a, &i) in rows.iter().enumerate() {
-                        for (b, &j) in rows.iter().enumerate() {
-                            let gi = self.group[i] as usize;
-                            let gj = self.group[j] as usize;
-                            let mut pij = self.xt.row(j).dot(&mx[a]);
-                            if gi == gj {
-                                pij += self.sqw[i] * self.sqw[j] / self.group_w[gi];
-                            }
-                            let mut pwp = self.xt.row(j).dot(&msmx[a]);
-                            pwp += self.sqw[i] * mr[gi].dot(&self.xt.row(j));
-                            pwp += self.sqw[j] * mr[gj].dot(&self.xt.row(i));
-                            if gi == gj {
-                                pwp += self.sqw[i] * self.sqw[j] * q[gi];
-                            }
-                            let mut v = -pij * w[j] - w[i] * pij + pwp;
-                            if a == b {
-                                v += w[i];
-                            }
-                            // G_s = W^{-1/2} K W^{-1/2}
-                            k_ss[[a, b]] = v / (self.sqw[i] * self.sqw[j]);
-                        }
-                    }
-                    sqrt_pinv(&k_ss).dot(&a_orig)
-                }
-            })
-            .collect();
-        for (rows, u) in clusters.members.iter().zip(roots) {
-            let e_orig: Array1<f64> = rows.iter().map(|&i| self.et[i] / self.sqw[i]).collect();
-            let score = u.dot(&e_orig);
-            var.add(score * score);
-            // α = W^{-1/2} u, β = W α.
-            let alpha: Vec<f64> = rows
-                .iter()
-                .zip(u.iter())
-                .map(|(&i, v)| v / self.sqw[i])
-                .collect();
-            let mut groups: Vec<(u32, f64, f64)> = Vec::new();
-            let mut xa = Array1::<f64>::zeros(p);
-            let mut xb = Array1::<f64>::zeros(p);
-            let mut delta = 0.0;
-            for (a, &i) in rows.iter().enumerate() {
-                let g = self.group[i];
-                let beta = w[i] * alpha[a];
-                delta += w[i] * alpha[a] * alpha[a];
-                let (va, vb) = (self.sqw[i] * alpha[a], self.sqw[i] * beta);
-                match groups.iter_mut().find(|(h, _, _)| *h == g) {
-                    Some((_, x, y)) => {
-                        *x += va;
-                        *y += vb;
-                    }
-                    None => groups.push((g, va, vb)),
-                }
-                xa.scaled_add(alpha[a], &self.xt.row(i));
-                xb.scaled_add(beta, &self.xt.row(i));
-            }
-            let mut rho = Array1::<f64>::zeros(p);
-            for &(g, va, _) in &groups {
-                if self.group_w[g as usize] > 0.0 {
-                    rho.scaled_add(va / self.group_w[g as usize], &r.row(g as usize));
-                }
-            }
-            parts.push(Parts {
-                delta,
-                groups,
-                xa,
-                xb,
-                rho,
-            });
-        }
-        (var.value(), parts, msm, q)
-    }
-}
-
-/// Use the low-rank root of a cluster's CR2 adjustment when the cluster has more than this many
-/// times as many rows as the update has columns; below it the dense n x n root is as cheap.
-const LOW_RANK_FACTOR: usize = 2;
-
-/// Which root of each cluster's CR2 adjustment to take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Roots {
-    /// The low-rank root for large clusters, the dense one for small ones.
-    Auto,
-    /// The dense root everywhere (the tests' oracle).
-    #[cfg(test)]
-    Dense,
-}
-
-impl Roots {
-    /// Whether a cluster of `rows` rows takes the low-rank root of an update with `cols` columns.
-    fn low_rank(self, rows: usize, cols: usize) -> bool {
-        match self {
-            Roots::Auto => rows > LOW_RANK_FACTOR * cols,
-            #[cfg(test)]
-            Roots::Dense => false,
-        }
-    }
-}
-
-impl Fit {
-    /// The levels of the absorbed factor among `rows`, in order of first appearance.
-    fn levels_of(&self, rows: &[usize]) -> Vec<u32> {
-        let mut levels: Vec<u32> = Vec::new();
-        for &i in rows {
-            let g = self.group[i];
-            if !levels.contains(&g) {
-                levels.push(g);
-            }
-        }
-        levels
+    fn n_estimands(&self) -> usize {
+        1
     }
 
-    /// For a cluster's rows: Y1 = [√w_i on the rows of each level, X̃_s] (rows x (levels + p)) and
-    /// C1 = diag(1/W_g, M), so that the cluster's block of the projection is Y1 C1 Y1'.
-    fn cluster_basis(&self, rows: &[usize], levels: &[u32]) -> (Array2<f64>, Array2<f64>) {
-        let p = self.beta.len();
-        let nl = levels.len();
-        let mut y = Array2::<f64>::zeros((rows.len(), nl + p));
+    fn n_clusters(&self) -> usize {
+        self.clusters.len()
+    }
+
+    fn nested(&self) -> bool {
+        false
+    }
+
+    fn level_w(&self, g: u32) -> f64 {
+        self.fit.group_w[g as usize]
+    }
+
+    fn rows(&self, s: usize) -> ClusterRows {
+        let rows = &self.clusters.members[s];
+        let p = self.fit.beta.len();
+        let mut xt = Array2::<f64>::zeros((rows.len(), p));
         for (a, &i) in rows.iter().enumerate() {
-            let x = levels.iter().position(|&g| g == self.group[i]).unwrap_or(0);
-            y[[a, x]] = self.sqw[i];
-            for col in 0..p {
-                y[[a, nl + col]] = self.xt[[i, col]];
-            }
+            xt.row_mut(a).assign(&self.fit.xt.row(i));
         }
-        let mut c = Array2::<f64>::zeros((nl + p, nl + p));
-        for (x, &g) in levels.iter().enumerate() {
-            c[[x, x]] = 1.0 / self.group_w[g as usize];
+        ClusterRows {
+            sqw: rows.iter().map(|&i| self.fit.sqw[i]).collect(),
+            level: rows.iter().map(|&i| self.fit.group[i]).collect(),
+            xt,
+            et: rows.iter().map(|&i| self.fit.et[i]).collect(),
+            infl: Array2::from_shape_fn((rows.len(), 1), |(a, _)| self.influence[rows[a]]),
         }
-        for r in 0..p {
-            for col in 0..p {
-                c[[nl + r, nl + col]] = self.ginv.inv[[r, col]];
-            }
-        }
-        (y, c)
     }
-}
 
-/// One cluster's pieces of Ω for the weighted Satterthwaite df (see [`Fit::cr2`]): Ω_st =
-/// δ_st Δ_s + L_st with L_st = f_s' K f_t + Σ_g h_s(g)' Q_g h_t(g), where f_s = (xa, xb, ρ) and
-/// h_s(g) = (va, vb) for each level g of the absorbed factor in the cluster.
-struct Parts {
-    delta: f64,
-    groups: Vec<(u32, f64, f64)>,
-    xa: Array1<f64>,
-    xb: Array1<f64>,
-    rho: Array1<f64>,
-}
+    fn level_sums(&self, g: u32) -> Option<(f64, ArrayView1<'_, f64>)> {
+        Some((self.q[g as usize], self.r.row(g as usize)))
+    }
 
-/// tr(Ω) and ||Ω||_F² of the weighted CR2's G x G matrix Ω without forming it: with Z the clusters'
-/// stacked (f_s, h_s) and B = diag(K, Q), L = Z B Z', so Σ_st L_st² = tr((B Z'Z)²), and Z'Z has a
-/// 3p x 3p dense block, a 3p x 2 block per level and 2 x 2 blocks for levels that share a
-/// cluster. The cost is about G·p² + Σ_s (levels in s)², not G² (issue 12).
-///
-/// `K = [[MSM, −M, M], [−M, 0, 0], [M, 0, 0]]` and `Q_g = [[q_g, −1/W_g], [−1/W_g, 0]]`.
-fn satterthwaite_low_rank(
-    parts: &[Parts],
-    m: &Array2<f64>,
-    msm: &Array2<f64>,
-    q: &[f64],
-    group_w: &[f64],
-) -> (f64, f64) {
-    let p = m.nrows();
-    let p3 = 3 * p;
-    // K v for v = (a, b, r): (MSM a + M (r − b), −M a, M a).
-    let kdot = |v: &[f64]| -> Vec<f64> {
-        let a = ArrayView1::from(&v[..p]);
-        let b = ArrayView1::from(&v[p..2 * p]);
-        let r = ArrayView1::from(&v[2 * p..]);
-        let ma = m.dot(&a);
-        let top = msm.dot(&a) + m.dot(&(&r - &b));
-        let mut out = Vec::with_capacity(p3);
-        out.extend(top.iter());
-        out.extend(ma.iter().map(|x| -x));
-        out.extend(ma.iter());
-        out
-    };
-    let qg = |g: u32| -> [[f64; 2]; 2] {
-        let g = g as usize;
-        let inv_w = 1.0 / group_w[g];
-        [[q[g], -inv_w], [-inv_w, 0.0]]
-    };
-    let dot = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
-    let mut trace = KahanSum::default();
-    let mut sq = KahanSum::default();
-    let mut pff = Array2::<f64>::zeros((p3, p3));
-    // Per level: X_g = Σ_s f_s h_s(g)' as its two columns.
-    let mut xg: HashMap<u32, [Vec<f64>; 2]> = HashMap::new();
-    // Per pair of levels sharing a cluster: P_gh = Σ_s h_s(g) h_s(h)'.
-    let mut pgh: HashMap<(u32, u32), [[f64; 2]; 2]> = HashMap::new();
-    let mut f = vec![0.0; p3];
-    for part in parts {
-        f[..p].copy_from_slice(part.xa.as_slice().unwrap_or(&part.xa.to_vec()));
-        f[p..2 * p].copy_from_slice(part.xb.as_slice().unwrap_or(&part.xb.to_vec()));
-        f[2 * p..].copy_from_slice(part.rho.as_slice().unwrap_or(&part.rho.to_vec()));
-        let kf = kdot(&f);
-        let mut l_ss = dot(&f, &kf);
-        for &(g, va, vb) in &part.groups {
-            let qm = qg(g);
-            l_ss += qm[0][0] * va * va + 2.0 * qm[0][1] * va * vb + qm[1][1] * vb * vb;
-        }
-        trace.add(part.delta + l_ss);
-        sq.add(part.delta * part.delta + 2.0 * part.delta * l_ss);
-        for (r, &fr) in f.iter().enumerate() {
-            if fr == 0.0 {
-                continue;
-            }
-            for (c, &fc) in f.iter().enumerate() {
-                pff[[r, c]] += fr * fc;
+    fn s_mat(&self) -> Array2<f64> {
+        let p = self.fit.beta.len();
+        let mut s = Array2::<f64>::zeros((p, p));
+        for i in 0..self.fit.n() {
+            let w = self.fit.sqw[i] * self.fit.sqw[i];
+            let row = self.fit.xt.row(i);
+            for k in 0..p {
+                for l in 0..p {
+                    s[[k, l]] += w * row[k] * row[l];
+                }
             }
         }
-        for &(g, va, vb) in &part.groups {
-            let cols = xg
-                .entry(g)
-                .or_insert_with(|| [vec![0.0; p3], vec![0.0; p3]]);
-            for (k, &fk) in f.iter().enumerate() {
-                cols[0][k] += va * fk;
-                cols[1][k] += vb * fk;
-            }
-            for &(h, wa, wb) in &part.groups {
-                let e = pgh.entry((g, h)).or_insert([[0.0; 2]; 2]);
-                e[0][0] += va * wa;
-                e[0][1] += va * wb;
-                e[1][0] += vb * wa;
-                e[1][1] += vb * wb;
-            }
-        }
+        s
     }
-    // tr((K P_FF)²).
-    let mut kp = Array2::<f64>::zeros((p3, p3));
-    for c in 0..p3 {
-        let col: Vec<f64> = pff.column(c).to_vec();
-        for (r, v) in kdot(&col).into_iter().enumerate() {
-            kp[[r, c]] = v;
-        }
-    }
-    let mut ll = KahanSum::default();
-    for r in 0..p3 {
-        for c in 0..p3 {
-            ll.add(kp[[r, c]] * kp[[c, r]]);
-        }
-    }
-    // 2 Σ_g tr(K X_g Q_g X_g'), in a fixed order of levels.
-    let mut levels: Vec<&u32> = xg.keys().collect();
-    levels.sort_unstable();
-    for g in levels {
-        let cols = &xg[g];
-        let qm = qg(*g);
-        let k0 = kdot(&cols[0]);
-        let k1 = kdot(&cols[1]);
-        let t = qm[0][0] * dot(&cols[0], &k0)
-            + qm[0][1] * (dot(&cols[0], &k1) + dot(&cols[1], &k0))
-            + qm[1][1] * dot(&cols[1], &k1);
-        ll.add(2.0 * t);
-    }
-    // Σ_{g,h} tr(Q_g P_gh Q_h P_gh').
-    let mut pairs: Vec<_> = pgh.into_iter().collect();
-    pairs.sort_unstable_by_key(|(k, _)| *k);
-    let mul = |a: &[[f64; 2]; 2], b: &[[f64; 2]; 2]| -> [[f64; 2]; 2] {
-        let mut o = [[0.0; 2]; 2];
-        for (i, row) in o.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = a[i][0] * b[0][j] + a[i][1] * b[1][j];
-            }
-        }
-        o
-    };
-    for ((g, h), pm) in &pairs {
-        let (g, h) = (*g, *h);
-        let pt = [[pm[0][0], pm[1][0]], [pm[0][1], pm[1][1]]];
-        let prod = mul(&mul(&mul(&qg(g), pm), &qg(h)), &pt);
-        ll.add(prod[0][0] + prod[1][1]);
-    }
-    sq.add(ll.value());
-    (trace.value(), sq.value())
 }
 
 #[cfg(test)]
@@ -661,25 +260,34 @@ impl Fit {
     /// The weighted CR2's Satterthwaite df summed over every pair of clusters (the G² form the
     /// low-rank one replaced), kept as its test oracle.
     pub(crate) fn cr2_weighted_pairwise_df(&self, influence: &[f64], clusters: &Clusters) -> f64 {
-        let (_, parts, msm, q) = self.cr2_weighted_parts(influence, clusters, Roots::Auto);
+        let design = FitDesign::new(self, influence, clusters, true);
+        let (parts, msm) = cr2::weighted_parts(&design);
+        let parts: Vec<&cr2::WeightedOut> = parts.iter().map(|o| &o[0]).collect();
         let m = &self.ginv.inv;
+        let p = m.nrows();
+        let split =
+            |c: &cr2::WeightedOut, k: usize| ArrayView1::from(&c.f[k * p..(k + 1) * p]).to_owned();
+        let xa: Vec<Array1<f64>> = parts.iter().map(|c| split(c, 0)).collect();
+        let xb: Vec<Array1<f64>> = parts.iter().map(|c| split(c, 1)).collect();
+        let rho: Vec<Array1<f64>> = parts.iter().map(|c| split(c, 2)).collect();
         let g_count = parts.len();
-        let ma: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xa)).collect();
-        let mb: Vec<Array1<f64>> = parts.iter().map(|c| m.dot(&c.xb)).collect();
-        let msma: Vec<Array1<f64>> = parts.iter().map(|c| msm.dot(&c.xa)).collect();
+        let ma: Vec<Array1<f64>> = xa.iter().map(|x| m.dot(x)).collect();
+        let mb: Vec<Array1<f64>> = xb.iter().map(|x| m.dot(x)).collect();
+        let msma: Vec<Array1<f64>> = xa.iter().map(|x| msm.dot(x)).collect();
         let mut trace = KahanSum::default();
         let mut sq = KahanSum::default();
         for s in 0..g_count {
             for t in s..g_count {
-                let (cs, ct) = (&parts[s], &parts[t]);
-                let mut v = -cs.xa.dot(&mb[t]) - cs.xb.dot(&ma[t])
-                    + cs.xa.dot(&msma[t])
-                    + cs.rho.dot(&ma[t])
-                    + ct.rho.dot(&ma[s]);
+                let (cs, ct) = (parts[s], parts[t]);
+                let mut v = -xa[s].dot(&mb[t]) - xb[s].dot(&ma[t])
+                    + xa[s].dot(&msma[t])
+                    + rho[s].dot(&ma[t])
+                    + rho[t].dot(&ma[s]);
                 for &(g, va_s, vb_s) in &cs.groups {
                     if let Some(&(_, va_t, vb_t)) = ct.groups.iter().find(|(h, _, _)| *h == g) {
                         let wg = self.group_w[g as usize];
-                        v += -va_s * vb_t / wg - vb_s * va_t / wg + va_s * va_t * q[g as usize];
+                        v += -va_s * vb_t / wg - vb_s * va_t / wg
+                            + va_s * va_t * design.q[g as usize];
                     }
                 }
                 if s == t {
@@ -694,15 +302,6 @@ impl Fit {
         let tr = trace.value();
         tr * tr / sq.value()
     }
-}
-
-/// CR2 variance and its Satterthwaite degrees of freedom.
-#[derive(Debug, Clone, Copy)]
-pub struct Cr2 {
-    /// The variance.
-    pub variance: f64,
-    /// Bell-McCaffrey degrees of freedom.
-    pub df: f64,
 }
 
 /// Rows grouped by cluster.

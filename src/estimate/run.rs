@@ -29,7 +29,7 @@ pub struct Options {
     pub weights: Vec<Weighting>,
     /// Confidence level.
     pub conf_level: f64,
-    /// Also report `did_twfe` with CR2 and Satterthwaite df.
+    /// Also report `did_twfe` and `event_study` with CR2 and Satterthwaite df.
     pub did_cr2: bool,
     /// The protocol's confirmatory estimators (Holm family = these x arms, per weighting).
     pub confirmatory: Vec<Estimator>,
@@ -259,7 +259,7 @@ pub fn estimate_with(
                     Estimator::IttAncova => ctx.itt_ancova().map(|e| vec![e]),
                     Estimator::IttLin => ctx.itt_lin().map(|e| vec![e]),
                     Estimator::DidTwfe => ctx.did_twfe(&mut skipped),
-                    Estimator::EventStudy => ctx.event_study(&mut tests),
+                    Estimator::EventStudy => ctx.event_study(&mut tests, &mut skipped),
                 };
                 progress.advance(1);
                 match result {
@@ -862,7 +862,11 @@ impl Ctx<'_> {
             dropped: self.panel_dropped(singletons),
         })?];
         if self.opts.did_cr2 {
-            match panel::cr2(&p, 0, self.progress) {
+            match panel::cr2(&p, &fit, self.progress).and_then(|r| {
+                r.into_iter()
+                    .next()
+                    .ok_or_else(|| EstimateError::Internal("no CR2 of d".into()))
+            }) {
                 Ok(r) => out.push(self.finish(Core {
                     estimator: Estimator::DidTwfe,
                     term: "d".into(),
@@ -895,7 +899,11 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    fn event_study(&self, tests: &mut Vec<WaldTest>) -> Result<Vec<Estimate>, EstimateError> {
+    fn event_study(
+        &self,
+        tests: &mut Vec<WaldTest>,
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Vec<Estimate>, EstimateError> {
         let c = self.contrast;
         self.check_arms(&c.treated)?;
         let pre = self.data.windows.pre as i32;
@@ -927,6 +935,40 @@ impl Ctx<'_> {
                 design: "Event study, reference e=-1".into(),
                 dropped: self.panel_dropped(singletons),
             })?);
+        }
+        // CR2 with Satterthwaite df per coefficient, on request (not confirmatory, as did_twfe's).
+        if self.opts.did_cr2 {
+            match panel::cr2(&p, &fit, self.progress) {
+                Ok(cr2) => {
+                    for ((k, &e), r) in rels.iter().enumerate().zip(cr2) {
+                        let mut row = self.finish(Core {
+                            estimator: Estimator::EventStudy,
+                            term: format!("e={e}"),
+                            event_time: Some(e),
+                            estimate: fit.beta[k],
+                            variance: r.variance,
+                            df: r.df,
+                            n_units,
+                            n_clusters: Some(fit.n_clusters),
+                            n_obs: fit.n_obs,
+                            se_type: "CR2".into(),
+                            ssc_factor: None,
+                            design: "Event study, reference e=-1".into(),
+                            dropped: self.panel_dropped(singletons),
+                        })?;
+                        row.confirmatory = false;
+                        out.push(row);
+                    }
+                }
+                Err(EstimateError::Cancelled) => return Err(EstimateError::Cancelled),
+                Err(e) => skipped.push(Skipped {
+                    estimator: Estimator::EventStudy.name().into(),
+                    arm: c.arm.into(),
+                    weights: self.weighting.name().into(),
+                    se_type: Some("CR2".into()),
+                    error: e.to_string(),
+                }),
+            }
         }
         // Joint Wald test of the leads (e <= -2), F on (rank, G - 1).
         let leads: Vec<usize> = rels
@@ -1146,13 +1188,20 @@ mod tests {
         }
         // Every estimator in both weightings was checked.
         assert_eq!(seen.len(), 10, "{seen:?}");
-        let times: Vec<i32> = report
-            .estimates
-            .iter()
-            .filter(|e| e.estimator == "event_study" && e.weights == "firm")
-            .filter_map(|e| e.event_time)
-            .collect();
-        assert_eq!(times, [-2, 0, 1]);
+        // The event study's CR1 rows, and its CR2 rows (not confirmatory) for the same times.
+        for se in ["CR1", "CR2"] {
+            let rows: Vec<&Estimate> = report
+                .estimates
+                .iter()
+                .filter(|e| e.estimator == "event_study" && e.weights == "firm" && e.se_type == se)
+                .collect();
+            let times: Vec<i32> = rows.iter().filter_map(|e| e.event_time).collect();
+            assert_eq!(times, [-2, 0, 1], "{se}");
+            assert!(
+                se == "CR1" || rows.iter().all(|e| !e.confirmatory),
+                "{rows:?}"
+            );
+        }
     }
 
     /// Issue 10, defect 8: the Holm family is the protocol's confirmatory estimators x arms per

@@ -120,7 +120,7 @@ pub fn format_table(report: &Report) -> String {
     let es: Vec<_> = report
         .estimates
         .iter()
-        .filter(|e| e.estimator == "event_study")
+        .filter(|e| e.estimator == "event_study" && e.se_type == "CR1")
         .collect();
     if !es.is_empty() {
         let _ = writeln!(

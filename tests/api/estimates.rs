@@ -73,8 +73,19 @@ fn run_case(dir: &Path) -> Case {
     }
 }
 
+/// The reference rows of a case: `expected.csv`, and `expected_event_study_cr2.csv` (the event
+/// study's CR2, notebooks/event_study_cr2_reference.py) where the case has panel estimates.
 fn expected_rows(dir: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("expected.csv")).expect("expected.csv");
+    let mut rows = reference_rows(&dir.join("expected.csv"));
+    let cr2 = dir.join("expected_event_study_cr2.csv");
+    if cr2.exists() {
+        rows.extend(reference_rows(&cr2));
+    }
+    rows
+}
+
+fn reference_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).expect("reference rows");
     let body: String = text
         .lines()
         .filter(|l| !l.starts_with('#'))

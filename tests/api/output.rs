@@ -100,7 +100,7 @@ async fn responses_write_zero_and_name_things_one_way(backend: Backend) {
         if e["estimator"] == "event_study" {
             let time = e["event_time"].as_i64().expect("integer event_time");
             assert_eq!(term, format!("e={time}"), "{e}");
-            if e["arm"] == "bred_prosess" && e["weights"] == "firm" {
+            if e["arm"] == "bred_prosess" && e["weights"] == "firm" && e["se_type"] == "CR1" {
                 event_times.push(time);
             }
         } else {
