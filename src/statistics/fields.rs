@@ -721,9 +721,16 @@ pub(super) fn stat_row_fast(cells: &[Option<&str>; Field::SLOTS]) -> Option<Stat
         }
     };
     let mut varighet = BTreeMap::new();
-    for class in DVH_VARIGHETER {
-        if let Some(v) = non_negative(Field::Varighet(class))? {
-            varighet.insert(class, v);
+    // The varighet cells are slots 9.. in DVH_VARIGHETER's order (`Field::slot`); most files have
+    // none, so look at the cells before building each field.
+    for (class, cell) in DVH_VARIGHETER
+        .iter()
+        .zip(cells.get(9..).unwrap_or_default())
+    {
+        if cell.is_some()
+            && let Some(v) = non_negative(Field::Varighet(*class))?
+        {
+            varighet.insert(*class, v);
         }
     }
     Some(StatRow {
