@@ -358,7 +358,11 @@ impl StudyData {
                 }
             };
             let map = |rows: &mut statistics::StatRows<'_>| {
-                let mut part = Part::default();
+                // A chunk of 1 MiB has some 25,000 rows.
+                let mut part = Part {
+                    obs: Vec::with_capacity(1 << 15),
+                    ..Part::default()
+                };
                 let mut last = None;
                 for row in rows {
                     match row {

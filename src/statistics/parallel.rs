@@ -17,6 +17,7 @@ use std::sync::mpsc;
 
 use rayon::prelude::*;
 
+use crate::domain::Orgnr;
 use crate::register::RowError;
 
 use super::csv_rows::{self, Column, CsvRows, FastCells, Header};
@@ -273,18 +274,25 @@ impl PlainColumns {
     }
 
     /// The row of one line (ASCII, without its line break and without `\r`, at which the csv
-    /// crate would end a record) if the fast path takes it: as many fields as the header, exactly
-    /// the cells [`CsvRows`]' fast path would see for the record.
-    fn row(&self, text: &str, delimiter: u8) -> Option<StatRow> {
-        let line = text.as_bytes();
+    /// crate would end a record) whose fields end at `ends` (each separator, then the end of the
+    /// line), if the fast path takes it: as many fields as the header, exactly the cells
+    /// [`CsvRows`]' fast path would see for the record, and its orgnr cell. `previous` is the
+    /// last row's orgnr cell and value.
+    fn row<'t>(
+        &self,
+        text: &'t str,
+        ends: &[usize],
+        previous: Option<(&str, Orgnr)>,
+    ) -> Option<(StatRow, &'t str)> {
+        if ends.len() != self.0.len() {
+            return None;
+        }
         let mut cells: FastCells<'_> = [None; Field::SLOTS];
-        let mut slots = self.0.iter();
         let mut start = 0;
-        // Fields end at each separator and at the end of the line: as many as the header has.
-        for end in memchr::memchr_iter(delimiter, line).chain(std::iter::once(line.len())) {
+        for (&end, slot) in ends.iter().zip(&self.0) {
             let cell = csv_rows::trim(text.get(start..end)?);
             start = end + 1;
-            match slots.next()? {
+            match slot {
                 Slot::Cell(k) => {
                     if !cell.is_empty() {
                         *cells.get_mut(*k)? = Some(cell);
@@ -295,10 +303,8 @@ impl PlainColumns {
                 Slot::None => return None,
             }
         }
-        if slots.next().is_some() {
-            return None;
-        }
-        fields::stat_row_fast(&cells)
+        let orgnr = cells.get(Field::Orgnr.slot()?).copied().flatten()?;
+        Some((fields::stat_row_fast_after(&cells, previous)?, orgnr))
     }
 }
 
@@ -313,6 +319,12 @@ struct ChunkRows<'a> {
     has_cr: bool,
     header: &'a Header,
     plain: &'a PlainColumns,
+    /// The separators and line breaks of the chunk, in order (one pass for every line).
+    breaks: memchr::Memchr2<'a>,
+    /// The ends of the current line's fields, relative to the line.
+    ends: Vec<usize>,
+    /// The last row's orgnr cell and value.
+    previous: Option<(&'a str, Orgnr)>,
     /// Where the next line starts.
     at: usize,
     /// Lines of data before `at`.
@@ -337,18 +349,39 @@ impl<'a> ChunkRows<'a> {
             has_cr: memchr::memchr(b'\r', bytes).is_some(),
             header,
             plain,
+            breaks: memchr::memchr2_iter(b'\n', header.delimiter, bytes),
+            ends: Vec::with_capacity(plain.0.len() + 1),
+            previous: None,
             at: 0,
             lines: lines_before,
             slow: None,
         }
     }
 
+    /// The current line's end (its `\n`, or the end of the chunk), with its fields' ends in
+    /// `ends`.
+    fn split_line(&mut self) -> usize {
+        self.ends.clear();
+        for i in self.breaks.by_ref() {
+            if self.bytes.get(i) == Some(&b'\n') {
+                self.ends.push(i - self.at);
+                return i;
+            }
+            self.ends.push(i - self.at);
+        }
+        self.ends.push(self.bytes.len() - self.at);
+        self.bytes.len()
+    }
+
     /// The fast path's row for the line at `at..end` (without its `\n`), if it takes it.
-    fn fast(&self, end: usize) -> Option<StatRow> {
+    fn fast(&mut self, end: usize) -> Option<StatRow> {
         let mut line = self.bytes.get(self.at..end)?;
         if self.has_cr {
             // A `\r\n` ends the record at the `\r`; a `\r` anywhere else ends one too.
-            line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(body) = line.strip_suffix(b"\r") {
+                line = body;
+                *self.ends.last_mut()? -= 1;
+            }
             if memchr::memchr(b'\r', line).is_some() {
                 return None;
             }
@@ -358,7 +391,9 @@ impl<'a> ChunkRows<'a> {
             None if line.is_ascii() => std::str::from_utf8(line).ok()?,
             None => return None,
         };
-        self.plain.row(text, self.header.delimiter)
+        let (row, orgnr) = self.plain.row(text, &self.ends, self.previous)?;
+        self.previous = Some((orgnr, row.orgnr));
+        Some(row)
     }
 }
 
@@ -373,12 +408,9 @@ impl Iterator for ChunkRows<'_> {
         if rest.is_empty() {
             return None;
         }
-        let (end, next) = match memchr::memchr(b'\n', rest) {
-            Some(i) => (self.at + i, self.at + i + 1),
-            None => (self.bytes.len(), self.bytes.len()),
-        };
+        let end = self.split_line();
         if let Some(row) = self.fast(end) {
-            self.at = next;
+            self.at = (end + 1).min(self.bytes.len());
             self.lines += 1;
             return Some(Ok(row));
         }
@@ -537,6 +569,10 @@ mod tests {
         prop_oneof![
             6 => (2019u32..2026, 1u32..5, 0u32..50, 50u32..90, 0u32..30)
                 .prop_map(|(y, q, t, m, n)| format!("974760673;{y};{q};{t}.5;{m};{n}")),
+            2 => (0usize..3, 1u32..5).prop_map(|(o, q)| {
+                let orgnr = ["889640782", "800000009", " 889640782"][o];
+                format!("{orgnr};2024;{q};1;2;3")
+            }),
             1 => Just(String::new()),
             1 => Just(";;;;;".to_owned()),
             1 => Just("974760673;2024;1;1;2".to_owned()),
@@ -554,9 +590,21 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Any mix of lines, cut anywhere: the same rows and problems as the sequential reader.
         #[test]
-        fn chunks_equal_the_sequential_reader(lines in prop::collection::vec(line(), 0..60), unnamed in any::<bool>()) {
+        fn chunks_equal_the_sequential_reader(
+            lines in prop::collection::vec(line(), 0..60),
+            unnamed in any::<bool>(),
+            orgnr_last in any::<bool>(),
+        ) {
             let header = if unnamed { "orgnr;arstall;kvartal;taptedv;muligedv;antpers;" } else { "orgnr;arstall;kvartal;taptedv;muligedv;antpers" };
-            let text = format!("{header}\n{}\n", lines.join("\n"));
+            // The orgnr column first or last (the fast path remembers the last orgnr cell).
+            let rotate = |line: &str| -> String {
+                match line.split_once(';') {
+                    Some((first, rest)) if orgnr_last => format!("{rest};{first}"),
+                    _ => line.to_owned(),
+                }
+            };
+            let lines: Vec<String> = lines.iter().map(|l| rotate(l)).collect();
+            let text = format!("{}\n{}\n", rotate(header), lines.join("\n"));
             let want = sequential(text.as_bytes());
             prop_assert_eq!(parallel(text.as_bytes(), 2), want.clone());
             // Every line in a chunk of its own, started anywhere a line starts.
