@@ -2,15 +2,17 @@
 //! database, through the same library functions the service uses (protocols/ANALYSIS.md).
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use super::progress_bar::{self, BYTES_STAGE, Bar};
 use crate::domain::Quarter;
 use crate::estimate::{
     self, Estimator, Options, StudyData, Weighting, Windows, format_table, read_assignment_table,
 };
+use crate::progress::Progress;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -127,16 +129,23 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     // Several files (say one per quarter) are streamed one after the other; a firm-quarter may
     // appear only once over all of them.
     let mut sources = Vec::with_capacity(args.stats.len());
+    let mut bytes = 0;
     for path in &args.stats {
         let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
         let label = if args.stats.len() == 1 {
             String::new()
         } else {
             path.display().to_string()
         };
-        sources.push((label, BufReader::new(file)));
+        sources.push((label, file));
     }
-    let data = StudyData::from_stats_readers(windows, units, sources)?;
+    // The bar (stderr a terminal only): stage `read` in bytes of the statistics files, then the
+    // estimator's stage `estimate`.
+    let progress = Arc::new(Progress::new());
+    progress.stage(BYTES_STAGE, bytes);
+    let watch = progress_bar::watch(progress.clone(), Bar::start());
+    let data = StudyData::from_stats_readers_with(windows, units, sources, &progress)?;
     let weights = match args.weights {
         WeightsArg::Firm => vec![Weighting::Firm],
         WeightsArg::Dagsverk => vec![Weighting::Dagsverk],
@@ -160,7 +169,8 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         }
     }
     opts.vintage = args.vintage;
-    let report = estimate::estimate(&data, &opts)?;
+    let report = estimate::estimate_with(&data, &opts, &progress)?;
+    watch.finish();
     match args.format {
         Format::Json => {
             let json = crate::json::to_string_pretty(&report)?;

@@ -24,6 +24,7 @@ macro_rules! outln {
 mod demo;
 mod estimate;
 mod offline;
+pub mod progress_bar;
 mod simulate;
 
 use std::io::Write;

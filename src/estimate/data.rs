@@ -4,8 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
+use std::ops::ControlFlow;
+
+use rayon::prelude::*;
 
 use crate::domain::{Orgnr, Quarter};
+use crate::progress::Progress;
 use crate::statistics::{self, StatRow};
 
 use super::EstimateError;
@@ -229,62 +233,38 @@ impl StudyData {
         mut units: Vec<AssignedUnit>,
         rows: impl IntoIterator<Item = (Orgnr, Quarter, f64, f64)>,
     ) -> Result<StudyData, EstimateError> {
-        units.sort_by_key(|u| u.orgnr);
-        if let Some(w) = units.windows(2).find(|w| w[0].orgnr == w[1].orgnr) {
-            return Err(EstimateError::InvalidData(format!(
-                "firm {} appears twice in the assignment",
-                w[0].orgnr
-            )));
-        }
-        let index: HashMap<Orgnr, u32, BuildHasherDefault<OrgnrHasher>> = units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.orgnr, i as u32))
-            .collect();
-        let mut obs = Vec::new();
-        let mut rows_read = 0;
-        let mut rows_ignored = 0;
-        // When rows come grouped by firm, the last firm's unit is reused while it repeats.
-        let mut last: Option<(Orgnr, Option<u32>)> = None;
+        sort_units(&mut units)?;
+        let index = unit_index(&units);
+        let mut part = Part::default();
+        let mut last = None;
         for (orgnr, quarter, tapte, mulige) in rows {
-            rows_read += 1;
-            let unit = match last {
-                Some((o, unit)) if o == orgnr => unit,
-                _ => {
-                    let unit = index.get(&orgnr).copied();
-                    last = Some((orgnr, unit));
-                    unit
-                }
-            };
-            let (Some(unit), Some(rel)) = (unit, windows.relative(quarter)) else {
-                rows_ignored += 1;
-                continue;
-            };
-            if !(mulige > 0.0 && tapte >= 0.0 && tapte.is_finite() && mulige.is_finite()) {
+            part.push(&index, &windows, &mut last, orgnr, quarter, tapte, mulige)?;
+        }
+        StudyData::finish(windows, units, part.obs, part.rows_read, part.rows_ignored)
+    }
+
+    /// Sorts and checks the window rows and sums them up per firm.
+    fn finish(
+        windows: Windows,
+        units: Vec<AssignedUnit>,
+        mut obs: Vec<Obs>,
+        rows_read: usize,
+        rows_ignored: usize,
+    ) -> Result<StudyData, EstimateError> {
+        obs.shrink_to_fit();
+        // Rows usually come sorted by firm, then quarter: one pass shows that they are, and that
+        // no firm-quarter repeats, and saves the sort (and its scratch buffer of half the rows).
+        let key = |o: &Obs| (o.unit, o.rel);
+        if !obs.par_windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            obs.sort_by_key(key);
+            if let Some(w) = obs.windows(2).find(|w| key(&w[0]) == key(&w[1])) {
+                let q = windows.randomized_at.plus(i32::from(w[0].rel));
                 return Err(EstimateError::InvalidData(format!(
-                    "firm {orgnr} quarter {quarter}: tapte {tapte} and mulige {mulige} dagsverk \
-                     (mulige must be positive, tapte non-negative)"
+                    "firm {} has two rows for quarter {}",
+                    units[w[0].unit as usize].orgnr,
+                    q.map(|q| q.to_string()).unwrap_or_default()
                 )));
             }
-            obs.push(Obs {
-                unit,
-                rel: rel as i16,
-                tapte,
-                mulige,
-            });
-        }
-        obs.shrink_to_fit();
-        obs.sort_by_key(|o| (o.unit, o.rel));
-        if let Some(w) = obs
-            .windows(2)
-            .find(|w| w[0].unit == w[1].unit && w[0].rel == w[1].rel)
-        {
-            let q = windows.randomized_at.plus(i32::from(w[0].rel));
-            return Err(EstimateError::InvalidData(format!(
-                "firm {} has two rows for quarter {}",
-                units[w[0].unit as usize].orgnr,
-                q.map(|q| q.to_string()).unwrap_or_default()
-            )));
         }
         let mut summaries = vec![
             FirmSummary {
@@ -294,13 +274,33 @@ impl StudyData {
             };
             units.len()
         ];
+        // Each firm's sums in row order, firms in pieces on every core: the same bits on one
+        // thread or many.
         let mut sums = vec![[0.0f64; 4]; units.len()];
-        for o in &obs {
-            let s = &mut sums[o.unit as usize];
-            let k = if o.rel >= 0 { 2 } else { 0 };
-            s[k] += o.tapte;
-            s[k + 1] += o.mulige;
+        let mut pieces = Vec::new();
+        let (mut rows, mut rest, mut first_unit) = (&obs[..], &mut sums[..], 0usize);
+        while !rows.is_empty() {
+            // About 64 pieces, each ending where a firm ends.
+            let mut end = rows.len().min(obs.len() / 64 + 1);
+            let last_unit = rows[end - 1].unit;
+            while end < rows.len() && rows[end].unit == last_unit {
+                end += 1;
+            }
+            let (these, others) = rows.split_at(end);
+            let n_units = last_unit as usize + 1 - first_unit;
+            let (mine, theirs) = rest.split_at_mut(n_units.min(rest.len()));
+            pieces.push((these, mine, first_unit));
+            (rows, rest, first_unit) = (others, theirs, last_unit as usize + 1);
         }
+        pieces.into_par_iter().for_each(|(rows, sums, first_unit)| {
+            for o in rows {
+                if let Some(s) = sums.get_mut(o.unit as usize - first_unit) {
+                    let k = if o.rel >= 0 { 2 } else { 0 };
+                    s[k] += o.tapte;
+                    s[k + 1] += o.mulige;
+                }
+            }
+        });
         for (sum, summary) in sums.iter().zip(summaries.iter_mut()) {
             if sum[3] > 0.0 {
                 summary.post_rate = Some(100.0 * sum[2] / sum[3]);
@@ -325,7 +325,7 @@ impl StudyData {
     ///
     /// # Errors
     /// The first problems in the statistics, or a duplicate firm-quarter.
-    pub fn from_stats_reader<R: Read>(
+    pub fn from_stats_reader<R: Read + Send>(
         windows: Windows,
         units: Vec<AssignedUnit>,
         reader: R,
@@ -334,57 +334,233 @@ impl StudyData {
     }
 
     /// Reads several NAV statistics files (each in either format, say one per quarter as NAV
-    /// publishes them), streamed one after the other, and builds the study; a firm-quarter may
-    /// appear only once over all of them. Each source has a label that prefixes its problems.
+    /// publishes them), one after the other, and builds the study; a firm-quarter may appear only
+    /// once over all of them. Each source has a label that prefixes its problems.
     ///
     /// # Errors
     /// The first problems in the statistics (up to 10, with how many there were), or a duplicate
     /// firm-quarter.
-    pub fn from_stats_readers<R: Read>(
+    pub fn from_stats_readers<R: Read + Send>(
         windows: Windows,
         units: Vec<AssignedUnit>,
         sources: Vec<(String, R)>,
     ) -> Result<StudyData, EstimateError> {
-        let labels: Vec<String> = sources.iter().map(|(label, _)| label.clone()).collect();
-        // Every source's rows, in order, as (source, row or problem).
-        let rows = sources.into_iter().enumerate().flat_map(
-            |(k, (_, reader))| -> Box<dyn Iterator<Item = _>> {
-                match statistics::sniff(reader) {
-                    Ok((format, reader)) => Box::new(
-                        statistics::read_stats(reader, format)
-                            .map(move |row| (k, row.map_err(|e| e.to_string()))),
-                    ),
-                    Err(e) => Box::new(std::iter::once((
-                        k,
-                        Err(format!("the statistics could not be read: {e}")),
-                    ))),
+        StudyData::from_stats_readers_with(windows, units, sources, &Progress::new())
+    }
+
+    /// [`StudyData::from_stats_readers`], advancing `progress` by the bytes read (the caller
+    /// names the stage and its total) and stopping with [`EstimateError::Cancelled`] once it is
+    /// cancelled. A DVH CSV file is read on every core of the current rayon pool
+    /// ([`statistics::read_stats_parallel`]): the rows are cut into chunks, each chunk's window
+    /// rows are found in parallel, and the chunks are joined in file order, so the study (and
+    /// every problem reported) is the same with one thread or many.
+    ///
+    /// # Errors
+    /// As [`StudyData::from_stats_readers`], or [`EstimateError::Cancelled`].
+    pub fn from_stats_readers_with<R: Read + Send>(
+        windows: Windows,
+        mut units: Vec<AssignedUnit>,
+        sources: Vec<(String, R)>,
+        progress: &Progress,
+    ) -> Result<StudyData, EstimateError> {
+        sort_units(&mut units)?;
+        let index = unit_index(&units);
+        // The parts of every source, joined in order; reading stops at the first invalid value.
+        let mut all = Part::default();
+        for (label, reader) in sources {
+            let reader = Counted {
+                inner: reader,
+                progress,
+            };
+            let (format, reader) = match statistics::sniff(reader) {
+                Ok(sniffed) => sniffed,
+                Err(e) => {
+                    all.problem(&label, format!("the statistics could not be read: {e}"));
+                    continue;
                 }
-            },
-        );
-        // Stream the rows: only the window rows of assigned firms are kept (24 bytes each).
-        let mut errors: Vec<String> = Vec::new();
-        let mut total_errors = 0usize;
-        let values = rows.filter_map(|(k, row)| match row {
-            Ok(r) => Some((r.orgnr, r.quarter, r.tapte_dagsverk, r.mulige_dagsverk)),
-            Err(problem) => {
-                total_errors += 1;
-                if errors.len() < 10 {
-                    errors.push(match labels.get(k).filter(|l| !l.is_empty()) {
-                        Some(label) => format!("{label}: {problem}"),
-                        None => problem,
-                    });
+            };
+            let map = |rows: &mut statistics::StatRows<'_>| {
+                // A chunk of 1 MiB has some 25,000 rows.
+                let mut part = Part {
+                    obs: Vec::with_capacity(1 << 15),
+                    ..Part::default()
+                };
+                let mut last = None;
+                for row in rows {
+                    match row {
+                        Ok(r) => {
+                            let pushed = part.push(
+                                &index,
+                                &windows,
+                                &mut last,
+                                r.orgnr,
+                                r.quarter,
+                                r.tapte_dagsverk,
+                                r.mulige_dagsverk,
+                            );
+                            if let Err(e) = pushed {
+                                part.invalid = Some(e);
+                                break;
+                            }
+                        }
+                        Err(problem) => part.problem(&label, problem.to_string()),
+                    }
                 }
-                None
+                part
+            };
+            statistics::read_stats_parallel(reader, format, map, |part| {
+                all.join(part);
+                if all.invalid.is_some() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            if all.invalid.is_some() {
+                break;
             }
-        });
-        let built = StudyData::from_values(windows, units, values);
-        if !errors.is_empty() {
+        }
+        progress.check()?;
+        if !all.problems.is_empty() {
             return Err(EstimateError::InvalidData(format!(
-                "statistics: {total_errors} problem(s); first: {}",
-                errors.join("; ")
+                "statistics: {} problem(s); first: {}",
+                all.total_problems,
+                all.problems.join("; ")
             )));
         }
-        built
+        if let Some(e) = all.invalid {
+            return Err(e);
+        }
+        StudyData::finish(windows, units, all.obs, all.rows_read, all.rows_ignored)
+    }
+}
+
+/// Problems kept for the message (the first ones; all are counted).
+const MAX_PROBLEMS: usize = 10;
+
+/// The window rows of assigned firms among some statistics rows, in their order, with the counts
+/// and the first problems.
+#[derive(Debug, Default)]
+struct Part {
+    obs: Vec<Obs>,
+    rows_read: usize,
+    rows_ignored: usize,
+    /// The first [`MAX_PROBLEMS`] problems, prefixed by their source's label.
+    problems: Vec<String>,
+    total_problems: usize,
+    /// A row whose values the study cannot use; nothing after it was read.
+    invalid: Option<EstimateError>,
+}
+
+impl Part {
+    /// One row: kept if its firm is assigned and its quarter is in a window, ignored otherwise.
+    /// `last` remembers the last firm's unit, reused while rows come grouped by firm.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        index: &UnitIndex,
+        windows: &Windows,
+        last: &mut Option<(Orgnr, Option<u32>)>,
+        orgnr: Orgnr,
+        quarter: Quarter,
+        tapte: f64,
+        mulige: f64,
+    ) -> Result<(), EstimateError> {
+        self.rows_read += 1;
+        let unit = match *last {
+            Some((o, unit)) if o == orgnr => unit,
+            _ => {
+                let unit = index.get(&orgnr).copied();
+                *last = Some((orgnr, unit));
+                unit
+            }
+        };
+        let (Some(unit), Some(rel)) = (unit, windows.relative(quarter)) else {
+            self.rows_ignored += 1;
+            return Ok(());
+        };
+        if !(mulige > 0.0 && tapte >= 0.0 && tapte.is_finite() && mulige.is_finite()) {
+            return Err(EstimateError::InvalidData(format!(
+                "firm {orgnr} quarter {quarter}: tapte {tapte} and mulige {mulige} dagsverk \
+                 (mulige must be positive, tapte non-negative)"
+            )));
+        }
+        self.obs.push(Obs {
+            unit,
+            rel: rel as i16,
+            tapte,
+            mulige,
+        });
+        Ok(())
+    }
+
+    /// A problem of the source labelled `label` (no prefix when the label is empty).
+    fn problem(&mut self, label: &str, problem: String) {
+        self.total_problems += 1;
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(if label.is_empty() {
+                problem
+            } else {
+                format!("{label}: {problem}")
+            });
+        }
+    }
+
+    /// Appends the part that follows this one.
+    fn join(&mut self, mut next: Part) {
+        if self.obs.is_empty() {
+            self.obs = std::mem::take(&mut next.obs);
+        } else {
+            self.obs.append(&mut next.obs);
+        }
+        self.rows_read += next.rows_read;
+        self.rows_ignored += next.rows_ignored;
+        self.total_problems += next.total_problems;
+        let room = MAX_PROBLEMS.saturating_sub(self.problems.len());
+        self.problems.extend(next.problems.into_iter().take(room));
+        if self.invalid.is_none() {
+            self.invalid = next.invalid;
+        }
+    }
+}
+
+/// The orgnr → unit map.
+type UnitIndex = HashMap<Orgnr, u32, BuildHasherDefault<OrgnrHasher>>;
+
+fn unit_index(units: &[AssignedUnit]) -> UnitIndex {
+    units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.orgnr, i as u32))
+        .collect()
+}
+
+/// Sorts the units by orgnr; a firm assigned twice is an error.
+fn sort_units(units: &mut [AssignedUnit]) -> Result<(), EstimateError> {
+    units.sort_by_key(|u| u.orgnr);
+    if let Some(w) = units.windows(2).find(|w| w[0].orgnr == w[1].orgnr) {
+        return Err(EstimateError::InvalidData(format!(
+            "firm {} appears twice in the assignment",
+            w[0].orgnr
+        )));
+    }
+    Ok(())
+}
+
+/// A reader that advances a [`Progress`] by the bytes it reads, and fails once it is cancelled.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.progress.is_cancelled() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
     }
 }
 
@@ -485,4 +661,125 @@ pub fn read_assignment_table(
         )));
     }
     Ok((units, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DVH CSV of `firms` firms x 8 quarters (in reverse order when `reverse`), with a bad row,
+    /// and the assignment of every other firm.
+    fn files(firms: u32, reverse: bool) -> (String, Vec<AssignedUnit>) {
+        let orgnrs: Vec<Orgnr> = (10_000_000u32..)
+            .filter_map(|p| Some(p * 10 + Orgnr::check_digit(p)?))
+            .filter_map(|n| n.to_string().parse().ok())
+            .take(firms as usize)
+            .collect();
+        let mut lines = Vec::new();
+        for (i, o) in orgnrs.iter().enumerate() {
+            for q in 0..8u32 {
+                let t = (i as u32 * 7 + q * 3) % 50;
+                lines.push(format!(
+                    "{o},{},{},{t}.{q}3,{}.75,9",
+                    2023 + q / 4,
+                    q % 4 + 1,
+                    60 + i % 9
+                ));
+            }
+        }
+        if reverse {
+            lines.reverse();
+        }
+        let units = orgnrs
+            .iter()
+            .step_by(2)
+            .map(|&orgnr| AssignedUnit {
+                orgnr,
+                arm: if orgnr.to_string().ends_with(['1', '3', '5', '7', '9']) {
+                    "b"
+                } else {
+                    "a"
+                }
+                .into(),
+                stratum: "s".into(),
+                klynge: None,
+            })
+            .collect();
+        let header = "orgnr,arstall,kvartal,taptedv,muligedv,antpers";
+        (format!("{header}\n{}\n", lines.join("\n")), units)
+    }
+
+    fn windows() -> Windows {
+        Windows {
+            randomized_at: Quarter::new(2024, 1).expect("quarter"),
+            pre: 4,
+            post: 3,
+        }
+    }
+
+    fn bits(d: &StudyData) -> Vec<u64> {
+        let mut out: Vec<u64> = d
+            .obs
+            .iter()
+            .flat_map(|o| {
+                [
+                    u64::from(o.unit),
+                    o.rel as u64,
+                    o.tapte.to_bits(),
+                    o.mulige.to_bits(),
+                ]
+            })
+            .collect();
+        for s in &d.summaries {
+            out.extend([
+                s.post_rate.map_or(u64::MAX, f64::to_bits),
+                s.baseline.map_or(u64::MAX, f64::to_bits),
+                s.post_mulige.to_bits(),
+            ]);
+        }
+        out.extend([d.rows_read as u64, d.rows_ignored as u64]);
+        out
+    }
+
+    /// The study read on 1 and 3 threads, sorted or not, equals the one built row by row from
+    /// the sequential reader, bit for bit.
+    #[test]
+    fn the_study_is_the_same_on_one_thread_and_many() {
+        for reverse in [false, true] {
+            // About 2.5 MB: a few chunks.
+            let (csv, units) = files(50_000, reverse);
+            let rows = statistics::read_stats(csv.as_bytes(), statistics::StatsFormat::DvhCsv)
+                .map(|r| r.expect("valid row"));
+            let want = bits(&StudyData::new(windows(), units.clone(), rows).expect("study"));
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool");
+                let got = pool.install(|| {
+                    StudyData::from_stats_reader(windows(), units.clone(), csv.as_bytes())
+                        .expect("study")
+                });
+                assert_eq!(bits(&got), want, "{threads} threads, reverse {reverse}");
+            }
+        }
+    }
+
+    /// Problems: the first ten in file order, all counted, whatever the chunks.
+    #[test]
+    fn problems_are_counted_and_the_first_are_shown_in_order() {
+        let (csv, units) = files(30_000, false);
+        let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
+        for k in (1..lines.len()).step_by(1_000) {
+            lines[k] = format!("{},2024,7,1,2,3", lines[k].split(',').next().unwrap_or(""));
+        }
+        let bad = lines.join("\n");
+        let err =
+            StudyData::from_stats_reader(windows(), units, bad.as_bytes()).expect_err("bad rows");
+        let text = err.to_string();
+        assert!(text.contains("240 problem(s)"), "{text}");
+        assert!(text.contains("row 1,"), "{text}");
+        assert!(!text.contains("row 10001,"), "{text}");
+        assert!(text.contains("row 9001,"), "{text}");
+    }
 }

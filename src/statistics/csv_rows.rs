@@ -13,7 +13,7 @@ use super::{MAX_ROW_BYTES, error};
 
 /// What a header column is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Column {
+pub(super) enum Column {
     Known(Field),
     /// No name (Excel's trailing separator): ignored while its cells are blank.
     Unnamed,
@@ -135,126 +135,167 @@ impl<R: Read> CsvRows<R> {
 
     /// Reads and checks the header; on success the state becomes `Reading`.
     fn start(&mut self, mut input: BufReader<R>) {
-        let (line, too_long) = match header_line(&mut input) {
-            Ok(read) => read,
-            Err(e) => {
-                self.header_errors.push(error(
-                    0,
-                    "",
-                    "",
-                    format!("the upload could not be read: {e}"),
-                ));
-                return;
-            }
-        };
-        if too_long {
-            self.header_errors.push(error(
-                0,
-                "",
-                "",
-                format!(
-                    "the first line is longer than {} MiB; this is not a CSV file with a header row",
-                    MAX_ROW_BYTES / (1024 * 1024)
-                ),
-            ));
-            return;
+        match read_header(&mut input, self.kind) {
+            Ok(header) => self.state = State::reading(input, header, 0),
+            Err(errors) => self.header_errors = errors,
         }
-        let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line);
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            self.header_errors.push(error(
-                0,
-                "",
-                "",
-                "the upload is empty; expected a header row (orgnr, arstall, kvartal, …) and one row per virksomhet and quarter",
-            ));
-            return;
-        }
-        let Ok(text) = std::str::from_utf8(line) else {
-            self.header_errors.push(error(
-                0,
-                "",
-                "",
-                "the header row is not UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
-            ));
-            return;
-        };
-        let delimiter = delimiter(text);
-        let names: Vec<String> = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text.as_bytes())
-            .records()
-            .next()
-            .and_then(Result::ok)
-            .map(|record| record.iter().map(|f| f.trim().to_owned()).collect())
-            .unwrap_or_default();
-        let columns = self.columns(&names);
-        if !self.header_errors.is_empty() {
-            return;
-        }
-        let reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(Capped::new(input));
-        self.state = State::Reading {
-            reader: Box::new(reader),
-            columns,
-            names,
-            record: csv::ByteRecord::new(),
-            delimiter,
-        };
     }
 
-    /// Maps header names to fields, recording unknown, repeated and missing columns.
-    fn columns(&mut self, names: &[String]) -> Vec<Column> {
-        let kind = self.kind;
-        let mut columns = Vec::with_capacity(names.len());
-        let mut seen: BTreeMap<Field, &str> = BTreeMap::new();
-        for name in names {
-            if name.is_empty() {
-                columns.push(Column::Unnamed);
-                continue;
-            }
-            match Field::from_name(kind, Shape::Csv, name) {
-                Some(field) => {
-                    if let Some(first) = seen.get(&field) {
-                        let reason = if first.eq_ignore_ascii_case(name) {
-                            format!("column `{name}` appears twice; keep one")
-                        } else {
-                            format!("columns `{first}` and `{name}` are the same field; keep one")
-                        };
-                        self.header_errors.push(error(0, name, name, reason));
-                    } else {
-                        seen.insert(field, name);
-                    }
-                    columns.push(Column::Known(field));
-                }
-                None => {
-                    let reason = format!(
-                        "unknown column `{name}`{}; {} (column names ignore case)",
-                        Field::hint(kind, Shape::Csv, name),
-                        Field::expected(kind, Shape::Csv)
-                    );
-                    self.header_errors.push(error(0, name, name, reason));
-                    columns.push(Column::Unnamed);
-                }
-            }
+    /// The data rows of an upload whose header was already read by [`read_header`], from `input`
+    /// on, which starts on a line boundary after `lines_before` lines of data (blank ones included)
+    /// and outside any quoted field: rows are numbered as if the upload had been read from its
+    /// beginning.
+    pub(super) fn resume(input: R, kind: Kind, header: Header, lines_before: usize) -> CsvRows<R> {
+        CsvRows {
+            kind,
+            state: State::reading(BufReader::new(input), header, lines_before),
+            header_errors: Vec::new(),
+            last_row: lines_before,
         }
-        for field in Field::required(kind) {
-            if !seen.contains_key(field) {
-                let name = field.canonical(Shape::Csv);
-                self.header_errors.push(error(
-                    0,
-                    &name,
-                    "",
-                    format!("missing column `{name}`; it is required"),
-                ));
-            }
-        }
-        columns
     }
+}
+
+/// A checked header: the separator, the names and what each column is.
+#[derive(Debug, Clone)]
+pub(super) struct Header {
+    pub(super) columns: Vec<Column>,
+    pub(super) names: Vec<String>,
+    pub(super) delimiter: u8,
+}
+
+impl<R: Read> State<R> {
+    fn reading(input: BufReader<R>, header: Header, lines_before: usize) -> State<R> {
+        let mut capped = Capped::new(input);
+        capped.lines = lines_before;
+        let reader = csv::ReaderBuilder::new()
+            .delimiter(header.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(capped);
+        State::Reading {
+            reader: Box::new(reader),
+            columns: header.columns,
+            names: header.names,
+            record: csv::ByteRecord::new(),
+            delimiter: header.delimiter,
+        }
+    }
+}
+
+/// Reads and checks the header line of a DVH CSV upload of `kind`: the header, or its problems
+/// (row 0) in header order. `input` is left at the start of the first data line.
+pub(super) fn read_header<R: Read>(
+    input: &mut BufReader<R>,
+    kind: Kind,
+) -> Result<Header, Vec<RowError>> {
+    let (line, too_long) = match header_line(input) {
+        Ok(read) => read,
+        Err(e) => {
+            return Err(vec![error(
+                0,
+                "",
+                "",
+                format!("the upload could not be read: {e}"),
+            )]);
+        }
+    };
+    if too_long {
+        return Err(vec![error(
+            0,
+            "",
+            "",
+            format!(
+                "the first line is longer than {} MiB; this is not a CSV file with a header row",
+                MAX_ROW_BYTES / (1024 * 1024)
+            ),
+        )]);
+    }
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line);
+    if line.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(vec![error(
+            0,
+            "",
+            "",
+            "the upload is empty; expected a header row (orgnr, arstall, kvartal, …) and one row per virksomhet and quarter",
+        )]);
+    }
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err(vec![error(
+            0,
+            "",
+            "",
+            "the header row is not UTF-8; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
+        )]);
+    };
+    let delimiter = delimiter(text);
+    let names: Vec<String> = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|record| record.iter().map(|f| f.trim().to_owned()).collect())
+        .unwrap_or_default();
+    let mut errors = Vec::new();
+    let columns = header_columns(kind, &names, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Header {
+        columns,
+        names,
+        delimiter,
+    })
+}
+
+/// Maps header names to fields, recording unknown, repeated and missing columns in `errors`.
+fn header_columns(kind: Kind, names: &[String], errors: &mut Vec<RowError>) -> Vec<Column> {
+    let mut columns = Vec::with_capacity(names.len());
+    let mut seen: BTreeMap<Field, &str> = BTreeMap::new();
+    for name in names {
+        if name.is_empty() {
+            columns.push(Column::Unnamed);
+            continue;
+        }
+        match Field::from_name(kind, Shape::Csv, name) {
+            Some(field) => {
+                if let Some(first) = seen.get(&field) {
+                    let reason = if first.eq_ignore_ascii_case(name) {
+                        format!("column `{name}` appears twice; keep one")
+                    } else {
+                        format!("columns `{first}` and `{name}` are the same field; keep one")
+                    };
+                    errors.push(error(0, name, name, reason));
+                } else {
+                    seen.insert(field, name);
+                }
+                columns.push(Column::Known(field));
+            }
+            None => {
+                let reason = format!(
+                    "unknown column `{name}`{}; {} (column names ignore case)",
+                    Field::hint(kind, Shape::Csv, name),
+                    Field::expected(kind, Shape::Csv)
+                );
+                errors.push(error(0, name, name, reason));
+                columns.push(Column::Unnamed);
+            }
+        }
+    }
+    for field in Field::required(kind) {
+        if !seen.contains_key(field) {
+            let name = field.canonical(Shape::Csv);
+            errors.push(error(
+                0,
+                &name,
+                "",
+                format!("missing column `{name}`; it is required"),
+            ));
+        }
+    }
+    columns
 }
 
 /// The first line, up to [`MAX_ROW_BYTES`]; `true` if it was longer.
@@ -299,7 +340,7 @@ pub(super) enum Record<T> {
 }
 
 /// `str::trim`, without its work when the ends are visible ASCII (no whitespace there).
-fn trim(text: &str) -> &str {
+pub(super) fn trim(text: &str) -> &str {
     match (text.as_bytes().first(), text.as_bytes().last()) {
         (Some(&first), Some(&last))
             if (0x21..0x7f).contains(&first) && (0x21..0x7f).contains(&last) =>

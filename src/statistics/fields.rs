@@ -676,6 +676,15 @@ pub(super) fn stat_row(raw: RawRow) -> Result<StatRow, Vec<RowError>> {
 /// or `None` when [`stat_row`] would report anything (the caller then takes that path for the
 /// messages). Most of a 12-million-row history goes through here.
 pub(super) fn stat_row_fast(cells: &[Option<&str>; Field::SLOTS]) -> Option<StatRow> {
+    stat_row_fast_after(cells, None)
+}
+
+/// [`stat_row_fast`], given the previous record's orgnr cell and its value: rows come grouped by
+/// firm, and the same text parses to the same number.
+pub(super) fn stat_row_fast_after(
+    cells: &[Option<&str>; Field::SLOTS],
+    previous: Option<(&str, Orgnr)>,
+) -> Option<StatRow> {
     let cell = |field: Field| -> Option<&str> { cells.get(field.slot()?).copied().flatten() };
     let non_negative = |field: Field| -> Option<Option<f64>> {
         match cell(field) {
@@ -686,7 +695,10 @@ pub(super) fn stat_row_fast(cells: &[Option<&str>; Field::SLOTS]) -> Option<Stat
             }
         }
     };
-    let orgnr: Orgnr = cell(Field::Orgnr)?.parse().ok()?;
+    let orgnr: Orgnr = match (cell(Field::Orgnr)?, previous) {
+        (text, Some((before, orgnr))) if text == before => orgnr,
+        (text, _) => text.parse().ok()?,
+    };
     let year = whole_token(cell(Field::Arstall)?).ok()?;
     let kvartal = whole_token(cell(Field::Kvartal)?).ok()?;
     if !(1..=4).contains(&kvartal) {
@@ -721,9 +733,16 @@ pub(super) fn stat_row_fast(cells: &[Option<&str>; Field::SLOTS]) -> Option<Stat
         }
     };
     let mut varighet = BTreeMap::new();
-    for class in DVH_VARIGHETER {
-        if let Some(v) = non_negative(Field::Varighet(class))? {
-            varighet.insert(class, v);
+    // The varighet cells are slots 9.. in DVH_VARIGHETER's order (`Field::slot`); most files have
+    // none, so look at the cells before building each field.
+    for (class, cell) in DVH_VARIGHETER
+        .iter()
+        .zip(cells.get(9..).unwrap_or_default())
+    {
+        if cell.is_some()
+            && let Some(v) = non_negative(Field::Varighet(*class))?
+        {
+            varighet.insert(*class, v);
         }
     }
     Some(StatRow {

@@ -28,6 +28,7 @@ mod baseline;
 mod csv_rows;
 mod fields;
 mod json;
+mod parallel;
 mod percent;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use crate::domain::{Orgnr, Quarter, Sektor};
 pub use crate::register::RowError;
 
 pub use baseline::{StatsErrors, baseline_sums};
+pub use parallel::{StatRows, read_stats_parallel};
 pub use percent::{display_percent, dvh_percent, percent, round_dagsverk};
 
 use fields::{Kind, RawRow};
@@ -336,6 +338,17 @@ impl<R: Read, T> Iterator for Rows<R, T> {
 }
 
 impl<R: Read, T> FusedIterator for Rows<R, T> {}
+
+/// The statistics rows of a DVH CSV upload from a resumed reader ([`csv_rows::CsvRows::resume`]).
+fn resumed_stats<R: Read>(rows: csv_rows::CsvRows<R>) -> Rows<R, StatRow> {
+    Rows {
+        source: Source::Csv(rows),
+        build: fields::stat_row,
+        fast: Some(fields::stat_row_fast),
+        pending: VecDeque::new(),
+        last_row: 0,
+    }
+}
 
 /// A [`RowError`] with `value` cut to [`MAX_VALUE_CHARS`].
 fn error(row: usize, field: &str, value: &str, reason: impl Into<String>) -> RowError {

@@ -578,3 +578,40 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// `ia-rct estimate` draws its progress bar only when stderr is a terminal: with stderr a pipe,
+/// as here (and in logs and CI), it writes no bar and no control characters.
+#[test]
+fn estimate_draws_no_progress_bar_when_stderr_is_not_a_terminal() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let sim = tmp.path().join("sim");
+    let sim_s = sim.to_str().expect("path").to_owned();
+    run_ok(
+        Command::new(BIN)
+            .args(["simulate", "--firms", "300", "--out", &sim_s])
+            .args(["--effect", "bred_prosess=-0.8"]),
+    );
+    let file = |name: &str| sim.join(name).to_str().expect("path").to_owned();
+    let out = run_ok(
+        Command::new(BIN)
+            .args([
+                "estimate",
+                "--protocol",
+                "protocols/nals-arbeidsformer.toml",
+            ])
+            .args(["--assignment", &file("assignment.csv")])
+            .args(["--stats", &file("statistics.csv")])
+            .stderr(std::process::Stdio::piped()),
+    );
+    assert!(!out.stdout.is_empty(), "the table is printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for control in ['\r', '\u{1b}'] {
+        assert!(
+            !stderr.contains(control),
+            "{control:?} on stderr: {stderr:?}"
+        );
+    }
+    for bar_text in ["read ", "estimate ", " MB"] {
+        assert!(!stderr.contains(bar_text), "bar text on stderr: {stderr:?}");
+    }
+}
