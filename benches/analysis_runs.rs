@@ -13,7 +13,7 @@
 //! whose key has no run yet (`BENCH_OPTIONS`, JSON, default every estimator, both weightings and
 //! CR2; when that run exists, the first of a few other option sets that has none), and while the
 //! job computes it reads, over HTTP, the trial, the job and the list of runs (`BENCH_READERS`
-//! clients, default 4, each every 50 ms). It prints when each stage of the job started (read,
+//! clients, default 4, each every 50 ms). It prints when each stage of the job started (load,
 //! estimate, store), the time from POST to done, the reads' p50, p99 and max, and then the p50 and
 //! p99 of 100 repeated identical POSTs (which return the stored run).
 

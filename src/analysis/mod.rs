@@ -331,7 +331,7 @@ pub fn windows(protocol: &Protocol) -> Windows {
     }
 }
 
-/// Computes a run: reads what its key names (stage `read`), estimates (stage `estimate`), and
+/// Computes a run: reads what its key names from the database (stage `load`), estimates (stage `estimate`), and
 /// returns the canonical result JSON and its SHA-256.
 ///
 /// # Errors
@@ -344,7 +344,7 @@ pub async fn compute(
 ) -> Result<(String, String), AnalysisError> {
     let key: RunKey = serde_json::from_str(&run.key_json)
         .map_err(|e| AnalysisError::Internal(format!("run {}: stored key: {e}", run.id)))?;
-    progress.stage("read", 3);
+    progress.stage("load", 3);
     let protocol = store
         .protocol_versions(&key.trial)
         .await?

@@ -20,6 +20,7 @@ use crate::config::HttpConfig;
 use crate::domain::Role;
 use crate::estimate::{Report, format_table};
 use crate::http::{self, AppState};
+use crate::progress::Snapshot;
 use crate::protocol::Protocol;
 use crate::randomization::files::read_assignment;
 use crate::simulate::{self, Effects, OutputFormat, Panel, StatsWriter, Trial};
@@ -492,6 +493,8 @@ async fn walk(
         ),
     );
     let estimation = Instant::now();
+    // A bar on a terminal; elsewhere (a pipe, CI) one line per stage.
+    let bar = super::progress_bar::Bar::start();
     let mut last_stage = String::new();
     let state = loop {
         let body = client
@@ -505,17 +508,26 @@ async fn walk(
             .await?;
         let job: serde_json::Value = serde_json::from_slice(&body)?;
         let state = job["state"].as_str().unwrap_or_default().to_owned();
-        if let Some(stage) = job["progress"]["stage"].as_str() {
-            if stage != last_stage {
+        let progress = &job["progress"];
+        if let Some(stage) = progress["stage"].as_str() {
+            bar.update(&Snapshot {
+                stage: stage.to_owned(),
+                done: progress["done"].as_u64().unwrap_or(0),
+                total: progress["total"].as_u64().unwrap_or(0),
+                elapsed_seconds: progress["elapsed_seconds"].as_f64().unwrap_or(0.0),
+                remaining_seconds: progress["remaining_seconds"].as_f64(),
+            });
+            if stage != last_stage && !bar.is_drawn() {
                 step(started, &format!("  job {job}: {stage}", job = job["id"]));
-                last_stage = stage.to_owned();
             }
+            last_stage = stage.to_owned();
         }
         if !matches!(state.as_str(), "queued" | "running") {
             break state;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
+    bar.finish();
     if state != "done" {
         bail!("the analysis job {job} ended {state}; GET /v1/jobs/{job} says why");
     }

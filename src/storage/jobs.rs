@@ -84,7 +84,8 @@ impl JobKind {
 /// How far a job has come, as its worker last wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobProgress {
-    /// The stage running (`read`, `estimate`, `store`), none before a worker starts it.
+    /// The stage running (an analysis: `load` from the database, `estimate`, `store`), none
+    /// before a worker starts it.
     pub stage: Option<String>,
     /// Steps of the stage done.
     pub done: u64,
