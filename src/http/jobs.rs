@@ -49,10 +49,10 @@ fn no_job(id: i64) -> impl Fn(StoreError) -> ApiError {
 
 /// A job with the live progress of this instance, if it runs it here.
 fn live(state: &AppState, mut job: JobRecord) -> JobRecord {
-    if job.state == JobState::Running {
-        if let Some(s) = state.jobs.local_progress(job.id) {
-            job.progress = JobProgress::from(&s);
-        }
+    if job.state == JobState::Running
+        && let Some(s) = state.jobs.local_progress(job.id)
+    {
+        job.progress = JobProgress::from(&s);
     }
     job
 }
