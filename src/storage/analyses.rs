@@ -80,6 +80,9 @@ pub struct AnalysisRecord {
 const RUN_COLUMNS: &str = "id, trial_id, run_key, key_json, protocol_version, protocol_hash, \
      vintage, options, program_version, job_id, created_at, created_by, result_sha256, completed_at";
 
+/// The first statement of creating a run: it writes, so the transaction holds SQLite's write lock
+/// from its start and nothing it reads next can change under it (a read first would let another
+/// writer in between). A conflict uses up an id, so run ids have gaps.
 pub(super) const INSERT_RUN: &str = "\
     INSERT INTO analysis_runs (trial_id, run_key, key_json, protocol_version, protocol_hash, \
                                vintage, options, program_version, created_at, created_by) \

@@ -121,6 +121,28 @@ async fn offline_canonical(app: &TestApp, stats: &[&str], vintage: i64) -> Vec<u
     out.stdout
 }
 
+/// Polls a run on the server at `base` until it is done.
+async fn done_on(client: &reqwest::Client, base: &str, secret: &str, run: i64) -> Value {
+    let url = format!("{base}/v1/trials/{TRIAL}/analyses/{run}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let body: Value = client
+            .get(&url)
+            .bearer_auth(secret)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if body["state"] == "done" {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "run {run} is not done: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -522,24 +544,8 @@ async fn a_killed_server_requeues_its_run_with_the_same_result(backend: Backend)
     first.child.wait().await.expect("wait");
 
     let second = ServerProcess::start(&app.db.url, &[lease]).await;
-    let url = format!("{}/v1/trials/{TRIAL}/analyses/{}", second.base, run["id"]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let done = loop {
-        let body: Value = client
-            .get(&url)
-            .bearer_auth(&app.direktorat.secret)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        if body["state"] == "done" {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "not requeued: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let run_id = run["id"].as_i64().expect("id");
+    let done = done_on(&client, &second.base, &app.direktorat.secret, run_id).await;
     let job: Value = client
         .get(format!("{}/v1/jobs/{}", second.base, run["job"]))
         .bearer_auth(&app.direktorat.secret)
@@ -609,24 +615,7 @@ async fn two_servers_share_one_queue(backend: Backend) {
         runs.push(run["id"].as_i64().expect("id"));
     }
     for run in &runs {
-        let url = format!("{}/v1/trials/{TRIAL}/analyses/{run}", a.base);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let body: Value = client
-                .get(&url)
-                .bearer_auth(&app.direktorat.secret)
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
-            if body["state"] == "done" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not done: {body}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        done_on(&client, &a.base, &app.direktorat.secret, *run).await;
     }
     let jobs = app
         .store
