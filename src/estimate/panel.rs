@@ -1029,7 +1029,10 @@ mod tests {
                     .expect("cr2");
                 for (k, got) in fast.iter().enumerate() {
                     let want = cr2_dense(&panel, k).expect("dense cr2");
-                    prop_assume!(want.df.is_finite() && want.variance > 0.0);
+                    // A coefficient whose variance is at rounding level (1e-32 here, where a
+                    // real one is 1e-4 or more) is identified by noise alone: its df is 0/0 on
+                    // both sides, and there is nothing to compare.
+                    prop_assume!(want.df.is_finite() && want.variance > 1e-20);
                     prop_assert!(
                         rel(got.variance, want.variance) < 1e-10 && rel(got.df, want.df) < 1e-10,
                         "k {k} series {series_max}: {got:?} dense {want:?}"
