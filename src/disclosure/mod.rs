@@ -72,6 +72,10 @@ pub const COUNT_KEYS: &[&str] = &[
     "revised",
 ];
 
+/// Keys whose whole value is left as it is: a job's `progress` counts the steps of a computation
+/// (`done`, `total`), never firms, and holds no text.
+pub const NOT_COUNTS_KEYS: &[&str] = &["progress"];
+
 /// Field names whose string values are identifiers (arm ids, estimator names, quarters, hashes,
 /// timestamps, names): digits in them name things and never count firms, so they are not masked.
 pub const IDENTIFIER_KEYS: &[&str] = &[
@@ -222,6 +226,9 @@ fn walk(value: Value, count: bool, identifier: bool) -> Value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
+                    if NOT_COUNTS_KEYS.contains(&k.as_str()) {
+                        return (k, v);
+                    }
                     let c = count || k == "dropped" || COUNT_KEYS.contains(&k.as_str());
                     let id = IDENTIFIER_KEYS.contains(&k.as_str());
                     let v = walk(v, c, id);
@@ -287,6 +294,16 @@ mod tests {
             }),
             _ => {}
         }
+    }
+
+    #[test]
+    fn a_jobs_progress_counts_steps_not_firms() {
+        let job = json!({"id": 3, "progress": {"stage": "load", "done": 2, "total": 3},
+                         "result": {"attrition": [{"arm": "a", "assigned": 3}]}});
+        let masked = mask_for(Role::Forsker, job);
+        assert_eq!(masked["progress"]["total"], json!(3));
+        assert_eq!(masked["progress"]["done"], json!(2));
+        assert_eq!(masked["result"]["attrition"][0]["assigned"], json!(MASKED));
     }
 
     #[test]
