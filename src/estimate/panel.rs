@@ -1009,7 +1009,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         /// Cluster by cluster (by the power series where it applies, and by each cluster's root
-        /// without it) equals the dense projected design's CR2 for every treatment coefficient.
+        /// without it, dense or low-rank by size, or low-rank everywhere) equals the dense
+        /// projected design's CR2 for every treatment coefficient.
         #[test]
         fn per_cluster_cr2_equals_the_dense_oracle(
             seed in any::<u64>(),
@@ -1024,8 +1025,10 @@ mod tests {
                 return Err(TestCaseError::reject("no fit"));
             };
             let progress = Progress::new();
-            for series_max in [0.95, 0.0] {
-                let fast = cr2_with(&panel, &fit, series_max, Roots::Auto, &progress)
+            for (series_max, roots) in
+                [(0.95, Roots::Auto), (0.0, Roots::Auto), (0.0, Roots::LowRank)]
+            {
+                let fast = cr2_with(&panel, &fit, series_max, roots, &progress)
                     .expect("cr2");
                 for (k, got) in fast.iter().enumerate() {
                     let want = cr2_dense(&panel, k).expect("dense cr2");
@@ -1035,7 +1038,7 @@ mod tests {
                     prop_assume!(want.df.is_finite() && want.variance > 1e-20);
                     prop_assert!(
                         rel(got.variance, want.variance) < 1e-10 && rel(got.df, want.df) < 1e-10,
-                        "k {k} series {series_max}: {got:?} dense {want:?}"
+                        "k {k} series {series_max} {roots:?}: {got:?} dense {want:?}"
                     );
                 }
             }
