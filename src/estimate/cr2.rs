@@ -531,21 +531,27 @@ fn weighted_out<D: Cr2Design + ?Sized>(
         let root = LowRankRoot::new(&y, &c);
         apply_columns(&a_orig, |v| root.apply(v))
     } else {
-        let mx = rows.xt.dot(m);
-        let msmx = rows.xt.dot(msm);
+        // X̃MX̃', X̃ MSM X̃' and X̃ (M r_g / W_g) as matrix products.
+        let xmx = rows.xt.dot(&m.dot(&rows.xt.t()));
+        let xsx = rows.xt.dot(&msm.dot(&rows.xt.t()));
+        let mut mrm = Array2::<f64>::zeros((p, nl));
+        for (x, v) in mr.iter().enumerate() {
+            mrm.column_mut(x).assign(v);
+        }
+        let xr = rows.xt.dot(&mrm);
+        let lv: Vec<usize> = rows.level.iter().map(|&g| at(g)).collect();
         let mut k_ss = Array2::<f64>::zeros((ns, ns));
         for a in 0..ns {
             for b in 0..ns {
-                let (gi, gj) = (rows.level[a], rows.level[b]);
-                let (xi, xj) = (at(gi), at(gj));
-                let mut pij = rows.xt.row(b).dot(&mx.row(a));
-                if gi == gj {
-                    pij += rows.sqw[a] * rows.sqw[b] / design.level_w(gi);
+                let (xi, xj) = (lv[a], lv[b]);
+                let mut pij = xmx[[a, b]];
+                if xi == xj {
+                    pij += rows.sqw[a] * rows.sqw[b] / design.level_w(rows.level[a]);
                 }
-                let mut pwp = rows.xt.row(b).dot(&msmx.row(a));
-                pwp += rows.sqw[a] * mr[xi].dot(&rows.xt.row(b));
-                pwp += rows.sqw[b] * mr[xj].dot(&rows.xt.row(a));
-                if gi == gj {
+                let mut pwp = xsx[[a, b]];
+                pwp += rows.sqw[a] * xr[[b, xi]];
+                pwp += rows.sqw[b] * xr[[a, xj]];
+                if xi == xj {
                     pwp += rows.sqw[a] * rows.sqw[b] * lq[xi];
                 }
                 let mut v = -pij * w[b] - w[a] * pij + pwp;
@@ -558,33 +564,33 @@ fn weighted_out<D: Cr2Design + ?Sized>(
         }
         sqrt_pinv(&k_ss).dot(&a_orig)
     };
-    u.axis_iter(Axis(1))
-        .map(|u| {
+    // α = W^{-1/2} u, β = W α, and X̃'α, X̃'β of every estimand as matrix products.
+    let lv: Vec<usize> = rows.level.iter().map(|&g| at(g)).collect();
+    let alpha = Array2::from_shape_fn(u.dim(), |(a, e)| u[[a, e]] / rows.sqw[a]);
+    let beta = Array2::from_shape_fn(u.dim(), |(a, e)| w[a] * alpha[[a, e]]);
+    let xas = rows.xt.t().dot(&alpha);
+    let xbs = rows.xt.t().dot(&beta);
+    (0..u.ncols())
+        .map(|e| {
             let mut score = 0.0;
             for a in 0..ns {
-                score += u[a] * rows.et[a] / rows.sqw[a];
+                score += u[[a, e]] * rows.et[a] / rows.sqw[a];
             }
-            // α = W^{-1/2} u, β = W α.
-            let mut groups: Vec<(u32, f64, f64)> = Vec::new();
-            let mut xa = Array1::<f64>::zeros(p);
-            let mut xb = Array1::<f64>::zeros(p);
+            let mut sums = vec![(0.0, 0.0); nl];
             let mut delta = 0.0;
             for a in 0..ns {
-                let alpha = u[a] / rows.sqw[a];
-                let g = rows.level[a];
-                let beta = w[a] * alpha;
-                delta += w[a] * alpha * alpha;
-                let (va, vb) = (rows.sqw[a] * alpha, rows.sqw[a] * beta);
-                match groups.iter_mut().find(|(h, _, _)| *h == g) {
-                    Some((_, x, y)) => {
-                        *x += va;
-                        *y += vb;
-                    }
-                    None => groups.push((g, va, vb)),
-                }
-                xa.scaled_add(alpha, &rows.xt.row(a));
-                xb.scaled_add(beta, &rows.xt.row(a));
+                let (al, be) = (alpha[[a, e]], beta[[a, e]]);
+                delta += w[a] * al * al;
+                let s = &mut sums[lv[a]];
+                s.0 += rows.sqw[a] * al;
+                s.1 += rows.sqw[a] * be;
             }
+            let groups: Vec<(u32, f64, f64)> = levels
+                .iter()
+                .zip(&sums)
+                .map(|(&g, &(va, vb))| (g, va, vb))
+                .collect();
+            let (xa, xb) = (xas.column(e), xbs.column(e));
             let mut rho = Array1::<f64>::zeros(p);
             for &(g, va, _) in &groups {
                 rho.scaled_add(va / design.level_w(g), &lr.row(at(g)));
@@ -669,26 +675,32 @@ fn nested_weighted_root(
         }
     }
     let nc = mu.len();
-    // Takes the components along every u_g and ĉ_g out of each column of `v` (rows x cols);
-    // with `coef`, the ĉ_g components are written to its rows (one per level with a direction).
-    let off_levels = |v: &mut Array2<f64>, mut coef: Option<&mut Array2<f64>>| {
-        for col in 0..v.ncols() {
-            for (k, &(x, _)) in mu.iter().enumerate() {
-                let idx = &members[x];
-                let c: f64 = idx.iter().map(|&i| v[[i, col]] * chat[i]).sum();
-                if let Some(coef) = coef.as_deref_mut() {
-                    coef[[k, col]] = c;
-                }
+    // Takes the components along every u_g and ĉ_g out of a column; returns its ĉ_g parts (one
+    // per level with a direction).
+    let off_col = |mut v: ndarray::ArrayViewMut1<'_, f64>, coef: &mut Vec<f64>| {
+        coef.clear();
+        for &(x, _) in &mu {
+            coef.push(members[x].iter().map(|&i| v[i] * chat[i]).sum());
+        }
+        for idx in &members {
+            // (ĉ_g is zero on a level without a direction)
+            let (mut t, mut c) = (0.0, 0.0);
+            for &i in idx {
+                t += v[i] * unit[i];
+                c += v[i] * chat[i];
             }
-            for idx in &members {
-                // (ĉ_g is zero on a level without a direction)
-                let (mut t, mut c) = (0.0, 0.0);
-                for &i in idx {
-                    t += v[[i, col]] * unit[i];
-                    c += v[[i, col]] * chat[i];
-                }
-                for &i in idx {
-                    v[[i, col]] -= t * unit[i] + c * chat[i];
+            for &i in idx {
+                v[i] -= t * unit[i] + c * chat[i];
+            }
+        }
+    };
+    let off_levels = |v: &mut Array2<f64>, mut out: Option<&mut Array2<f64>>| {
+        let mut coef = Vec::with_capacity(nc);
+        for (col, column) in v.columns_mut().into_iter().enumerate() {
+            off_col(column, &mut coef);
+            if let Some(out) = out.as_deref_mut() {
+                for (k, &c) in coef.iter().enumerate() {
+                    out[[k, col]] = c;
                 }
             }
         }
@@ -712,23 +724,24 @@ fn nested_weighted_root(
     // small cluster's V can be spanned by Y).
     let mut q = Array2::<f64>::zeros((2 * p, ns));
     let mut r = 0;
+    let mut coef = Vec::with_capacity(nc);
     for col in 0..2 * p {
-        let mut v = y.column(col).to_owned().insert_axis(Axis(1));
-        let norm0 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let mut v = y.column(col).to_owned();
+        let norm0 = v.dot(&v).sqrt();
         if norm0 == 0.0 {
             continue;
         }
         for _ in 0..2 {
             let qr = q.slice_axis(Axis(0), (0..r).into());
             let h = qr.dot(&v);
-            general_mat_mul(-1.0, &qr.t(), &h, 1.0, &mut v);
-            off_levels(&mut v, None);
+            ndarray::linalg::general_mat_vec_mul(-1.0, &qr.t(), &h, 1.0, &mut v);
+            off_col(v.view_mut(), &mut coef);
         }
-        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let norm = v.dot(&v).sqrt();
         if norm <= 1e-14 * norm0 {
             continue;
         }
-        q.row_mut(r).assign(&(v.column(0).to_owned() / norm));
+        q.row_mut(r).assign(&(v / norm));
         r += 1;
     }
     let q = q.slice_axis(Axis(0), (0..r).into()).to_owned();
