@@ -31,8 +31,12 @@ use crate::storage::analyses::{AnalysisRecord, NewAnalysis};
 use crate::storage::statistics::UploadKind;
 use crate::storage::{DrawRecord, Store, StoreError, TrialInfo};
 
-/// The program version every run records and is keyed by: a new version computes new runs.
-pub const PROGRAM_VERSION: &str = concat!("ia-rct ", env!("CARGO_PKG_VERSION"));
+/// The program version every run records and is keyed by: a new version computes new runs. The
+/// `+estimators.N` revision counts changes to the arithmetic of the estimators between releases
+/// (raise it with any change that can move a number's last bits, such as the order of a sum), so
+/// a run stored by an earlier build is never served for a key this build would compute
+/// differently.
+pub const PROGRAM_VERSION: &str = concat!("ia-rct ", env!("CARGO_PKG_VERSION"), "+estimators.2");
 
 /// Below this many firms in an arm nothing is shown outside the directorate (NAV's rule).
 const MIN_FIRMS: usize = 5;
