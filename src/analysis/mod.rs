@@ -57,7 +57,7 @@ pub struct AnalysisOptions {
     pub estimators: Vec<String>,
     /// Weightings: `firm`, `dagsverk`.
     pub weights: Vec<String>,
-    /// Whether `did_twfe` is also reported with CR2 and Satterthwaite df.
+    /// Whether `did_twfe` and `event_study` are also reported with CR2 and Satterthwaite df.
     pub cr2: bool,
 }
 
@@ -78,7 +78,7 @@ pub struct AnalysisRequest {
     #[param(example = "firm")]
     #[schema(example = "both")]
     pub weights: Option<String>,
-    /// Also report did_twfe with CR2 and Satterthwaite df (default true).
+    /// Also report did_twfe and event_study with CR2 and Satterthwaite df (default true).
     #[param(example = true)]
     #[schema(example = true)]
     pub cr2: Option<bool>,

@@ -68,7 +68,7 @@ pub struct EstimateArgs {
     /// Weighting.
     #[arg(long, value_enum, default_value_t = WeightsArg::Both)]
     pub weights: WeightsArg,
-    /// Skip the CR2 version of did_twfe (it builds the dense design; CR1 is always reported).
+    /// Skip the CR2 versions of did_twfe and event_study (CR1 is always reported).
     #[arg(long)]
     pub no_cr2: bool,
     /// Confidence level (default 0.95, or 1 - alpha of the protocol's analysis plan, as the
