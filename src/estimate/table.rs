@@ -34,7 +34,7 @@ const MAIN: [(&str, usize, bool); 13] = [
     ("se_type", 16, false),
     ("effect", 9, true),
     ("se", 8, true),
-    ("95 % CI", 21, true),
+    (CI_COLUMN, 21, true),
     ("p", 8, true),
     ("p_holm", 8, true),
     ("rel %", 8, true),
@@ -50,9 +50,12 @@ const EVENT: [(&str, usize, bool); 7] = [
     ("e", 4, true),
     ("effect", 9, true),
     ("se", 8, true),
-    ("95 % CI", 21, true),
+    (CI_COLUMN, 21, true),
     ("p", 8, true),
 ];
+
+/// The interval column's name in the layouts; [`header`] writes it with the report's level.
+const CI_COLUMN: &str = "CI";
 
 /// One line of `cells` laid out by `layout` (name, width, right-aligned), indented by `indent`.
 fn line(out: &mut String, indent: &str, layout: &[(&str, usize, bool)], cells: &[String]) {
@@ -69,8 +72,18 @@ fn line(out: &mut String, indent: &str, layout: &[(&str, usize, bool)], cells: &
     }
 }
 
-fn header(out: &mut String, indent: &str, layout: &[(&str, usize, bool)]) {
-    let names: Vec<String> = layout.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+/// The header line, the interval column named by its level (`95 % CI`, `90 % CI`).
+fn header(out: &mut String, indent: &str, layout: &[(&str, usize, bool)], level: f64) {
+    let names: Vec<String> = layout
+        .iter()
+        .map(|(n, _, _)| {
+            if *n == CI_COLUMN {
+                format!("{} % CI", percent(level))
+            } else {
+                (*n).to_owned()
+            }
+        })
+        .collect();
     line(out, indent, layout, &names);
     out.truncate(out.trim_end().len());
     out.push('\n');
@@ -80,10 +93,22 @@ fn ci(low: f64, high: f64, decimals: usize) -> String {
     format!("[{}, {}]", num(low, decimals), num(high, decimals))
 }
 
+/// A confidence level in percent: 95, 90, 97.5.
+fn percent(level: f64) -> String {
+    let pct = level * 100.0;
+    if (pct - pct.round()).abs() < 1e-9 {
+        format!("{}", pct.round() as i64)
+    } else {
+        format!("{pct:.1}")
+    }
+}
+
 /// Formats a report as plain text.
 pub fn format_table(report: &Report) -> String {
     let mut out = String::new();
-    header(&mut out, "", &MAIN);
+    // Every interval of a report has the one level the analysis asked for.
+    let level = report.estimates.first().map_or(0.95, |e| e.conf_level);
+    header(&mut out, "", &MAIN, level);
     for e in report
         .estimates
         .iter()
@@ -128,7 +153,7 @@ pub fn format_table(report: &Report) -> String {
             "\nevent study (CR1), effect by quarter e relative to randomization (reference e = -1), \
              with its standard error and confidence interval:"
         );
-        header(&mut out, "  ", &EVENT);
+        header(&mut out, "  ", &EVENT, level);
         for e in es {
             let time = e.event_time.map_or_else(
                 || e.term.trim_start_matches("e=").to_owned(),
@@ -285,6 +310,20 @@ mod tests {
         let cells: Vec<&str> = itt.split_whitespace().collect();
         assert_eq!(cells[cells.len() - 2..], ["68", "68"], "{itt}");
         assert!(table.contains("n_obs: rows used (firms for itt_*, firm-quarters for did_twfe)"));
+    }
+
+    /// A protocol with alpha 0.10 gets 90 % intervals, and the header says so.
+    #[test]
+    fn the_interval_column_names_the_level() {
+        let mut r = report();
+        for e in &mut r.estimates {
+            e.conf_level = 0.9;
+        }
+        let table = format_table(&r);
+        assert!(table.lines().next().expect("header").contains("90 % CI"));
+        assert!(!table.contains("95 % CI"), "{table}");
+        assert_eq!(percent(0.975), "97.5");
+        assert_eq!(percent(0.95), "95");
     }
 
     #[test]
