@@ -33,3 +33,14 @@ pub mod statistics;
 pub mod storage;
 /// Take-up (Fia statuses, compliance and dose per firm) and work-environment survey uploads, with masking.
 pub mod takeup;
+
+/// Runs `f` on a rayon pool of `threads` threads (the bit-identity tests: one thread and many
+/// must give the same bits).
+#[cfg(test)]
+pub(crate) fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool")
+        .install(f)
+}

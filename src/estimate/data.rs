@@ -752,11 +752,7 @@ mod tests {
                 .map(|r| r.expect("valid row"));
             let want = bits(&StudyData::new(windows(), units.clone(), rows).expect("study"));
             for threads in [1, 3] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("pool");
-                let got = pool.install(|| {
+                let got = crate::on_threads(threads, || {
                     StudyData::from_stats_reader(windows(), units.clone(), csv.as_bytes())
                         .expect("study")
                 });

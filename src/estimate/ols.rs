@@ -672,11 +672,7 @@ mod low_rank_root_tests {
             let infl = fit.influence(&[0.0; 9], ndarray::array![1.0, 0.0].view());
             let clusters = Clusters::from_ids(&cluster);
             let on = |threads: usize| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("pool")
-                    .install(|| fit.cr2(&infl, &clusters).expect("cr2"))
+                crate::on_threads(threads, || fit.cr2(&infl, &clusters).expect("cr2"))
             };
             let (one, four) = (on(1), on(4));
             assert_eq!(

@@ -1053,11 +1053,9 @@ mod tests {
             let panel = random_panel(5, 2600, 6, 0, weighted, event);
             let fit = fit_cr1(&panel).expect("fit");
             let on = |threads: usize| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("pool")
-                    .install(|| cr2(&panel, &fit, &Progress::new()).expect("cr2"))
+                crate::on_threads(threads, || {
+                    cr2(&panel, &fit, &Progress::new()).expect("cr2")
+                })
             };
             let (one, four) = (on(1), on(4));
             for (a, b) in one.iter().zip(&four) {

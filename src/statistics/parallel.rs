@@ -434,12 +434,8 @@ mod tests {
 
     /// What the parallel reader yields with `threads` threads, chunk by chunk.
     fn parallel(bytes: &[u8], threads: usize) -> Vec<String> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
         let mut out = Vec::new();
-        pool.install(|| {
+        crate::on_threads(threads, || {
             read_stats_parallel(
                 bytes,
                 StatsFormat::DvhCsv,
