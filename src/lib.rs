@@ -19,6 +19,8 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod json;
+/// The pages people read (HTML), with sign-in by token and CSRF-checked forms.
+pub mod pages;
 /// Plots as SVG for the pages (the rate by arm, the event study, the CONSORT flow).
 pub mod plot;
 pub mod progress;

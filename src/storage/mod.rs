@@ -9,6 +9,7 @@
 pub mod analyses;
 pub mod jobs;
 mod postgres;
+pub mod sessions;
 mod sql;
 mod sqlite;
 pub mod statistics;
@@ -685,10 +686,45 @@ pub trait AnalysisStore: Send + Sync {
     ) -> Result<Vec<analyses::AnalysisRecord>, StoreError>;
 }
 
+/// Page sessions (`src/pages`): each acts as the token signed in with.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session and its audit row in one transaction.
+    async fn create_session(
+        &self,
+        new: &sessions::NewSession,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<()>, StoreError>;
+
+    /// The session with this hash if it is valid at `now`: not ended, not expired, and its token
+    /// not revoked.
+    async fn find_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<sessions::SessionInfo>, StoreError>;
+
+    /// Ends a session (sign-out) with its audit row; false if it had already ended or does not
+    /// exist.
+    async fn end_session(
+        &self,
+        id_hash: &str,
+        audit: &NewAuditEntry,
+    ) -> Result<Audited<bool>, StoreError>;
+}
+
 /// The persistence interface. One implementation per backend; handlers only see this trait.
 #[async_trait]
 pub trait Store:
-    TrialStore + StatisticsStore + TakeupStore + JobStore + AnalysisStore + Send + Sync + 'static
+    TrialStore
+    + StatisticsStore
+    + TakeupStore
+    + JobStore
+    + AnalysisStore
+    + SessionStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which engine this is.
     fn backend(&self) -> Backend;

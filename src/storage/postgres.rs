@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use super::analyses::{self, AnalysisRecord, impl_analysis_store};
 use super::jobs::{self, JobKind, JobRecord, JobState, impl_job_store};
+use super::sessions::{self, impl_session_store};
 use super::sql::{self, impl_store};
 use super::statistics::{self, impl_statistics_store};
 use super::takeup::{self, impl_takeup_store};
@@ -19,8 +20,8 @@ use super::{
     Acknowledgement, AnalysisStore, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry,
     AuditQuery, AuditResult, Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage,
     EnrollmentRecord, JobStore, NewAuditEntry, NewDraw, NewEnrollment, NewToken,
-    ProtocolVersionInfo, StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo,
-    TrialInfo, TrialStore, UploadReceipt, redact_url,
+    ProtocolVersionInfo, SessionStore, StatisticsStore, Store, StoreError, StoreOptions,
+    TakeupStore, TokenInfo, TrialInfo, TrialStore, UploadReceipt, redact_url,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/postgres");
@@ -278,3 +279,4 @@ impl_statistics_store!(PgStore, Postgres, bulk);
 impl_takeup_store!(PgStore);
 impl_job_store!(PgStore, Postgres, "FOR UPDATE SKIP LOCKED");
 impl_analysis_store!(PgStore);
+impl_session_store!(PgStore);

@@ -67,6 +67,32 @@ pub(super) struct TokenRow {
     revoked_by: Option<String>,
 }
 
+impl TokenRow {
+    /// A row from its columns (a query that joins api_tokens to another table).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_parts(
+        id: i64,
+        name: String,
+        role: String,
+        fylke: Option<String>,
+        created_at: DateTime<Utc>,
+        created_by: String,
+        revoked_at: Option<DateTime<Utc>>,
+        revoked_by: Option<String>,
+    ) -> Self {
+        TokenRow {
+            id,
+            name,
+            role,
+            fylke,
+            created_at,
+            created_by,
+            revoked_at,
+            revoked_by,
+        }
+    }
+}
+
 impl TryFrom<TokenRow> for TokenInfo {
     type Error = StoreError;
     fn try_from(row: TokenRow) -> Result<Self, StoreError> {

@@ -12,6 +12,7 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::analyses::{self, AnalysisRecord, impl_analysis_store};
 use super::jobs::{self, JobKind, JobRecord, JobState, impl_job_store};
+use super::sessions::{self, impl_session_store};
 use super::sql::{self, impl_store};
 use super::statistics::{self, impl_statistics_store};
 use super::takeup::{self, impl_takeup_store};
@@ -20,8 +21,8 @@ use super::{
     Acknowledgement, AnalysisStore, AssignedFirm, AssignmentCount, AssignmentRecord, AuditEntry,
     AuditQuery, AuditResult, Audited, Backend, DrawRecord, EnrollmentFilter, EnrollmentPage,
     EnrollmentRecord, JobStore, NewAuditEntry, NewDraw, NewEnrollment, NewToken,
-    ProtocolVersionInfo, StatisticsStore, Store, StoreError, StoreOptions, TakeupStore, TokenInfo,
-    TrialInfo, TrialStore, UploadReceipt,
+    ProtocolVersionInfo, SessionStore, StatisticsStore, Store, StoreError, StoreOptions,
+    TakeupStore, TokenInfo, TrialInfo, TrialStore, UploadReceipt,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/storage/migrations/sqlite");
@@ -657,3 +658,4 @@ impl_statistics_store!(SqliteStore, Sqlite, bulk);
 impl_takeup_store!(SqliteStore);
 impl_job_store!(SqliteStore, Sqlite, "");
 impl_analysis_store!(SqliteStore);
+impl_session_store!(SqliteStore);

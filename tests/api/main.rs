@@ -17,6 +17,7 @@ mod fylke_lists;
 mod masking;
 mod openapi;
 mod output;
+mod pages;
 mod process;
 mod randomization;
 mod statistics;

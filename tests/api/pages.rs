@@ -1,0 +1,271 @@
+//! The pages' sign-in, session cookie and CSRF checks, over HTTP (both backends).
+
+use ia_rct::domain::Role;
+use ia_rct::storage::AuditQuery;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+use crate::helpers::{Backend, TestApp, make_token};
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The `Set-Cookie` values of a response.
+fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+/// The value `name=VALUE` sets, from a `Set-Cookie` list.
+fn cookie_value(cookies: &[String], name: &str) -> Option<String> {
+    cookies.iter().find_map(|c| {
+        c.strip_prefix(&format!("{name}="))
+            .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+    })
+}
+
+/// The hidden `csrf` field of a form.
+fn csrf_field(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+/// Opens the sign-in form: its CSRF field and pre-session cookie.
+async fn sign_in_form(app: &TestApp) -> (String, String) {
+    let resp = client()
+        .get(app.url("/logg-inn"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookies = set_cookies(&resp);
+    let pre = cookie_value(&cookies, "ia_sign_in").expect("pre-session cookie");
+    let html = resp.text().await.expect("body");
+    assert!(html.contains("<form method=\"post\" action=\"/logg-inn\">"));
+    (csrf_field(&html), pre)
+}
+
+/// Signs in with `token`: the response.
+async fn post_sign_in(app: &TestApp, token: &str, csrf: &str, pre: &str) -> reqwest::Response {
+    client()
+        .post(app.url("/logg-inn"))
+        .header(COOKIE, format!("ia_sign_in={pre}"))
+        .form(&[("token", token), ("csrf", csrf)])
+        .send()
+        .await
+        .expect("post")
+}
+
+/// Signs in and returns the session cookie.
+async fn signed_in(app: &TestApp, token: &str) -> String {
+    let (csrf, pre) = sign_in_form(app).await;
+    let resp = post_sign_in(app, token, &csrf, &pre).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    cookie_value(&set_cookies(&resp), "ia_session").expect("session cookie")
+}
+
+/// The front page with a session cookie: status and body.
+async fn home(app: &TestApp, session: &str) -> (StatusCode, String) {
+    let resp = client()
+        .get(app.url("/"))
+        .header(COOKIE, format!("ia_session={session}"))
+        .send()
+        .await
+        .expect("get");
+    (resp.status(), resp.text().await.unwrap_or_default())
+}
+
+async fn sign_in_sets_a_strict_http_only_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Without a session the front page sends one to the sign-in form.
+    let resp = client().get(app.url("/")).send().await.expect("get");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/logg-inn");
+
+    let (csrf, pre) = sign_in_form(&app).await;
+    let resp = post_sign_in(&app, &app.direktorat.secret, &csrf, &pre).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/");
+    let cookies = set_cookies(&resp);
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("ia_session="))
+        .expect("session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(flag), "{session}");
+    }
+    // Plain HTTP here: not Secure (it would never be sent back); behind TLS it is.
+    assert!(!session.contains("Secure"), "{session}");
+    let id = cookie_value(&cookies, "ia_session").expect("value");
+    assert_eq!(id.len(), 64);
+    // The database keeps only the hash of the cookie's secret.
+    let (status, html) = home(&app, &id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&app.direktorat.info.name), "{html}");
+    assert!(html.contains("direktorat"));
+    assert!(!html.contains(&id));
+
+    // Behind a TLS proxy the cookie is Secure.
+    let (csrf, pre) = sign_in_form(&app).await;
+    let resp = client()
+        .post(app.url("/logg-inn"))
+        .header(COOKIE, format!("ia_sign_in={pre}"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", app.direktorat.secret.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .expect("post");
+    let secure = set_cookies(&resp);
+    assert!(
+        secure
+            .iter()
+            .any(|c| c.starts_with("ia_session=") && c.ends_with("; Secure")),
+        "{secure:?}"
+    );
+
+    // The sign-in is audited with its token.
+    let audit = app
+        .store
+        .query_audit(&AuditQuery {
+            route: Some("/logg-inn".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.actor_name.as_deref() == Some(app.direktorat.info.name.as_str())),
+        "{audit:?}"
+    );
+}
+
+async fn a_form_without_its_csrf_token_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let before = app.audit_count().await;
+    // Sign-in without the field, with a wrong one, and without the pre-session cookie.
+    let (csrf, pre) = sign_in_form(&app).await;
+    let token = app.direktorat.secret.as_str();
+    let zeros = "0".repeat(64);
+    for form_csrf in ["", zeros.as_str()] {
+        let resp = post_sign_in(&app, token, form_csrf, &pre).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(cookie_value(&set_cookies(&resp), "ia_session").is_none());
+    }
+    let resp = client()
+        .post(app.url("/logg-inn"))
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // A cross-site form is refused even with the right field.
+    let resp = client()
+        .post(app.url("/logg-inn"))
+        .header(COOKIE, format!("ia_sign_in={pre}"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = client()
+        .post(app.url("/logg-inn"))
+        .header(COOKIE, format!("ia_sign_in={pre}"))
+        .header("origin", "https://evil.example")
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Nothing was written: no session, no audit row.
+    assert_eq!(app.audit_count().await, before);
+
+    // Signed in, sign-out without the session's CSRF token is refused and the session lives on.
+    let session = signed_in(&app, token).await;
+    let resp = client()
+        .post(app.url("/logg-ut"))
+        .header(COOKIE, format!("ia_session={session}"))
+        .form(&[("csrf", "")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(home(&app, &session).await.0, StatusCode::OK);
+}
+
+async fn sign_out_and_revocation_end_the_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let session = signed_in(&app, &app.direktorat.secret).await;
+    let (status, html) = home(&app, &session).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_field(&html);
+    let resp = client()
+        .post(app.url("/logg-ut"))
+        .header(COOKIE, format!("ia_session={session}"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/logg-inn");
+    assert!(
+        set_cookies(&resp)
+            .iter()
+            .any(|c| c.starts_with("ia_session=;") && c.contains("Max-Age=0"))
+    );
+    assert_eq!(home(&app, &session).await.0, StatusCode::SEE_OTHER);
+
+    // Revoking the token ends its sessions.
+    let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
+    let session = signed_in(&app, &fylke.secret).await;
+    let (status, html) = home(&app, &session).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("fylke 46"), "{html}");
+    let resp = app
+        .as_direktorat(
+            reqwest::Method::POST,
+            &format!("/v1/tokens/{}/revoke", fylke.info.id),
+        )
+        .send()
+        .await
+        .expect("revoke");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(home(&app, &session).await.0, StatusCode::SEE_OTHER);
+}
+
+async fn an_unknown_token_is_refused_and_audited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (csrf, pre) = sign_in_form(&app).await;
+    let fake = format!("iarct_{}", "ab".repeat(32));
+    for token in [fake.as_str(), "not a token"] {
+        let resp = post_sign_in(&app, token, &csrf, &pre).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(cookie_value(&set_cookies(&resp), "ia_session").is_none());
+        let html = resp.text().await.expect("body");
+        assert!(html.contains("Ukjent eller tilbakekalt token"));
+        assert!(!html.contains(token));
+    }
+    let last = app.last_audit().await;
+    assert_eq!(last.route, "/logg-inn");
+    assert_eq!(last.status, 401);
+    // A forged session cookie is no session.
+    assert_eq!(home(&app, &"ab".repeat(32)).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(home(&app, "short").await.0, StatusCode::SEE_OTHER);
+}
+
+crate::on_both_backends!(
+    sign_in_sets_a_strict_http_only_session,
+    a_form_without_its_csrf_token_is_refused,
+    sign_out_and_revocation_end_the_session,
+    an_unknown_token_is_refused_and_audited,
+);
