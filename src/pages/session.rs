@@ -45,17 +45,20 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// 32 random bytes as hex.
-fn random_hex() -> Result<String, Response> {
+/// 32 random bytes as hex; `None` if the operating system's random source failed.
+fn random_hex() -> Option<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the random source failed; try again",
-        )
-            .into_response()
-    })?;
-    Ok(hex::encode(bytes))
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
+}
+
+/// The answer when the random source fails: nothing can be made safely.
+fn no_entropy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the random source failed; try again",
+    )
+        .into_response()
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -88,10 +91,10 @@ fn set_cookie(name: &str, value: &str, max_age: i64, headers: &HeaderMap) -> Hea
 
 /// Why a form was refused as cross-site, if it was.
 fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return Some("the form came from another site (Sec-Fetch-Site)");
-        }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Some("the form came from another site (Sec-Fetch-Site)");
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = headers
@@ -145,9 +148,8 @@ struct SignInPage {
 
 /// `GET /logg-inn`: the form, with a fresh pre-session CSRF cookie.
 pub async fn sign_in_form(headers: HeaderMap) -> Response {
-    let csrf = match random_hex() {
-        Ok(c) => c,
-        Err(r) => return r,
+    let Some(csrf) = random_hex() else {
+        return no_entropy();
     };
     sign_in_page(StatusCode::OK, csrf, None, &headers)
 }
@@ -205,7 +207,9 @@ pub async fn sign_in(
         if state.store.append_audit(&audit).await.is_err() {
             return unavailable();
         }
-        let csrf = random_hex().unwrap_or_default();
+        let Some(csrf) = random_hex() else {
+            return no_entropy();
+        };
         return sign_in_page(
             StatusCode::UNAUTHORIZED,
             csrf,
@@ -213,9 +217,8 @@ pub async fn sign_in(
             &headers,
         );
     };
-    let (id, csrf) = match (random_hex(), random_hex()) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (Some(id), Some(csrf)) = (random_hex(), random_hex()) else {
+        return no_entropy();
     };
     let caller: Caller = info.caller();
     audit.actor = Some(caller);
@@ -250,20 +253,20 @@ pub struct CsrfOnly {
     csrf: String,
 }
 
-/// Checks a signed-in form: the session, the site and the CSRF field.
+/// Checks a signed-in form: the site, the session and the CSRF field; the refusal otherwise.
 pub async fn check_form(
     state: &AppState,
     headers: &HeaderMap,
     csrf: &str,
-) -> Result<(String, SessionInfo), Response> {
+) -> Result<(String, SessionInfo), Box<Response>> {
     if let Some(reason) = cross_site(headers) {
-        return Err(refused(reason));
+        return Err(Box::new(refused(reason)));
     }
     let Some((hash, session)) = current(state, headers).await else {
-        return Err(Redirect::to("/logg-inn").into_response());
+        return Err(Box::new(Redirect::to("/logg-inn").into_response()));
     };
     if !same_secret(&session.csrf_token, csrf) {
-        return Err(refused("the CSRF field is missing or wrong"));
+        return Err(Box::new(refused("the CSRF field is missing or wrong")));
     }
     Ok((hash, session))
 }
@@ -276,7 +279,7 @@ pub async fn sign_out(
 ) -> Response {
     let (hash, session) = match check_form(&state, &headers, &form.csrf).await {
         Ok(found) => found,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut audit = NewAuditEntry::now("POST", "/logg-ut", "/logg-ut");
     audit.request_id = crate::http::middleware::request_id(&headers);
