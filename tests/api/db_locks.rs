@@ -468,6 +468,7 @@ async fn accepted_trials_and_tokens_cannot_be_rewritten_in_the_database(backend:
             ("jobs", "started_at"),
             ("jobs", "state"),
             ("jobs", "total"),
+            ("sessions", "ended_at"),
             ("trials", "current_version"),
             ("trials", "state"),
             ("trials", "updated_at"),
@@ -755,6 +756,10 @@ async fn the_service_writes_as_the_readme_role(backend: Backend) {
         audit.to_string().contains("/v1/tokens/{id}/revoke"),
         "{audit}"
     );
+
+    // A page session: stored at sign-in, ended at sign-out (its one UPDATE).
+    let session = crate::pages::signed_in(&app, &app.direktorat.secret).await;
+    assert!(crate::pages::sign_out(&app, &session).await);
     app.store.close().await;
     drop(app);
     drop(role);

@@ -65,7 +65,7 @@ async fn post_sign_in(app: &TestApp, token: &str, csrf: &str, pre: &str) -> reqw
 }
 
 /// Signs in and returns the session cookie.
-async fn signed_in(app: &TestApp, token: &str) -> String {
+pub(crate) async fn signed_in(app: &TestApp, token: &str) -> String {
     let (csrf, pre) = sign_in_form(app).await;
     let resp = post_sign_in(app, token, &csrf, &pre).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -201,6 +201,21 @@ async fn a_form_without_its_csrf_token_is_refused(backend: Backend) {
         .expect("post");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(home(&app, &session).await.0, StatusCode::OK);
+}
+
+/// Signs out with the session's own CSRF token: whether the session then ended.
+pub(crate) async fn sign_out(app: &TestApp, session: &str) -> bool {
+    let (status, html) = home(app, session).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let resp = client()
+        .post(app.url("/logg-ut"))
+        .header(COOKIE, format!("ia_session={session}"))
+        .form(&[("csrf", csrf_field(&html).as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    home(app, session).await.0 == StatusCode::SEE_OTHER
 }
 
 async fn sign_out_and_revocation_end_the_session(backend: Backend) {
