@@ -48,7 +48,7 @@ fn no_job(id: i64) -> impl Fn(StoreError) -> ApiError {
 }
 
 /// A job with the live progress of this instance, if it runs it here.
-fn live(state: &AppState, mut job: JobRecord) -> JobRecord {
+pub(crate) fn live(state: &AppState, mut job: JobRecord) -> JobRecord {
     if job.state == JobState::Running
         && let Some(s) = state.jobs.local_progress(job.id)
     {

@@ -10,7 +10,7 @@ pub mod error;
 mod estimates;
 mod examples;
 mod health;
-mod jobs;
+pub(crate) mod jobs;
 pub mod middleware;
 pub mod routes;
 mod statistics;

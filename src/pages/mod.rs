@@ -6,6 +6,7 @@
 //! The pages live beside the API, outside `/v1` and outside the OpenAPI document.
 
 pub mod session;
+pub mod trials;
 
 use askama::Template;
 use axum::Router;
@@ -14,7 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
+use crate::domain::Role;
 use crate::http::AppState;
+use crate::storage::sessions::SessionInfo;
+use crate::storage::{AuditResult, NewAuditEntry};
 
 /// The pages' routes.
 pub fn router() -> Router<AppState> {
@@ -25,6 +29,7 @@ pub fn router() -> Router<AppState> {
             get(session::sign_in_form).post(session::sign_in),
         )
         .route("/logg-ut", post(session::sign_out))
+        .route("/forsok", get(trials::trials))
 }
 
 /// A template rendered as a page with `status`; a template that fails to render is a 500 page
@@ -80,33 +85,101 @@ impl Page {
     }
 }
 
-/// The front page of a signed-in person.
-#[derive(Template)]
-#[template(path = "pages/home.html")]
-struct Home {
+/// Who is signed in, as every signed-in page's header shows it (`templates/pages/who.html`),
+/// with the session's CSRF token for its forms.
+pub struct Who {
     name: String,
     role: String,
     fylke: Option<String>,
     csrf: String,
+}
+
+impl Who {
+    fn of(s: &SessionInfo) -> Who {
+        Who {
+            name: s.token.name.clone(),
+            role: s.token.role.as_str().to_owned(),
+            fylke: s.token.fylke.map(|f| f.as_str().to_owned()),
+            csrf: s.csrf_token.clone(),
+        }
+    }
+}
+
+/// The session of a page request, or the answer without one: to the sign-in form.
+pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<SessionInfo, Response> {
+    match session::current(state, headers).await {
+        Some((_, s)) => Ok(s),
+        None => Err(Redirect::to("/logg-inn").into_response()),
+    }
+}
+
+/// The session of a page request whose role is one of `roles`; a refused role gets a 403 page,
+/// and the refusal is audited as the API audits one.
+pub async fn admitted(
+    state: &AppState,
+    headers: &HeaderMap,
+    route: &str,
+    roles: &[Role],
+) -> Result<SessionInfo, Response> {
+    let s = signed_in(state, headers).await?;
+    if roles.contains(&s.token.role) {
+        return Ok(s);
+    }
+    let mut audit = NewAuditEntry::now("GET", route, route);
+    audit.request_id = crate::http::middleware::request_id(headers);
+    audit.actor = Some(s.token.caller());
+    audit.result = AuditResult::Denied;
+    audit.status = 403;
+    audit.detail = Some(format!(
+        "the page is not for the {} role",
+        s.token.role.as_str()
+    ));
+    if state.store.append_audit(&audit).await.is_err() {
+        return Err(render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &Page::message("Utilgjengelig", "Databasen svarer ikke akkurat nå."),
+        ));
+    }
+    let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+    Err(render(
+        StatusCode::FORBIDDEN,
+        &Page::message(
+            "Ikke tilgang",
+            &format!(
+                "Denne siden er for rollen {}; du er logget inn som {}.",
+                names.join(" og "),
+                s.token.role.as_str()
+            ),
+        ),
+    ))
+}
+
+/// A signed-in page: no caching, by browser or proxy.
+fn private(mut page: Response) -> Response {
+    page.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    page
+}
+
+/// The front page of a signed-in person.
+#[derive(Template)]
+#[template(path = "pages/home.html")]
+struct Home {
+    who: Who,
     expires: String,
 }
 
 /// `GET /`: who is signed in, or the way to sign in.
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((_, s)) = session::current(&state, &headers).await else {
-        return Redirect::to("/logg-inn").into_response();
+    let s = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    let mut page = render(
+    private(render(
         StatusCode::OK,
         &Home {
-            name: s.token.name.clone(),
-            role: s.token.role.as_str().to_owned(),
-            fylke: s.token.fylke.map(|f| f.as_str().to_owned()),
-            csrf: s.csrf_token.clone(),
+            who: Who::of(&s),
             expires: s.expires_at.format("%Y-%m-%d %H:%M").to_string(),
         },
-    );
-    page.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    page
+    ))
 }

@@ -53,7 +53,7 @@ async fn statistics(app: &TestApp, shift: f64) -> String {
 }
 
 /// A randomized trial of 300 firms with one statistics upload (vintage 1); returns the CSV.
-async fn trial_with_statistics(app: &TestApp) -> String {
+pub(crate) async fn trial_with_statistics(app: &TestApp) -> String {
     app.trial_in_state(TRIAL, "randomized", 300).await;
     let csv = statistics(app, 0.0).await;
     app.statistics_csv(csv.clone(), 201).await;

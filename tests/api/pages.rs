@@ -278,7 +278,73 @@ async fn an_unknown_token_is_refused_and_audited(backend: Backend) {
     assert_eq!(home(&app, "short").await.0, StatusCode::SEE_OTHER);
 }
 
+/// The front page with a session cookie, at `path`: status and body.
+async fn page(app: &TestApp, session: &str, path: &str) -> (StatusCode, String) {
+    let resp = client()
+        .get(app.url(path))
+        .header(COOKIE, format!("ia_session={session}"))
+        .send()
+        .await
+        .expect("get");
+    (resp.status(), resp.text().await.unwrap_or_default())
+}
+
+/// The directorate's trials page lists each trial with its state and next step, and the jobs
+/// waiting (here no worker runs, so a POSTed run stays queued); other roles get 403, audited.
+async fn the_trials_page_shows_states_next_steps_and_jobs(backend: Backend) {
+    let app = TestApp::spawn_with_jobs(
+        backend,
+        ia_rct::jobs::JobConfig {
+            workers: 0,
+            ..ia_rct::jobs::JobConfig::default()
+        },
+    )
+    .await;
+    crate::analyses::trial_with_statistics(&app).await;
+    app.trial_in_state("utkast-1", "draft", 0).await;
+    let run = app
+        .direktorat_call(
+            reqwest::Method::POST,
+            "/v1/trials/runs/analyses",
+            Some(serde_json::json!({})),
+            202,
+        )
+        .await;
+    let job = run["job"].as_i64().expect("job id");
+    let session = signed_in(&app, &app.direktorat.secret).await;
+    let (status, html) = page(&app, &session, "/forsok").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("data-trial=\"runs\" data-state=\"randomized\""),
+        "{html}"
+    );
+    assert!(html.contains("data-trial=\"utkast-1\" data-state=\"draft\""));
+    assert!(html.contains("Ferdigstill og registrer protokollen"));
+    assert!(html.contains("Les inn oppfølgingsstatistikk og analyser"));
+    assert!(
+        html.contains(&format!("data-job=\"{job}\" data-state=\"queued\"")),
+        "{html}"
+    );
+
+    // Not for a fylke or a researcher; the refusal is audited.
+    let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
+    let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+    for token in [&fylke, &forsker] {
+        let session = signed_in(&app, &token.secret).await;
+        let (status, html) = page(&app, &session, "/forsok").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(!html.contains("data-trial"), "{html}");
+        let last = app.last_audit().await;
+        assert_eq!((last.route.as_str(), last.status), ("/forsok", 403));
+        assert_eq!(last.actor_name.as_deref(), Some(token.info.name.as_str()));
+    }
+    // Without a session: to the sign-in form.
+    let resp = client().get(app.url("/forsok")).send().await.expect("get");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+}
+
 crate::on_both_backends!(
+    the_trials_page_shows_states_next_steps_and_jobs,
     sign_in_sets_a_strict_http_only_session,
     a_form_without_its_csrf_token_is_refused,
     sign_out_and_revocation_end_the_session,
