@@ -5,6 +5,7 @@
 //!
 //! The pages live beside the API, outside `/v1` and outside the OpenAPI document.
 
+pub mod report;
 pub mod session;
 pub mod trials;
 
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/logg-ut", post(session::sign_out))
         .route("/forsok", get(trials::trials))
+        .route("/forsok/{id}/rapport", get(report::report))
 }
 
 /// A template rendered as a page with `status`; a template that fails to render is a 500 page

@@ -61,7 +61,7 @@ pub(crate) async fn trial_with_statistics(app: &TestApp) -> String {
 }
 
 /// Polls a run until it is no longer queued or running.
-async fn finished(app: &TestApp, run: i64) -> Value {
+pub(crate) async fn finished(app: &TestApp, run: i64) -> Value {
     let path = format!("/v1/trials/{TRIAL}/analyses/{run}");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

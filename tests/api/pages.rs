@@ -343,7 +343,117 @@ async fn the_trials_page_shows_states_next_steps_and_jobs(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
 }
 
+/// The report, read by a researcher from a stored run: the protocol's hash, the run's hash, the
+/// estimates the API gives, and the event-study plot with the API's coefficients as its points;
+/// it downloads as one file; a fylke gets 403.
+async fn the_report_shows_the_stored_run(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    crate::analyses::trial_with_statistics(&app).await;
+    let run = app
+        .direktorat_call(
+            reqwest::Method::POST,
+            "/v1/trials/runs/analyses",
+            Some(serde_json::json!({})),
+            202,
+        )
+        .await;
+    let id = run["id"].as_i64().expect("run id");
+    let done = crate::analyses::finished(&app, id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let forsker = make_token(app.store.as_ref(), "Forsker", Role::Forsker, None).await;
+    let (_, api) = crate::helpers::get_as(
+        &app,
+        &forsker.secret,
+        &format!("/v1/trials/runs/analyses/{id}"),
+    )
+    .await;
+    let session = signed_in(&app, &forsker.secret).await;
+    let (status, html) = page(&app, &session, "/forsok/runs/rapport").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let trial = app
+        .direktorat_call(reqwest::Method::GET, "/v1/trials/runs", None, 200)
+        .await;
+    let hash = trial["content_hash"].as_str().expect("hash");
+    assert!(html.contains(hash), "the protocol hash");
+    let sha = done["result_sha256"].as_str().expect("sha");
+    assert!(html.contains(&format!("data-result-sha256=\"{sha}\"")));
+    // Every main estimate the API gives the researcher is a row with its own value.
+    let estimates = api["result"]["estimates"].as_array().expect("estimates");
+    let main: Vec<&serde_json::Value> = estimates
+        .iter()
+        .filter(|e| matches!(e["term"].as_str(), Some("z" | "d")))
+        .collect();
+    assert!(!main.is_empty());
+    for e in &main {
+        let row = format!(
+            "data-arm=\"{}\" data-estimator=\"{}\" data-weights=\"{}\" data-se-type=\"{}\" data-estimate=\"{}\"",
+            e["arm"].as_str().unwrap_or(""),
+            e["estimator"].as_str().unwrap_or(""),
+            e["weights"].as_str().unwrap_or(""),
+            e["se_type"].as_str().unwrap_or(""),
+            e["estimate"]
+        );
+        assert!(html.contains(&row), "{row}");
+    }
+    assert_eq!(html.matches("<tr data-arm=").count(), main.len());
+    // The event-study plot's points are the API's coefficients (firm, CR1), arm by arm.
+    let arm = main[0]["arm"].as_str().expect("arm");
+    let want: Vec<(i64, String)> = estimates
+        .iter()
+        .filter(|e| {
+            e["estimator"] == "event_study"
+                && e["weights"] == "firm"
+                && e["se_type"] == "CR1"
+                && e["arm"] == arm
+        })
+        .map(|e| {
+            (
+                e["event_time"].as_i64().expect("e"),
+                e["estimate"].to_string(),
+            )
+        })
+        .collect();
+    assert!(!want.is_empty());
+    let figure = html
+        .split("<figure data-arm=")
+        .find(|f| f.starts_with(&format!("\"{arm}\"")))
+        .expect("the arm's figure");
+    for (e, est) in &want {
+        assert!(
+            figure.contains(&format!("data-e=\"{e}\" data-estimate=\"{est}\"")),
+            "e={e} {est}"
+        );
+    }
+    assert_eq!(figure.matches("<g class=\"coef\"").count(), want.len());
+    assert!(figure.contains("Pre-trend-test: F("));
+
+    // One self-contained file to download.
+    let resp = client()
+        .get(app.url("/forsok/runs/rapport?last-ned=1"))
+        .header(COOKIE, format!("ia_session={session}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"rapport-runs.html\""
+    );
+    let file = resp.text().await.expect("body");
+    assert!(!file.contains("<script") && !file.contains("<link") && !file.contains("src=\"http"));
+    assert!(!file.contains("Logg ut"), "no sign-out form in the file");
+
+    // Not for a fylke.
+    let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
+    let session = signed_in(&app, &fylke.secret).await;
+    assert_eq!(
+        page(&app, &session, "/forsok/runs/rapport").await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
 crate::on_both_backends!(
+    the_report_shows_the_stored_run,
     the_trials_page_shows_states_next_steps_and_jobs,
     sign_in_sets_a_strict_http_only_session,
     a_form_without_its_csrf_token_is_refused,

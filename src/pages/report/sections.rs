@@ -1,0 +1,317 @@
+//! The report's sections, one function each.
+
+use askama::Template;
+use serde_json::Value;
+
+use super::{ReportData, Section};
+use crate::plot::event_study::{Coefficient, EventStudyPlot};
+use crate::storage::jobs::JobState;
+
+/// A section from a template; a template that fails to render leaves the section out.
+fn section<T: Template>(id: &'static str, title: &str, t: &T) -> Option<Section> {
+    t.render().ok().map(|html| Section {
+        id,
+        title: title.to_owned(),
+        html,
+    })
+}
+
+/// A number as the report writes it: `decimals` decimals and a decimal comma; text (a masked
+/// count) as it is; nothing as "–".
+fn num(v: &Value, decimals: usize) -> String {
+    match v {
+        Value::Number(n) => n.as_f64().map_or_else(
+            || "–".to_owned(),
+            |x| {
+                format!("{x:.decimals$}")
+                    .replace('.', ",")
+                    .replace('-', "−")
+            },
+        ),
+        Value::String(s) => s.clone(),
+        _ => "–".to_owned(),
+    }
+}
+
+/// A p-value: four decimals, or "< 0,0001".
+fn pval(v: &Value) -> String {
+    match v.as_f64() {
+        Some(p) if p < 1e-4 => "< 0,0001".to_owned(),
+        Some(_) => num(v, 4),
+        None => "–".to_owned(),
+    }
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_owned()
+}
+
+struct RunFacts {
+    id: i64,
+    vintage: String,
+    sha: String,
+    program: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/report/protocol.html")]
+struct ProtocolSection {
+    id: String,
+    version: u32,
+    hash: String,
+    state: String,
+    arms: String,
+    run: Option<RunFacts>,
+}
+
+/// The protocol and its hash, and the run shown: its vintage and result hash.
+pub fn protocol(d: &ReportData) -> Option<Section> {
+    let arms: Vec<String> = d.trial.protocol.arms.iter().map(|a| a.id.clone()).collect();
+    section(
+        "protokoll",
+        "Protokoll og data",
+        &ProtocolSection {
+            id: d.trial.id.clone(),
+            version: d.trial.version,
+            hash: d.trial.content_hash.clone(),
+            state: d.trial.state.as_str().to_owned(),
+            arms: arms.join(", "),
+            run: d.done.as_ref().map(|r| RunFacts {
+                id: r.id,
+                vintage: r.vintage.map_or_else(|| "–".to_owned(), |v| v.to_string()),
+                sha: r.result_sha256.clone().unwrap_or_default(),
+                program: r.program_version.clone(),
+            }),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "pages/report/progress.html")]
+struct ProgressSection {
+    run: i64,
+    state: &'static str,
+    state_label: &'static str,
+    stage: Option<String>,
+    done: u64,
+    total: u64,
+}
+
+/// The newest run while it computes: its job's stage and progress.
+pub fn progress(d: &ReportData) -> Option<Section> {
+    let run = d.pending.as_ref()?;
+    let job = run.job.as_ref();
+    let state = job.map_or(JobState::Queued, |j| j.state);
+    section(
+        "fremdrift",
+        "Analyse som pågår",
+        &ProgressSection {
+            run: run.id,
+            state: state.as_str(),
+            state_label: if state == JobState::Running {
+                "i gang"
+            } else {
+                "i kø"
+            },
+            stage: job.and_then(|j| j.progress.stage.clone()),
+            done: job.map_or(0, |j| j.progress.done),
+            total: job.map_or(0, |j| j.progress.total),
+        },
+    )
+}
+
+struct EstimateRow {
+    arm: String,
+    estimator: String,
+    weights: String,
+    se_type: String,
+    estimate: String,
+    estimate_raw: String,
+    ci: String,
+    p: String,
+    p_holm: String,
+    relative: String,
+    n: String,
+    confirmatory: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/report/estimates.html")]
+struct EstimatesSection {
+    level: String,
+    rows: Vec<EstimateRow>,
+    skipped: Vec<String>,
+}
+
+/// The effect estimates (one row per estimator, arm, weighting and variance; the event study's
+/// coefficients are in their own section), confirmatory ones marked.
+pub fn estimates(d: &ReportData) -> Option<Section> {
+    let result = d.result.as_ref()?;
+    let all = result["estimates"].as_array()?;
+    let main: Vec<&Value> = all
+        .iter()
+        .filter(|e| matches!(e["term"].as_str(), Some("z" | "d")))
+        .collect();
+    let level = all
+        .first()
+        .and_then(|e| e["conf_level"].as_f64())
+        .unwrap_or(0.95);
+    let rows = main
+        .iter()
+        .map(|e| EstimateRow {
+            arm: text(&e["arm"]),
+            estimator: text(&e["estimator"]),
+            weights: text(&e["weights"]),
+            se_type: text(&e["se_type"]),
+            estimate: num(&e["estimate"], 3),
+            estimate_raw: e["estimate"].to_string(),
+            ci: format!("[{}; {}]", num(&e["ci_low"], 3), num(&e["ci_high"], 3)),
+            p: pval(&e["p_value"]),
+            p_holm: pval(&e["p_holm"]),
+            relative: num(&e["relative_effect"], 1),
+            n: num(&e["n_units"], 0),
+            confirmatory: e["confirmatory"].as_bool().unwrap_or(false),
+        })
+        .collect();
+    let skipped = result["skipped"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|k| {
+                    format!(
+                        "{} {} ({}): {}",
+                        text(&k["estimator"]),
+                        text(&k["arm"]),
+                        text(&k["weights"]),
+                        text(&k["error"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pct = level * 100.0;
+    let level = if (pct - pct.round()).abs() < 1e-9 {
+        format!("{}", pct.round() as i64)
+    } else {
+        format!("{pct:.1}").replace('.', ",")
+    };
+    section(
+        "estimater",
+        "Effektestimater",
+        &EstimatesSection {
+            level,
+            rows,
+            skipped,
+        },
+    )
+}
+
+struct PlotFigure {
+    arm: String,
+    svg: crate::plot::Svg,
+    caption: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/report/event_study.html")]
+struct EventStudySection {
+    plots: Vec<PlotFigure>,
+}
+
+/// The event study per arm (weighted by firm, CR1), with its pre-trend test.
+pub fn event_study(d: &ReportData) -> Option<Section> {
+    let result = d.result.as_ref()?;
+    let all = result["estimates"].as_array()?;
+    let mut arms: Vec<String> = Vec::new();
+    for e in all {
+        if e["estimator"] == "event_study" && e["weights"] == "firm" && e["se_type"] == "CR1" {
+            let arm = text(&e["arm"]);
+            if !arms.contains(&arm) {
+                arms.push(arm);
+            }
+        }
+    }
+    if arms.is_empty() {
+        return None;
+    }
+    let level = all
+        .first()
+        .and_then(|e| e["conf_level"].as_f64())
+        .unwrap_or(0.95);
+    let plots = arms
+        .iter()
+        .map(|arm| {
+            let coefficients: Vec<Coefficient> = all
+                .iter()
+                .filter(|e| {
+                    e["estimator"] == "event_study"
+                        && e["weights"] == "firm"
+                        && e["se_type"] == "CR1"
+                        && e["arm"] == arm.as_str()
+                })
+                .filter_map(|e| {
+                    Some(Coefficient {
+                        event_time: i32::try_from(e["event_time"].as_i64()?).ok()?,
+                        estimate: e["estimate"].as_f64()?,
+                        ci_low: e["ci_low"].as_f64().unwrap_or(f64::NAN),
+                        ci_high: e["ci_high"].as_f64().unwrap_or(f64::NAN),
+                    })
+                })
+                .collect();
+            let test = result["tests"].as_array().and_then(|t| {
+                t.iter()
+                    .find(|t| t["arm"] == arm.as_str() && t["weights"] == "firm")
+            });
+            let pretrend = test.map_or_else(
+                || "Ingen pre-trend-test.".to_owned(),
+                |t| {
+                    format!(
+                        "Pre-trend-test: F({}, {}) = {}, p = {}",
+                        num(&t["df_num"], 0),
+                        num(&t["df_den"], 0),
+                        num(&t["statistic"], 2),
+                        pval(&t["p_value"])
+                    )
+                },
+            );
+            let versus = all
+                .iter()
+                .find(|e| e["arm"] == arm.as_str())
+                .map(|e| text(&e["versus"]))
+                .unwrap_or_default();
+            let plot = EventStudyPlot {
+                id: format!("event-study-{arm}"),
+                title: format!("Event study: {arm} mot {versus}"),
+                pretrend: pretrend.clone(),
+                conf_level: level,
+                reference: -1,
+                coefficients,
+                y_title: "Prosentpoeng".into(),
+            };
+            PlotFigure {
+                arm: arm.clone(),
+                svg: plot.render(),
+                caption: format!(
+                    "Effekt per kvartal før og etter randomisering, {arm} mot {versus}, \
+                     vektet per virksomhet (CR1). {pretrend}."
+                ),
+            }
+        })
+        .collect();
+    section("event-study", "Event study", &EventStudySection { plots })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_are_written_the_norwegian_way_and_masked_counts_stay() {
+        assert_eq!(num(&json!(-0.8631), 3), "−0,863");
+        assert_eq!(num(&json!("<5"), 0), "<5");
+        assert_eq!(num(&Value::Null, 1), "–");
+        assert_eq!(pval(&json!(0.00001)), "< 0,0001");
+        assert_eq!(pval(&json!(0.0123)), "0,0123");
+    }
+}
