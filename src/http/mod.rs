@@ -16,7 +16,7 @@ pub mod routes;
 mod statistics;
 mod takeup;
 mod tokens;
-mod trials;
+pub(crate) mod trials;
 
 use std::future::Future;
 use std::sync::Arc;

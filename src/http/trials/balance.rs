@@ -93,8 +93,19 @@ pub async fn get_balance(
         .get_trial(&id)
         .await
         .map_err(super::not_found(&id))?;
-    let enrolled = state.store.enrollments(&id, None, None).await?;
-    let assigned = state.store.assignments(&id, None, None, u32::MAX).await?;
+    Ok(Json(balance_view(&state, &trial, caller.role).await?))
+}
+
+/// The balance table and CONSORT counts of a trial's randomized firms as `role` reads them (before
+/// the route's masking layer): the API's and the report page's one computation.
+pub(crate) async fn balance_view(
+    state: &AppState,
+    trial: &crate::storage::TrialInfo,
+    role: Role,
+) -> Result<BalanceView, ApiError> {
+    let id = trial.id.as_str();
+    let enrolled = state.store.enrollments(id, None, None).await?;
+    let assigned = state.store.assignments(id, None, None, u32::MAX).await?;
     if assigned.is_empty() {
         return Err(ApiError::Conflict(
             "no firm has been randomized yet; the balance table follows the first draw".into(),
@@ -163,13 +174,13 @@ pub async fn get_balance(
         covariates: &covariates,
     })
     .map_err(|e| ApiError::Conflict(format!("no balance table: {e}")))?;
-    let min = if caller.role == Role::Direktorat {
+    let min = if role == Role::Direktorat {
         0
     } else {
         MIN_CELL
     };
     let (table, consort) = crate::balance::mask_with_flow(&table, &consort, min);
     let mut consort: ConsortView = consort.into();
-    consort.protocol_deviations = state.store.deviation_counts(&id).await?;
-    Ok(Json(BalanceView { consort, table }))
+    consort.protocol_deviations = state.store.deviation_counts(id).await?;
+    Ok(BalanceView { consort, table })
 }

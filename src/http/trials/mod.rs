@@ -3,7 +3,7 @@
 
 mod acknowledgements;
 mod assignments;
-mod balance;
+pub(crate) mod balance;
 mod draws;
 mod enrollment;
 mod protocols;
