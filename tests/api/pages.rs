@@ -395,7 +395,7 @@ async fn the_report_shows_the_stored_run(backend: Backend) {
         );
         assert!(html.contains(&row), "{row}");
     }
-    assert_eq!(html.matches("<tr data-arm=").count(), main.len());
+    assert_eq!(html.matches("\" data-se-type=\"").count(), main.len());
     // The event-study plot's points are the API's coefficients (firm, CR1), arm by arm.
     let arm = main[0]["arm"].as_str().expect("arm");
     let want: Vec<(i64, String)> = estimates
@@ -426,6 +426,58 @@ async fn the_report_shows_the_stored_run(backend: Backend) {
     }
     assert_eq!(figure.matches("<g class=\"coef\"").count(), want.len());
     assert!(figure.contains("Pre-trend-test: F("));
+
+    // The CONSORT flow: each arm's randomized and analysed counts are the API's, as the
+    // researcher reads them (masked), in the diagram and in its table.
+    let (_, balance) =
+        crate::helpers::get_as(&app, &forsker.secret, "/v1/trials/runs/balance").await;
+    let attrition = api["result"]["attrition"].as_array().expect("attrition");
+    let consort = html
+        .split("<section id=\"consort\"")
+        .nth(1)
+        .expect("a CONSORT section");
+    for (arm, n) in balance["consort"]["randomized_per_arm"]
+        .as_object()
+        .expect("per arm")
+    {
+        let n = n
+            .as_u64()
+            .map_or_else(|| n.as_str().unwrap_or("").to_owned(), |n| n.to_string());
+        assert!(
+            consort.contains(&format!(
+                "data-stage=\"randomized\" data-arm=\"{arm}\" data-count=\"{}\"",
+                n.replace('<', "&lt;")
+            )),
+            "{arm} {n}"
+        );
+        let analysed = attrition
+            .iter()
+            .find(|a| a["arm"] == arm.as_str())
+            .map(|a| a["with_post_data"].to_string().trim_matches('"').to_owned())
+            .expect("attrition row");
+        assert!(
+            consort.contains(&format!(
+                "data-stage=\"analysed\" data-arm=\"{arm}\" data-count=\"{}\"",
+                analysed.replace('<', "&lt;")
+            )),
+            "{arm} analysed {analysed}"
+        );
+    }
+    let assessed = balance["consort"]["assessed"].to_string();
+    assert!(consort.contains(&format!(
+        "data-stage=\"assessed\" data-count=\"{assessed}\""
+    )));
+    // The balance table: a row per covariate the API lists.
+    for c in balance["table"]["covariates"]
+        .as_array()
+        .expect("covariates")
+    {
+        let name = c["covariate"].as_str().expect("name");
+        assert!(
+            html.contains(&format!("<tr data-covariate=\"{name}\">")),
+            "{name}"
+        );
+    }
 
     // One self-contained file to download.
     let resp = client()

@@ -36,6 +36,11 @@ pub struct ReportData {
     pub pending: Option<AnalysisRecord>,
     /// Whether the reader is the directorate.
     pub open: bool,
+    /// The balance table and CONSORT counts as the role reads them (masked JSON), once a wave is
+    /// drawn.
+    pub balance: Option<Value>,
+    /// Randomized firms that received help (have been AKTIV), per arm, as the role reads them.
+    pub received: Option<Value>,
 }
 
 /// One section as rendered: its anchor, title and markup (built from escaped templates and
@@ -53,6 +58,8 @@ type Build = fn(&ReportData) -> Option<Section>;
 const SECTIONS: &[Build] = &[
     sections::protocol,
     sections::progress,
+    sections::consort,
+    sections::balance,
     sections::estimates,
     sections::event_study,
 ];
@@ -173,11 +180,54 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
         }
         None => None,
     };
+    let (balance, received) = if trial.waves_drawn > 0 {
+        let view = crate::http::trials::balance::balance_view(state, &trial, role)
+            .await
+            .map_err(|_| unavailable())?;
+        let value = serde_json::to_value(&view).map_err(|_| unavailable())?;
+        let assigned = state
+            .store
+            .assignments(&trial.id, None, None, u32::MAX)
+            .await
+            .map_err(|_| unavailable())?;
+        let events = state
+            .store
+            .takeup_events(&trial.id, None)
+            .await
+            .map_err(|_| unavailable())?;
+        let compliance = crate::takeup::summarize(&events);
+        let mut per_arm: serde_json::Map<String, Value> = trial
+            .protocol
+            .arms
+            .iter()
+            .map(|a| (a.id.clone(), Value::from(0)))
+            .collect();
+        for a in &assigned {
+            if compliance.get(&a.orgnr).is_some_and(|c| c.received) {
+                let n = per_arm.get(&a.arm).and_then(Value::as_u64).unwrap_or(0);
+                per_arm.insert(a.arm.clone(), Value::from(n + 1));
+            }
+        }
+        // Under a count key, so that the masking layer treats the arms' numbers as counts.
+        let received = crate::disclosure::mask_for(
+            role,
+            serde_json::json!({ "received": Value::Object(per_arm) }),
+        )["received"]
+            .take();
+        (
+            Some(crate::disclosure::mask_for(role, value)),
+            Some(received),
+        )
+    } else {
+        (None, None)
+    };
     Ok(ReportData {
         trial,
         done,
         result,
         pending,
         open,
+        balance,
+        received,
     })
 }

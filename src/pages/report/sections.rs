@@ -301,6 +301,129 @@ pub fn event_study(d: &ReportData) -> Option<Section> {
     section("event-study", "Event study", &EventStudySection { plots })
 }
 
+#[derive(Template)]
+#[template(path = "pages/report/consort.html")]
+struct ConsortSection {
+    svg: crate::plot::Svg,
+    arms: Vec<ConsortRow>,
+    analysed_known: bool,
+}
+
+struct ConsortRow {
+    name: String,
+    randomized: String,
+    received: String,
+    analysed: String,
+}
+
+/// The CONSORT flow per arm: assessed, eligible, randomized, received help, analysed.
+pub fn consort(d: &ReportData) -> Option<Section> {
+    let flow = &d.balance.as_ref()?["consort"];
+    let count = |v: &Value| num(v, 0);
+    let analysed = |arm: &str| -> Option<String> {
+        let attrition = d.result.as_ref()?["attrition"].as_array()?;
+        attrition
+            .iter()
+            .find(|a| a["arm"] == arm)
+            .map(|a| count(&a["with_post_data"]))
+    };
+    let arms: Vec<ConsortRow> = d
+        .trial
+        .protocol
+        .arms
+        .iter()
+        .map(|a| ConsortRow {
+            name: a.id.clone(),
+            randomized: count(&flow["randomized_per_arm"][&a.id]),
+            received: d
+                .received
+                .as_ref()
+                .map_or_else(|| "–".to_owned(), |r| count(&r[&a.id])),
+            analysed: analysed(&a.id).unwrap_or_else(|| "–".to_owned()),
+        })
+        .collect();
+    let plot = crate::plot::consort::Consort {
+        id: "consort".into(),
+        assessed: count(&flow["assessed"]),
+        eligible: count(&flow["eligible"]),
+        arms: arms
+            .iter()
+            .map(|a| crate::plot::consort::ConsortArm {
+                name: a.name.clone(),
+                randomized: a.randomized.clone(),
+                received: a.received.clone(),
+                analysed: a.analysed.clone(),
+            })
+            .collect(),
+    };
+    section(
+        "consort",
+        "CONSORT-flyt",
+        &ConsortSection {
+            svg: plot.render(),
+            analysed_known: d.result.is_some(),
+            arms,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "pages/report/balance.html")]
+struct BalanceSection {
+    control: String,
+    arms: Vec<String>,
+    contrasts: Vec<String>,
+    rows: Vec<BalanceRow>,
+}
+
+struct BalanceRow {
+    covariate: String,
+    cells: Vec<String>,
+}
+
+/// The balance table: each covariate's mean per arm and standardized difference against control.
+pub fn balance(d: &ReportData) -> Option<Section> {
+    let table = &d.balance.as_ref()?["table"];
+    let arms: Vec<String> = table["arms"].as_array()?.iter().map(text).collect();
+    let control = text(&table["control"]);
+    let contrasts: Vec<String> = arms.iter().filter(|a| **a != control).cloned().collect();
+    let rows = table["covariates"]
+        .as_array()?
+        .iter()
+        .map(|c| {
+            let mut cells: Vec<String> = c["arms"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| format!("{} ({})", num(&s["mean"], 2), num(&s["n"], 0)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for arm in &contrasts {
+                let v = c["contrasts"]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|x| x["arm"] == arm.as_str()))
+                    .map_or_else(|| "–".to_owned(), |x| num(&x["std_difference"], 3));
+                cells.push(v);
+            }
+            BalanceRow {
+                covariate: text(&c["covariate"]),
+                cells,
+            }
+        })
+        .collect();
+    section(
+        "balanse",
+        "Balanse ved randomisering",
+        &BalanceSection {
+            control,
+            arms,
+            contrasts,
+            rows,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
