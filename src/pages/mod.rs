@@ -156,6 +156,32 @@ pub async fn admitted(
     ))
 }
 
+/// Records a signed-in page read in the audit log, as the API records every request (the trial
+/// it concerns, if any), and returns the page; if the row cannot be written the page is not
+/// served.
+pub async fn audited(
+    state: &AppState,
+    headers: &HeaderMap,
+    (route, path): (&str, &str),
+    s: &SessionInfo,
+    trial: Option<&str>,
+    page: Response,
+) -> Response {
+    let mut audit = NewAuditEntry::now("GET", route, path);
+    audit.request_id = crate::http::middleware::request_id(headers);
+    audit.actor = Some(s.token.caller());
+    audit.trial_id = trial.map(str::to_owned);
+    audit.status = page.status().as_u16();
+    audit.result = AuditResult::from_status(audit.status);
+    match state.store.append_audit(&audit).await {
+        Ok(_) => page,
+        Err(_) => render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &Page::message("Utilgjengelig", "Databasen svarer ikke akkurat nå."),
+        ),
+    }
+}
+
 /// A signed-in page: no caching, by browser or proxy.
 fn private(mut page: Response) -> Response {
     page.headers_mut()

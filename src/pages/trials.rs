@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{Page, Who, admitted, private, render};
+use super::{Page, Who, admitted, audited, private, render};
 use crate::domain::Role;
 use crate::http::AppState;
 use crate::protocol::TrialState;
@@ -143,14 +143,15 @@ pub async fn trials(State(state): State<AppState>, headers: HeaderMap) -> Respon
             remaining: duration(j.progress.remaining_seconds),
         })
         .collect();
-    private(render(
+    let page = private(render(
         StatusCode::OK,
         &TrialsPage {
             who: Who::of(&s),
             trials,
             jobs,
         },
-    ))
+    ));
+    audited(&state, &headers, ("/forsok", "/forsok"), &s, None, page).await
 }
 
 #[cfg(test)]

@@ -325,6 +325,8 @@ async fn the_trials_page_shows_states_next_steps_and_jobs(backend: Backend) {
         html.contains(&format!("data-job=\"{job}\" data-state=\"queued\"")),
         "{html}"
     );
+    let last = app.last_audit().await;
+    assert_eq!((last.route.as_str(), last.status), ("/forsok", 200));
 
     // Not for a fylke or a researcher; the refusal is audited.
     let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;
@@ -494,6 +496,14 @@ async fn the_report_shows_the_stored_run(backend: Backend) {
     let file = resp.text().await.expect("body");
     assert!(!file.contains("<script") && !file.contains("<link") && !file.contains("src=\"http"));
     assert!(!file.contains("Logg ut"), "no sign-out form in the file");
+
+    // Every read is audited, with its trial.
+    let last = app.last_audit().await;
+    assert_eq!(
+        (last.route.as_str(), last.status, last.trial_id.as_deref()),
+        ("/forsok/{id}/rapport", 200, Some("runs"))
+    );
+    assert_eq!(last.actor_name.as_deref(), Some("Forsker"));
 
     // Not for a fylke.
     let fylke = make_token(app.store.as_ref(), "NAV Vestland", Role::Fylke, Some("46")).await;

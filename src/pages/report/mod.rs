@@ -15,7 +15,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Page, Who, admitted, private, render};
+use super::{Page, Who, admitted, audited, private, render};
 use crate::domain::Role;
 use crate::estimate::Report;
 use crate::http::AppState;
@@ -121,7 +121,16 @@ pub async fn report(
             resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }
     }
-    resp
+    let path = format!("/forsok/{}/rapport", data.trial.id);
+    audited(
+        &state,
+        &headers,
+        (route, &path),
+        &s,
+        Some(&data.trial.id),
+        resp,
+    )
+    .await
 }
 
 /// Reads the runs and the latest result, as `role` may read it.
