@@ -14,7 +14,7 @@ pub(crate) mod jobs;
 pub mod middleware;
 pub mod routes;
 mod statistics;
-mod takeup;
+pub(crate) mod takeup;
 mod tokens;
 pub(crate) mod trials;
 

@@ -524,8 +524,22 @@ pub async fn outcome_summary(
     ApiQuery(params): ApiQuery<SummaryParams>,
 ) -> Result<Json<OutcomeSummary>, ApiError> {
     let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
-    let open = caller.role == Role::Direktorat;
-    let cells = state.store.outcome_summary(&id, params.vintage).await?;
+    Ok(Json(
+        outcome_view(&state, &trial, caller.role, params.vintage).await?,
+    ))
+}
+
+/// Sick leave by arm and quarter, delivery and surveys by arm, as `role` reads them (before the
+/// route's masking layer): the API's and the report page's one computation.
+pub(crate) async fn outcome_view(
+    state: &AppState,
+    trial: &crate::storage::TrialInfo,
+    role: Role,
+    vintage: Option<i64>,
+) -> Result<OutcomeSummary, ApiError> {
+    let id = trial.id.clone();
+    let open = role == Role::Direktorat;
+    let cells = state.store.outcome_summary(&id, vintage).await?;
     let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
     let mut arm_sizes: BTreeMap<&str, usize> = BTreeMap::new();
     for a in &assignments {
@@ -615,12 +629,12 @@ pub async fn outcome_summary(
             }
         })
         .collect();
-    Ok(Json(OutcomeSummary {
-        vintage: params.vintage,
+    Ok(OutcomeSummary {
+        vintage,
         quarters,
         delivery,
         surveys,
         survey_min_respondents: SURVEY_MIN_RESPONDENTS,
         protocol_deviations: state.store.deviation_counts(&id).await?,
-    }))
+    })
 }
