@@ -481,6 +481,67 @@ async fn the_report_shows_the_stored_run(backend: Backend) {
         );
     }
 
+    // The quarterly rate by arm: each arm's points are the API's rates (as the researcher reads
+    // them), in quarter order, and the randomization quarter is marked.
+    let (_, outcomes) =
+        crate::helpers::get_as(&app, &forsker.secret, "/v1/trials/runs/outcomes/summary").await;
+    let rates = html
+        .split("<section id=\"sykefravaer\"")
+        .nth(1)
+        .expect("a rate section");
+    let quarters = outcomes["quarters"].as_array().expect("quarters");
+    let mut labels: Vec<&str> = quarters
+        .iter()
+        .filter_map(|q| q["kvartal"].as_str())
+        .collect();
+    labels.sort_by_key(|k| {
+        let (y, q) = k.split_once('K').expect("YYYYKq");
+        (
+            y.parse::<i32>().expect("year"),
+            q.parse::<i32>().expect("q"),
+        )
+    });
+    labels.dedup();
+    let arm_points = |arm: &str| -> Vec<String> {
+        let group = rates
+            .split("<g class=\"series ")
+            .find(|g| g.contains(&format!("data-name=\"{arm}\"")))
+            .expect("the arm's line");
+        group
+            .split("data-x=\"")
+            .skip(1)
+            .map(|p| {
+                let x = p.split('"').next().unwrap_or("");
+                let y = p
+                    .split("data-y=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next());
+                format!("{x} {}", y.unwrap_or(""))
+            })
+            .collect()
+    };
+    let mut shown = 0;
+    for arm in ["kontroll", main[0]["arm"].as_str().expect("arm")] {
+        let want: Vec<String> = quarters
+            .iter()
+            .filter(|q| q["arm"] == arm)
+            .filter_map(|q| {
+                let k = q["kvartal"].as_str()?;
+                let x = labels.iter().position(|l| *l == k)?;
+                let y = q["sykefravar_prosent"].as_f64()?;
+                Some(format!("{x} {y}"))
+            })
+            .collect();
+        assert!(!want.is_empty(), "{arm}");
+        shown += want.len();
+        assert_eq!(arm_points(arm), want, "{arm}");
+    }
+    assert!(shown > 0);
+    assert!(
+        rates.contains("<g class=\"mark\""),
+        "the randomization quarter"
+    );
+
     // One self-contained file to download.
     let resp = client()
         .get(app.url("/forsok/runs/rapport?last-ned=1"))

@@ -41,6 +41,8 @@ pub struct ReportData {
     pub balance: Option<Value>,
     /// Randomized firms that received help (have been AKTIV), per arm, as the role reads them.
     pub received: Option<Value>,
+    /// The outcome summary (the rate by arm and quarter) as the role reads it (masked JSON).
+    pub outcomes: Option<Value>,
 }
 
 /// One section as rendered: its anchor, title and markup (built from escaped templates and
@@ -60,6 +62,7 @@ const SECTIONS: &[Build] = &[
     sections::progress,
     sections::consort,
     sections::balance,
+    sections::rates,
     sections::estimates,
     sections::event_study,
 ];
@@ -189,7 +192,7 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
         }
         None => None,
     };
-    let (balance, received) = if trial.waves_drawn > 0 {
+    let (balance, received, outcomes) = if trial.waves_drawn > 0 {
         let view = crate::http::trials::balance::balance_view(state, &trial, role)
             .await
             .map_err(|_| unavailable())?;
@@ -218,6 +221,10 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
             }
         }
         // Under a count key, so that the masking layer treats the arms' numbers as counts.
+        let outcomes = crate::http::takeup::outcome_view(state, &trial, role, None)
+            .await
+            .map_err(|_| unavailable())?;
+        let outcomes = serde_json::to_value(&outcomes).map_err(|_| unavailable())?;
         let received = crate::disclosure::mask_for(
             role,
             serde_json::json!({ "received": Value::Object(per_arm) }),
@@ -226,9 +233,10 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
         (
             Some(crate::disclosure::mask_for(role, value)),
             Some(received),
+            Some(crate::disclosure::mask_for(role, outcomes)),
         )
     } else {
-        (None, None)
+        (None, None, None)
     };
     Ok(ReportData {
         trial,
@@ -238,5 +246,6 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
         open,
         balance,
         received,
+        outcomes,
     })
 }

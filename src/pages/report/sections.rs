@@ -424,6 +424,76 @@ pub fn balance(d: &ReportData) -> Option<Section> {
     )
 }
 
+#[derive(Template)]
+#[template(path = "pages/report/rates.html")]
+struct RatesSection {
+    svg: crate::plot::Svg,
+    randomized: String,
+}
+
+/// The quarterly sick-leave rate by arm, with the randomization quarter marked.
+pub fn rates(d: &ReportData) -> Option<Section> {
+    let quarters = d.outcomes.as_ref()?["quarters"].as_array()?;
+    let mut labels: Vec<String> = quarters.iter().map(|q| text(&q["kvartal"])).collect();
+    labels.sort_by_key(|k| {
+        k.parse::<crate::domain::Quarter>()
+            .map(|q| (q.year(), q.quarter()))
+            .unwrap_or((0, 0))
+    });
+    labels.dedup();
+    if labels.is_empty() {
+        return None;
+    }
+    let at = |k: &str| labels.iter().position(|l| l == k).map(|i| i as f64);
+    let series = d
+        .trial
+        .protocol
+        .arms
+        .iter()
+        .map(|a| crate::plot::line::Series {
+            name: a.id.clone(),
+            points: quarters
+                .iter()
+                .filter(|q| q["arm"] == a.id.as_str())
+                .filter_map(|q| {
+                    Some((
+                        at(q["kvartal"].as_str()?)?,
+                        q["sykefravar_prosent"].as_f64()?,
+                    ))
+                })
+                .collect(),
+        })
+        .collect();
+    let windows = crate::analysis::windows(&d.trial.protocol);
+    let randomized = windows.randomized_at.to_string();
+    // Between the last quarter before randomization and the randomization quarter.
+    let mark = at(&randomized).map(|x| (x - 0.5, format!("Randomisert {randomized}")));
+    let chart = crate::plot::line::LineChart {
+        id: "rate-by-arm".into(),
+        title: "Sykefravær per kvartal og arm".into(),
+        desc: format!(
+            "Tapte dagsverk i prosent av mulige per arm og kvartal; randomisert {randomized}"
+        ),
+        x_labels: labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as f64, l.clone()))
+            .collect(),
+        x_title: "Kvartal".into(),
+        y_title: "Prosent".into(),
+        series,
+        mark,
+    };
+    section(
+        "sykefravaer",
+        "Sykefravær per kvartal",
+        &RatesSection {
+            svg: chart.render(),
+            randomized,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
