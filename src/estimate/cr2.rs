@@ -492,10 +492,19 @@ fn weighted_out<D: Cr2Design + ?Sized>(
         .map(|x| m.dot(&lr.row(x)) / design.level_w(levels[x]))
         .collect();
     let at = |g: u32| levels.iter().position(|&h| h == g).unwrap_or(0);
+    // Each row's level, as an index into `levels`.
+    let lv: Vec<usize> = rows.level.iter().map(|&g| at(g)).collect();
     let a_orig: Array2<f64> =
         Array2::from_shape_fn(rows.infl.dim(), |(a, k)| rows.infl[[a, k]] * rows.sqw[a]);
     let u = if design.nested() && roots.low_rank(ns, nl + 2 * p) {
-        nested_weighted_root(ctx, rows, &levels, &lr, |g| design.level_w(g), &a_orig)
+        nested_weighted_root(
+            ctx,
+            rows,
+            (&levels, &lv),
+            &lr,
+            |g| design.level_w(g),
+            &a_orig,
+        )
     } else if roots.low_rank(ns, 2 * (nl + p)) {
         // G_s = I − Ya C1 Yb' − Yb C1 Ya' + Ya Φ Ya' with Y1 = [level indicators × √w, X̃_s],
         // Ya = W_s^{-1/2} Y1, Yb = W_s^{1/2} Y1, C1 = diag(1/W_g, M) and Φ the blocks q_g,
@@ -539,7 +548,6 @@ fn weighted_out<D: Cr2Design + ?Sized>(
             mrm.column_mut(x).assign(v);
         }
         let xr = rows.xt.dot(&mrm);
-        let lv: Vec<usize> = rows.level.iter().map(|&g| at(g)).collect();
         let mut k_ss = Array2::<f64>::zeros((ns, ns));
         for a in 0..ns {
             for b in 0..ns {
@@ -565,7 +573,6 @@ fn weighted_out<D: Cr2Design + ?Sized>(
         sqrt_pinv(&k_ss).dot(&a_orig)
     };
     // α = W^{-1/2} u, β = W α, and X̃'α, X̃'β of every estimand as matrix products.
-    let lv: Vec<usize> = rows.level.iter().map(|&g| at(g)).collect();
     let alpha = Array2::from_shape_fn(u.dim(), |(a, e)| u[[a, e]] / rows.sqw[a]);
     let beta = Array2::from_shape_fn(u.dim(), |(a, e)| w[a] * alpha[[a, e]]);
     let xas = rows.xt.t().dot(&alpha);
@@ -633,7 +640,7 @@ fn weighted_out<D: Cr2Design + ?Sized>(
 fn nested_weighted_root(
     ctx: &WeightedCtx<'_>,
     rows: &ClusterRows,
-    levels: &[u32],
+    (levels, lv): (&[u32], &[usize]),
     lr: &Array2<f64>,
     level_w: impl Fn(u32) -> f64,
     a: &Array2<f64>,
@@ -642,8 +649,7 @@ fn nested_weighted_root(
     let ns = rows.sqw.len();
     let nl = levels.len();
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); nl];
-    for (i, &g) in rows.level.iter().enumerate() {
-        let x = levels.iter().position(|&h| h == g).unwrap_or(0);
+    for (i, &x) in lv.iter().enumerate() {
         members[x].push(i);
     }
     let w: Vec<f64> = rows.sqw.iter().map(|s| s * s).collect();
