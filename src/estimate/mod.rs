@@ -21,7 +21,7 @@ mod table;
 
 pub use data::{AssignedUnit, StudyData, UnitIds, Windows, read_assignment_table};
 pub use run::{Attrition, Options, Report, Skipped, WaldTest, estimate, estimate_with};
-pub use table::format_table;
+pub use table::{format_table, percent};
 
 use std::collections::BTreeMap;
 

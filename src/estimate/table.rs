@@ -93,8 +93,8 @@ fn ci(low: f64, high: f64, decimals: usize) -> String {
     format!("[{}, {}]", num(low, decimals), num(high, decimals))
 }
 
-/// A confidence level in percent: 95, 90, 97.5.
-fn percent(level: f64) -> String {
+/// A confidence level in percent: 95, 90, 97.5 (the table, the report page and the plots).
+pub fn percent(level: f64) -> String {
     let pct = level * 100.0;
     if (pct - pct.round()).abs() < 1e-9 {
         format!("{}", pct.round() as i64)

@@ -137,10 +137,7 @@ pub async fn admitted(
         s.token.role.as_str()
     ));
     if state.store.append_audit(&audit).await.is_err() {
-        return Err(render(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &Page::message("Utilgjengelig", "Databasen svarer ikke akkurat nå."),
-        ));
+        return Err(unavailable());
     }
     let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
     Err(render(
@@ -175,11 +172,19 @@ pub async fn audited(
     audit.result = AuditResult::from_status(audit.status);
     match state.store.append_audit(&audit).await {
         Ok(_) => page,
-        Err(_) => render(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &Page::message("Utilgjengelig", "Databasen svarer ikke akkurat nå."),
-        ),
+        Err(_) => unavailable(),
     }
+}
+
+/// The page when the database does not answer.
+pub fn unavailable() -> Response {
+    render(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &Page::message(
+            "Utilgjengelig",
+            "Databasen svarer ikke akkurat nå. Prøv igjen om litt.",
+        ),
+    )
 }
 
 /// A signed-in page: no caching, by browser or proxy.

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Page, render};
+use super::{Page, render, unavailable};
 use crate::auth::{Caller, hash_token, looks_like_token};
 use crate::http::AppState;
 use crate::storage::sessions::{NewSession, SessionInfo};
@@ -294,16 +294,6 @@ pub async fn sign_out(
         set_cookie(SESSION_COOKIE, "", 0, &headers),
     );
     resp
-}
-
-fn unavailable() -> Response {
-    render(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &Page::message(
-            "Utilgjengelig",
-            "Databasen svarer ikke akkurat nå. Prøv igjen om litt.",
-        ),
-    )
 }
 
 #[cfg(test)]

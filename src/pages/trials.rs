@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{Page, Who, admitted, audited, private, render};
+use super::{Who, admitted, audited, private, render, unavailable};
 use crate::domain::Role;
 use crate::http::AppState;
 use crate::protocol::TrialState;
@@ -92,12 +92,6 @@ pub async fn trials(State(state): State<AppState>, headers: HeaderMap) -> Respon
     let s = match admitted(&state, &headers, "/forsok", &[Role::Direktorat]).await {
         Ok(s) => s,
         Err(r) => return r,
-    };
-    let unavailable = || {
-        render(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &Page::message("Utilgjengelig", "Databasen svarer ikke akkurat nå."),
-        )
     };
     let Ok(list) = state.store.list_trials().await else {
         return unavailable();

@@ -146,12 +146,7 @@ impl EventStudyPlot {
 
 /// 0.95 as "95", 0.9 as "90", 0.975 as "97,5".
 fn fmt_level(level: f64) -> String {
-    let pct = level * 100.0;
-    if (pct - pct.round()).abs() < 1e-9 {
-        format!("{}", pct.round() as i64)
-    } else {
-        format!("{pct:.1}").replace('.', ",")
-    }
+    crate::estimate::percent(level).replace('.', ",")
 }
 
 #[cfg(test)]

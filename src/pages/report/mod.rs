@@ -39,7 +39,8 @@ pub struct ReportData {
     /// The balance table and CONSORT counts as the role reads them (masked JSON), once a wave is
     /// drawn.
     pub balance: Option<Value>,
-    /// Randomized firms that received help (have been AKTIV), per arm, as the role reads them.
+    /// Randomized firms that received help (have been AKTIV), per arm, as the role reads them
+    /// (the outcome summary's `delivery`).
     pub received: Option<Value>,
     /// The outcome summary (the rate by arm and quarter) as the role reads it (masked JSON).
     pub outcomes: Option<Value>,
@@ -138,12 +139,7 @@ pub async fn report(
 
 /// Reads the runs and the latest result, as `role` may read it.
 async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportData, Response> {
-    let unavailable = || {
-        render(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &Page::message("Utilgjengelig", "Databasen svarer ikke akkurat nå."),
-        )
-    };
+    let unavailable = super::unavailable;
     let runs = state
         .store
         .list_analyses(&trial.id, 100)
@@ -197,43 +193,29 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
             .await
             .map_err(|_| unavailable())?;
         let value = serde_json::to_value(&view).map_err(|_| unavailable())?;
-        let assigned = state
-            .store
-            .assignments(&trial.id, None, None, u32::MAX)
-            .await
-            .map_err(|_| unavailable())?;
-        let events = state
-            .store
-            .takeup_events(&trial.id, None)
-            .await
-            .map_err(|_| unavailable())?;
-        let compliance = crate::takeup::summarize(&events);
-        let mut per_arm: serde_json::Map<String, Value> = trial
-            .protocol
-            .arms
-            .iter()
-            .map(|a| (a.id.clone(), Value::from(0)))
-            .collect();
-        for a in &assigned {
-            if compliance.get(&a.orgnr).is_some_and(|c| c.received) {
-                let n = per_arm.get(&a.arm).and_then(Value::as_u64).unwrap_or(0);
-                per_arm.insert(a.arm.clone(), Value::from(n + 1));
-            }
-        }
-        // Under a count key, so that the masking layer treats the arms' numbers as counts.
         let outcomes = crate::http::takeup::outcome_view(state, &trial, role, None)
             .await
             .map_err(|_| unavailable())?;
-        let outcomes = serde_json::to_value(&outcomes).map_err(|_| unavailable())?;
-        let received = crate::disclosure::mask_for(
+        let outcomes = crate::disclosure::mask_for(
             role,
-            serde_json::json!({ "received": Value::Object(per_arm) }),
-        )["received"]
-            .take();
+            serde_json::to_value(&outcomes).map_err(|_| unavailable())?,
+        );
+        // Received help per arm: the outcome summary's delivery, as the API publishes it.
+        let received: serde_json::Map<String, Value> = outcomes["delivery"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["arm"].as_str().unwrap_or("").to_owned(),
+                    d["received"].clone(),
+                )
+            })
+            .collect();
         (
             Some(crate::disclosure::mask_for(role, value)),
-            Some(received),
-            Some(crate::disclosure::mask_for(role, outcomes)),
+            Some(Value::Object(received)),
+            Some(outcomes),
         )
     } else {
         (None, None, None)

@@ -42,6 +42,14 @@ fn pval(v: &Value) -> String {
     }
 }
 
+/// The one confidence level of a result's estimates.
+fn conf_level(estimates: &[Value]) -> f64 {
+    estimates
+        .first()
+        .and_then(|e| e["conf_level"].as_f64())
+        .unwrap_or(0.95)
+}
+
 fn text(v: &Value) -> String {
     v.as_str().unwrap_or("").to_owned()
 }
@@ -152,10 +160,7 @@ pub fn estimates(d: &ReportData) -> Option<Section> {
         .iter()
         .filter(|e| matches!(e["term"].as_str(), Some("z" | "d")))
         .collect();
-    let level = all
-        .first()
-        .and_then(|e| e["conf_level"].as_f64())
-        .unwrap_or(0.95);
+    let level = conf_level(all);
     let rows = main
         .iter()
         .map(|e| EstimateRow {
@@ -189,12 +194,7 @@ pub fn estimates(d: &ReportData) -> Option<Section> {
                 .collect()
         })
         .unwrap_or_default();
-    let pct = level * 100.0;
-    let level = if (pct - pct.round()).abs() < 1e-9 {
-        format!("{}", pct.round() as i64)
-    } else {
-        format!("{pct:.1}").replace('.', ",")
-    };
+    let level = crate::estimate::percent(level).replace('.', ",");
     section(
         "estimater",
         "Effektestimater",
@@ -234,10 +234,7 @@ pub fn event_study(d: &ReportData) -> Option<Section> {
     if arms.is_empty() {
         return None;
     }
-    let level = all
-        .first()
-        .and_then(|e| e["conf_level"].as_f64())
-        .unwrap_or(0.95);
+    let level = conf_level(all);
     let plots = arms
         .iter()
         .map(|arm| {
