@@ -174,10 +174,26 @@ pub async fn record_takeup(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<AuditedJson<TakeupRecorded>, ApiError> {
-    let events = parse_takeup(&body).map_err(|e| invalid("the take-up upload is invalid", e))?;
-    let trial = state.store.get_trial(&id).await.map_err(not_found(&id))?;
-    let firms = assigned_firms(&state, &id).await?;
-    let placed = place_rows(&caller, events.iter().map(|e| (e.row, e.orgnr)), &firms)?;
+    let audit = meta.audit_entry(Some(&caller));
+    Ok(AuditedJson(
+        StatusCode::CREATED,
+        take_up(&state, &caller, audit, &id, &body).await?,
+    ))
+}
+
+/// Records a take-up upload for `caller` (the rules of [`record_takeup`]), committing `audit`
+/// (status 201) in the write's own transaction.
+pub(crate) async fn take_up(
+    state: &AppState,
+    caller: &Caller,
+    mut audit: crate::storage::NewAuditEntry,
+    id: &str,
+    body: &[u8],
+) -> Result<crate::storage::Audited<TakeupRecorded>, ApiError> {
+    let events = parse_takeup(body).map_err(|e| invalid("the take-up upload is invalid", e))?;
+    let trial = state.store.get_trial(id).await.map_err(not_found(id))?;
+    let firms = assigned_firms(state, id).await?;
+    let placed = place_rows(caller, events.iter().map(|e| (e.row, e.orgnr)), &firms)?;
     let control = trial.protocol.control_arm().map(|a| a.id.as_str());
     // The design's restriction on control firms holds until the follow-up ends; a record dated
     // after the last post quarter is not a deviation.
@@ -210,56 +226,52 @@ pub async fn record_takeup(
             }
         })
         .collect();
-    let mut audit = meta.audit_entry(Some(&caller));
     audit.status = 201;
     let today = chrono::Utc::now().date_naive();
     let recorded = state
         .store
-        .record_takeup(&id, &rows, &caller.name, today, &audit)
+        .record_takeup(id, &rows, &caller.name, today, &audit)
         .await
         .map_err(|e| match e {
             TakeupFailure::Invalid(errors) => invalid("the status changes do not fit", errors),
-            TakeupFailure::Store(e) => not_found(&id)(e),
+            TakeupFailure::Store(e) => not_found(id)(e),
         })?;
-    Ok(AuditedJson(
-        StatusCode::CREATED,
-        recorded.map(|receipt| {
-            let protocol_deviations: Vec<RecordedDeviation> = receipt
-                .deviations
-                .iter()
-                .filter_map(|&(index, id)| {
-                    let new = rows.get(index)?;
-                    let d = new.deviation.as_ref()?;
-                    Some(RecordedDeviation {
-                        id,
-                        row: new.event.row,
-                        orgnr: new.event.orgnr,
-                        arm: d.arm.clone(),
-                        kind: d.kind,
-                        reason: d.kind.describe().to_owned(),
-                    })
+    Ok(recorded.map(|receipt| {
+        let protocol_deviations: Vec<RecordedDeviation> = receipt
+            .deviations
+            .iter()
+            .filter_map(|&(index, id)| {
+                let new = rows.get(index)?;
+                let d = new.deviation.as_ref()?;
+                Some(RecordedDeviation {
+                    id,
+                    row: new.event.row,
+                    orgnr: new.event.orgnr,
+                    arm: d.arm.clone(),
+                    kind: d.kind,
+                    reason: d.kind.describe().to_owned(),
                 })
+            })
+            .collect();
+        let warning = (!protocol_deviations.is_empty()).then(|| {
+            let rows: Vec<String> = protocol_deviations
+                .iter()
+                .take(20)
+                .map(|d| d.row.to_string())
                 .collect();
-            let warning = (!protocol_deviations.is_empty()).then(|| {
-                let rows: Vec<String> = protocol_deviations
-                    .iter()
-                    .take(20)
-                    .map(|d| d.row.to_string())
-                    .collect();
-                format!(
-                    "{} row(s) recorded as protocol deviations (row(s) {}): the firm is in the \
+            format!(
+                "{} row(s) recorded as protocol deviations (row(s) {}): the firm is in the \
                      control arm; the directorate is told",
-                    protocol_deviations.len(),
-                    rows.join(", ")
-                )
-            });
-            TakeupRecorded {
-                rows: receipt.rows,
-                protocol_deviations,
-                warning,
-            }
-        }),
-    ))
+                protocol_deviations.len(),
+                rows.join(", ")
+            )
+        });
+        TakeupRecorded {
+            rows: receipt.rows,
+            protocol_deviations,
+            warning,
+        }
+    }))
 }
 
 /// A trial's protocol deviations.

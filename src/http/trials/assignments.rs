@@ -145,49 +145,7 @@ pub async fn list_assignments(
             ));
         }
     };
-    let trial = state
-        .store
-        .get_trial(&id)
-        .await
-        .map_err(super::not_found(&id))?;
-    let drawn_at: BTreeMap<u32, chrono::DateTime<chrono::Utc>> = state
-        .store
-        .draws(&id)
-        .await?
-        .into_iter()
-        .map(|d| (d.wave, d.drawn_at))
-        .collect();
-    let rows = state
-        .store
-        .assigned_firms(&id, fylke, params.after, limit)
-        .await?;
-    let next_after = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.assignment.orgnr))
-        .flatten();
-    let design_a = trial.protocol.design == Design::A;
-    let delivered: Vec<DeliveredAssignment> = rows
-        .into_iter()
-        .map(|firm| {
-            let r = firm.assignment;
-            let arm = trial.protocol.arm(&r.arm);
-            let control = arm.is_some_and(|a| a.control);
-            DeliveredAssignment {
-                orgnr: r.orgnr,
-                navn: firm.navn,
-                fylke: r.fylke,
-                kommunenummer: firm.kommunenummer,
-                arm_navn: arm.map(|a| a.name.clone()).unwrap_or_default(),
-                kontakt: !(control && design_a),
-                instruks: arm.map(|a| a.instructions.clone()).unwrap_or_default(),
-                arm: r.arm,
-                stratum: r.stratum,
-                klynge: r.klynge,
-                bolge: r.wave,
-                sannsynlighet: r.sannsynlighet,
-                trukket: drawn_at.get(&r.wave).copied(),
-            }
-        })
-        .collect();
+    let (trial, delivered, next_after) = delivered(&state, &id, fylke, params.after, limit).await?;
     let details = AuditDetails {
         trial_id: Some(id),
         object_ids: delivered
@@ -218,9 +176,68 @@ pub async fn list_assignments(
     Ok(response)
 }
 
+/// The assignments of the trial's firms as a fylke receives them, sorted by orgnr: `fylke`'s own
+/// firms (every firm for `None`), after `after`, at most `limit`, with the cursor of the next page.
+pub(crate) async fn delivered(
+    state: &AppState,
+    id: &str,
+    fylke: Option<FylkeCode>,
+    after: Option<Orgnr>,
+    limit: u32,
+) -> Result<
+    (
+        crate::storage::TrialInfo,
+        Vec<DeliveredAssignment>,
+        Option<Orgnr>,
+    ),
+    ApiError,
+> {
+    let trial = state
+        .store
+        .get_trial(id)
+        .await
+        .map_err(super::not_found(id))?;
+    let drawn_at: BTreeMap<u32, chrono::DateTime<chrono::Utc>> = state
+        .store
+        .draws(id)
+        .await?
+        .into_iter()
+        .map(|d| (d.wave, d.drawn_at))
+        .collect();
+    let rows = state.store.assigned_firms(id, fylke, after, limit).await?;
+    let next_after = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.assignment.orgnr))
+        .flatten();
+    let design_a = trial.protocol.design == Design::A;
+    let delivered: Vec<DeliveredAssignment> = rows
+        .into_iter()
+        .map(|firm| {
+            let r = firm.assignment;
+            let arm = trial.protocol.arm(&r.arm);
+            let control = arm.is_some_and(|a| a.control);
+            DeliveredAssignment {
+                orgnr: r.orgnr,
+                navn: firm.navn,
+                fylke: r.fylke,
+                kommunenummer: firm.kommunenummer,
+                arm_navn: arm.map(|a| a.name.clone()).unwrap_or_default(),
+                kontakt: !(control && design_a),
+                instruks: arm.map(|a| a.instructions.clone()).unwrap_or_default(),
+                arm: r.arm,
+                stratum: r.stratum,
+                klynge: r.klynge,
+                bolge: r.wave,
+                sannsynlighet: r.sannsynlighet,
+                trukket: drawn_at.get(&r.wave).copied(),
+            }
+        })
+        .collect();
+    Ok((trial, delivered, next_after))
+}
+
 /// How the assignment CSV is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CsvDialect {
+pub(crate) enum CsvDialect {
     /// `,`, no BOM, LF line ends, decimal point (RFC 4180 apart from the line ends).
     Plain,
     /// What Norwegian Excel opens by double-click: `;`, a UTF-8 BOM, CRLF line ends, and a decimal
@@ -230,7 +247,10 @@ enum CsvDialect {
 
 /// The assignment CSV a fylke receives: docs/data-formats.md §5 columns, then `arm_navn, kontakt,
 /// instruks, navn, kommunenummer`, quoted where needed, in `dialect`.
-fn fylke_csv(delivered: &[DeliveredAssignment], dialect: CsvDialect) -> Result<Vec<u8>, String> {
+pub(crate) fn fylke_csv(
+    delivered: &[DeliveredAssignment],
+    dialect: CsvDialect,
+) -> Result<Vec<u8>, String> {
     let mut builder = csv::WriterBuilder::new();
     let mut out = Vec::new();
     if dialect == CsvDialect::Excel {
