@@ -52,6 +52,14 @@ pub struct DemoArgs {
     /// Print the estimates as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Then keep the demo trial running: serve the API and the pages on --bind, print the report's
+    /// address and sign-in tokens (direktorat, forsker, and the fylke with the most firms), and
+    /// stop on Ctrl-C (the tokens end with it).
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: the address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "serve")]
+    pub bind: std::net::SocketAddr,
 }
 
 struct Client {
@@ -269,9 +277,31 @@ async fn demo(
     dir: &Path,
     started: Instant,
 ) -> anyhow::Result<()> {
+    let (token, secret) = issue(store, "ia-rct demo", Role::Direktorat, None).await?;
+    let state = AppState::new(Arc::clone(store), HttpConfig::default());
+    let client = Client {
+        app: http::app(state.clone()),
+        token: secret,
+    };
+    let result = match walk(&client, args, effects, dir, started).await {
+        Ok(id) if args.serve => serve(store, state, &id, args.bind, &client.token).await,
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
+    // The token's secret is gone with this process; revoked, it is listed as used and ended.
+    revoke(store, token).await?;
+    result
+}
+
+/// Creates a token for the demo; its id and secret.
+async fn issue(
+    store: &Arc<dyn Store>,
+    name: &str,
+    role: Role,
+    fylke: Option<crate::domain::FylkeCode>,
+) -> anyhow::Result<(i64, String)> {
     let generated = generate_token()?;
-    let spec = TokenSpec::new("ia-rct demo", Role::Direktorat, None)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = TokenSpec::new(name, role, fylke).map_err(|e| anyhow::anyhow!("{e}"))?;
     let audit = super::cli_audit("token create", 201);
     let token = store
         .create_token(
@@ -286,19 +316,84 @@ async fn demo(
         )
         .await?
         .value;
-    let state = AppState::new(Arc::clone(store), HttpConfig::default());
-    let client = Client {
-        app: http::app(state),
-        token: generated.secret,
-    };
-    let result = walk(&client, args, effects, dir, started).await;
-    // The token's secret is gone with this process; revoked, it is listed as used and ended.
+    Ok((token.id, generated.secret))
+}
+
+/// Revokes a token the demo created.
+async fn revoke(store: &Arc<dyn Store>, id: i64) -> anyhow::Result<()> {
     let audit = super::cli_audit("token revoke", 200);
     store
-        .revoke_token(token.id, &super::cli_operator(), &audit)
+        .revoke_token(id, &super::cli_operator(), &audit)
         .await
-        .context("could not revoke the demo's token")?;
-    result
+        .context("could not revoke a demo token")?;
+    Ok(())
+}
+
+/// `--serve`: the API and the pages on `bind` over the demo's trial until Ctrl-C or SIGTERM, with
+/// a token for each role printed (one line each, for people and scripts), then revoked.
+async fn serve(
+    store: &Arc<dyn Store>,
+    state: AppState,
+    id: &str,
+    bind: std::net::SocketAddr,
+    direktorat: &str,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("could not listen on {bind}"))?;
+    let addr = listener.local_addr().context("listener has no address")?;
+    let mut per_fylke: BTreeMap<crate::domain::FylkeCode, usize> = BTreeMap::new();
+    for count in store.assignment_counts(id).await? {
+        *per_fylke.entry(count.fylke).or_default() += count.firms;
+    }
+    // The fylke with the most firms (the first by code on a tie).
+    let fylke = per_fylke
+        .iter()
+        .max_by_key(|(f, n)| (**n, std::cmp::Reverse(**f)))
+        .map(|(f, _)| *f)
+        .context("the demo assigned no firms")?;
+    let (forsker_id, forsker) = issue(store, "ia-rct demo (forsker)", Role::Forsker, None).await?;
+    let (fylke_id, fylke_secret) = issue(
+        store,
+        &format!("ia-rct demo (NAV {})", fylke.name()),
+        Role::Fylke,
+        Some(fylke),
+    )
+    .await?;
+    let base = format!("http://{addr}");
+    out!(
+        "\nThe demo trial is served at {base} until Ctrl-C. Open the report, sign in with a token \
+         below (each role sees what the API gives it), and the fylke's page with the fylke token.\n\
+         serving {base}\n\
+         report {base}/forsok/{id}/rapport\n\
+         sign-in {base}/logg-inn\n\
+         token direktorat {direktorat}\n\
+         token forsker {forsker}\n\
+         token fylke:{f} {fylke_secret}\n\
+         fylke-page {base}/forsok/{id}/fylke\n\
+         ready\n",
+        f = fylke.as_str(),
+    );
+    std::io::Write::flush(&mut std::io::stdout()).ok();
+    let pool = Arc::clone(&state.jobs);
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            super::shutdown_signal().await;
+            stopping.notify_one();
+        }
+    };
+    let grace = std::time::Duration::from_secs(5);
+    let served = tokio::select! {
+        result = http::serve(listener, state, signal) => result.context("the HTTP server failed"),
+        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => Ok(()),
+    };
+    pool.shutdown().await;
+    revoke(store, forsker_id).await?;
+    revoke(store, fylke_id).await?;
+    eprintln!("stopped; the demo's tokens are revoked");
+    served
 }
 
 /// The trial's steps, through the service's routes.
@@ -308,7 +403,7 @@ async fn walk(
     effects_map: &BTreeMap<String, f64>,
     dir: &Path,
     started: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     // The protocol.
     let protocol = Protocol::from_toml(DEFAULT_PROTOCOL).context("the built-in protocol")?;
     let id = protocol.id.clone();
@@ -577,5 +672,5 @@ async fn walk(
     } else {
         out!("\n{table}");
     }
-    Ok(())
+    Ok(id)
 }

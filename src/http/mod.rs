@@ -209,7 +209,7 @@ pub fn app(state: AppState) -> Router {
     let (router, doc) = router_and_openapi(&state);
     let body_limit = state.config.body_limit;
     router
-        .merge(crate::pages::router())
+        .merge(crate::pages::router(state.config.upload_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::Extension(Arc::new(doc)))

@@ -5,13 +5,14 @@
 //!
 //! The pages live beside the API, outside `/v1` and outside the OpenAPI document.
 
+pub mod fylke;
 pub mod report;
 pub mod session;
 pub mod trials;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -22,7 +23,7 @@ use crate::storage::sessions::SessionInfo;
 use crate::storage::{AuditResult, NewAuditEntry};
 
 /// The pages' routes.
-pub fn router() -> Router<AppState> {
+pub fn router(upload_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route(
@@ -32,6 +33,14 @@ pub fn router() -> Router<AppState> {
         .route("/logg-ut", post(session::sign_out))
         .route("/forsok", get(trials::trials))
         .route("/forsok/{id}/rapport", get(report::report))
+        .route("/forsok/{id}/fylke", get(fylke::page))
+        .route("/forsok/{id}/fylke/tildelinger.csv", get(fylke::csv))
+        .route("/forsok/{id}/fylke/kvittering", post(fylke::acknowledge))
+        .route("/forsok/{id}/fylke/oppfolging", post(fylke::takeup_form))
+        .route(
+            "/forsok/{id}/fylke/oppfolging/fil",
+            post(fylke::takeup_file).layer(DefaultBodyLimit::max(upload_limit)),
+        )
 }
 
 /// A template rendered as a page with `status`; a template that fails to render is a 500 page
@@ -164,7 +173,22 @@ pub async fn audited(
     trial: Option<&str>,
     page: Response,
 ) -> Response {
+    audited_read(state, headers, (route, path), s, trial, Vec::new(), page).await
+}
+
+/// [`audited`] for a page that shows firm-level data: the audit row names the firms shown
+/// (`orgnr:…`), as the API's row does.
+pub async fn audited_read(
+    state: &AppState,
+    headers: &HeaderMap,
+    (route, path): (&str, &str),
+    s: &SessionInfo,
+    trial: Option<&str>,
+    objects: Vec<String>,
+    page: Response,
+) -> Response {
     let mut audit = NewAuditEntry::now("GET", route, path);
+    audit.object_ids = objects;
     audit.request_id = crate::http::middleware::request_id(headers);
     audit.actor = Some(s.token.caller());
     audit.trial_id = trial.map(str::to_owned);
@@ -200,6 +224,8 @@ fn private(mut page: Response) -> Response {
 struct Home {
     who: Who,
     expires: String,
+    /// Every trial (id, title): the API lists them to every role.
+    trials: Vec<(String, String)>,
 }
 
 /// `GET /`: who is signed in, or the way to sign in.
@@ -208,11 +234,19 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    private(render(
+    let Ok(trials) = state.store.list_trials().await else {
+        return unavailable();
+    };
+    let page = private(render(
         StatusCode::OK,
         &Home {
             who: Who::of(&s),
             expires: s.expires_at.format("%Y-%m-%d %H:%M").to_string(),
+            trials: trials
+                .into_iter()
+                .map(|t| (t.id, t.protocol.title))
+                .collect(),
         },
-    ))
+    ));
+    audited(&state, &headers, ("/", "/"), &s, None, page).await
 }
