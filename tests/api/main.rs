@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod analyses;
 mod audit;
+mod browser;
 mod cli;
 mod db_locks;
 mod delivery;
