@@ -15,6 +15,7 @@ mod disclosure;
 mod errors;
 mod estimates;
 mod fylke_lists;
+mod fylke_page;
 mod masking;
 mod openapi;
 mod output;

@@ -33,7 +33,7 @@ fn cookie_value(cookies: &[String], name: &str) -> Option<String> {
 }
 
 /// The hidden `csrf` field of a form.
-fn csrf_field(html: &str) -> String {
+pub(crate) fn csrf_field(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[at..at + 64].to_owned()
 }
