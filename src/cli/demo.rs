@@ -107,11 +107,14 @@ fn step(started: Instant, what: &str) {
     eprintln!("[{:>6.1} s] {what}", started.elapsed().as_secs_f64());
 }
 
+/// The share of firms offered help that take it, in the demo's simulated take-up.
+const TAKEUP_RATE: f64 = 0.65;
+
 /// The SQLite database in the demo's folder when no `--database-url` is given.
 pub const DATABASE_FILE: &str = "ia-rct-demo.db";
 
 /// The files the demo writes to its folder, in the order it makes them, with what they hold.
-pub const KEPT: [(&str, &str); 9] = [
+pub const KEPT: [(&str, &str); 10] = [
     ("protocol.toml", "the protocol registered"),
     (
         "statistics-baseline.csv",
@@ -130,6 +133,10 @@ pub const KEPT: [(&str, &str); 9] = [
     (
         "statistics-follow-up.csv",
         "the follow-up NAV statistics ingested, with the true effects",
+    ),
+    (
+        "takeup.csv",
+        "the take-up recorded (simulated: contacted, helped or declined)",
     ),
     ("estimates.json", "GET /v1/trials/{id}/estimates"),
     ("estimates.txt", "the estimates table printed"),
@@ -563,6 +570,37 @@ async fn walk(
                 .map(|(a, e)| format!("{a} {e:+}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        ),
+    );
+
+    // What the fylker report to Fia: every firm offered help is contacted in the randomization
+    // quarter, and about two in three take it (the CONSORT flow's "received help").
+    let control = protocol
+        .control_arm()
+        .map(|a| a.id.clone())
+        .context("the protocol has no control arm")?;
+    let start = chrono::NaiveDate::from_ymd_opt(r.year(), u32::from(r.quarter()) * 3 - 2, 1)
+        .context("the randomization quarter's first day")?;
+    let takeup =
+        simulate::takeup::takeup_csv(&assignment.rows, &control, args.seed, start, TAKEUP_RATE);
+    keep(dir, "takeup.csv", takeup.as_bytes())?;
+    let receipt = client
+        .call(
+            Method::POST,
+            &format!("/v1/trials/{id}/takeup"),
+            "text/csv",
+            takeup.into_bytes(),
+            StatusCode::CREATED,
+        )
+        .await?;
+    let receipt: serde_json::Value = serde_json::from_slice(&receipt)?;
+    step(
+        started,
+        &format!(
+            "recorded {} take-up events (POST /v1/trials/{id}/takeup): every firm offered help \
+             contacted, about {:.0} % helped",
+            receipt["rows"],
+            TAKEUP_RATE * 100.0
         ),
     );
 

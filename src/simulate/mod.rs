@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 pub mod panel;
 pub mod scenario;
+pub mod takeup;
 
 pub use panel::{
     ArmEffect, Effects, FirmQuarter, OutputFormat, Panel, PanelError, StatsWriter, baseline_facts,

@@ -324,7 +324,7 @@ fn demo_refuses_an_effect_for_an_unknown_arm() {
 const DEMO_FIRMS: &str = "1500";
 
 /// The files `demo --dir` keeps beside its database, as the README lists them.
-const DEMO_FILES: [&str; 9] = [
+const DEMO_FILES: [&str; 10] = [
     "protocol.toml",
     "statistics-baseline.csv",
     "register.csv",
@@ -332,6 +332,7 @@ const DEMO_FILES: [&str; 9] = [
     "assignment.csv",
     "seed.txt",
     "statistics-follow-up.csv",
+    "takeup.csv",
     "estimates.json",
     "estimates.txt",
 ];
