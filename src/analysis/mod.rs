@@ -212,6 +212,25 @@ pub fn options(
     })
 }
 
+/// The statistics vintage a read as of `asked` (latest if none) uses: the latest upload of NAV
+/// statistics at or before it; `None` before any.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn vintage_as_of(
+    store: &dyn Store,
+    asked: Option<i64>,
+) -> Result<Option<i64>, StoreError> {
+    Ok(store
+        .statistics_uploads(None)
+        .await?
+        .iter()
+        .filter(|r| r.kind == UploadKind::Statistics)
+        .map(|r| r.vintage)
+        .filter(|v| asked.is_none_or(|want| *v <= want))
+        .max())
+}
+
 /// The key of a request on a trial as it stands: its current protocol version, the latest
 /// statistics vintage at or before the one asked for, and its draws. Cheap: no firm-level data is
 /// read.
@@ -250,14 +269,7 @@ pub async fn key(
             "trial `{id}` has no randomized firms yet; POST /v1/trials/{id}/randomize first"
         )));
     }
-    let vintage = store
-        .statistics_uploads(None)
-        .await?
-        .iter()
-        .filter(|r| r.kind == UploadKind::Statistics)
-        .map(|r| r.vintage)
-        .filter(|v| req.vintage.is_none_or(|want| *v <= want))
-        .max();
+    let vintage = vintage_as_of(store, req.vintage).await?;
     if vintage.is_none() {
         return Err(AnalysisError::Conflict(format!(
             "no NAV statistics{}; POST /v1/statistics first",

@@ -500,7 +500,8 @@ pub struct ArmSurvey {
 /// Sick leave by arm and quarter, and delivery per arm.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutcomeSummary {
-    /// The statistics vintage used.
+    /// The statistics vintage used: the latest upload at or before the one asked for (null
+    /// before any statistics).
     pub vintage: Option<i64>,
     /// By quarter, then arm.
     pub quarters: Vec<ArmQuarter>,
@@ -551,6 +552,7 @@ pub(crate) async fn outcome_view(
 ) -> Result<OutcomeSummary, ApiError> {
     let id = trial.id.clone();
     let open = role == Role::Direktorat;
+    let vintage = crate::analysis::vintage_as_of(state.store.as_ref(), vintage).await?;
     let cells = state.store.outcome_summary(&id, vintage).await?;
     let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
     let mut arm_sizes: BTreeMap<&str, usize> = BTreeMap::new();

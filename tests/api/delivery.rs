@@ -171,7 +171,7 @@ async fn the_outcome_summary_is_a_ratio_of_sums_by_arm_and_quarter(backend: Back
             3 + i % 4
         ));
     }
-    app.statistics_csv(csv, 201).await;
+    let upload = app.statistics_csv(csv, 201).await;
     let summary = app
         .direktorat_call(
             Method::GET,
@@ -180,6 +180,10 @@ async fn the_outcome_summary_is_a_ratio_of_sums_by_arm_and_quarter(backend: Back
             200,
         )
         .await;
+    assert_eq!(
+        summary["vintage"], upload["receipt"]["vintage"],
+        "the summary names the vintage it used (the latest)"
+    );
     let quarters = summary["quarters"].as_array().expect("quarters");
     assert_eq!(quarters.len(), 4, "one cell per arm for 2025K2");
     for cell in quarters {
