@@ -196,12 +196,17 @@ fn thin(labels: &[(f64, String)], max: usize) -> Vec<(f64, String)> {
         return labels.to_vec();
     }
     let every = labels.len().div_ceil(max);
-    labels
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % every == 0 || *i == labels.len() - 1)
-        .map(|(_, l)| l.clone())
-        .collect()
+    let last = labels.len() - 1;
+    let mut kept: Vec<usize> = (0..labels.len()).step_by(every).collect();
+    // The last label is always shown; it takes the place of a kept one closer than a step, so
+    // two labels never crowd each other.
+    if kept.last() != Some(&last) {
+        if kept.last().is_some_and(|&k| last - k < every) && kept.len() > 1 {
+            kept.pop();
+        }
+        kept.push(last);
+    }
+    kept.into_iter().map(|i| labels[i].clone()).collect()
 }
 
 #[cfg(test)]
@@ -260,9 +265,18 @@ mod tests {
     fn thinning_keeps_the_ends() {
         let labels: Vec<(f64, String)> = (0..20).map(|i| (i as f64, format!("q{i}"))).collect();
         let kept = thin(&labels, 8);
-        assert!(kept.len() <= 11);
+        assert!(kept.len() <= 8);
         assert_eq!(kept.first().map(|l| l.1.as_str()), Some("q0"));
         assert_eq!(kept.last().map(|l| l.1.as_str()), Some("q19"));
+        // No two labels closer than the step (20 labels, at most 8: every third).
+        for pair in kept.windows(2) {
+            assert!(pair[1].0 - pair[0].0 >= 3.0, "{pair:?}");
+        }
+        let kept = thin(&labels[..19], 10);
+        assert_eq!(
+            kept.iter().map(|l| l.0).collect::<Vec<_>>(),
+            [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0]
+        );
         assert_eq!(thin(&labels[..5], 8).len(), 5);
     }
 }

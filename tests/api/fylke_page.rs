@@ -12,27 +12,9 @@ use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp, get_as, make_token};
 use crate::on_both_backends;
-use crate::pages::{csrf_field, signed_in};
+use crate::pages::{client, csrf_field, page, signed_in};
 
 const TRIAL: &str = "fylke-page";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// `GET path` with a session: status and body.
-async fn page(app: &TestApp, session: &str, path: &str) -> (u16, String) {
-    let resp = client()
-        .get(app.url(path))
-        .header(COOKIE, format!("ia_session={session}"))
-        .send()
-        .await
-        .expect("get");
-    (resp.status().as_u16(), resp.text().await.expect("body"))
-}
 
 /// `POST path` with a session and a form: status and body.
 async fn post(app: &TestApp, session: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {

@@ -8,7 +8,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use crate::helpers::{Backend, TestApp, make_token};
 
 /// A client that shows redirects instead of following them.
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -278,8 +278,8 @@ async fn an_unknown_token_is_refused_and_audited(backend: Backend) {
     assert_eq!(home(&app, "short").await.0, StatusCode::SEE_OTHER);
 }
 
-/// The front page with a session cookie, at `path`: status and body.
-async fn page(app: &TestApp, session: &str, path: &str) -> (StatusCode, String) {
+/// A page with a session cookie, at `path`: status and body.
+pub(crate) async fn page(app: &TestApp, session: &str, path: &str) -> (StatusCode, String) {
     let resp = client()
         .get(app.url(path))
         .header(COOKIE, format!("ia_session={session}"))
