@@ -354,13 +354,14 @@ async fn fylke_form(
     csrf: &str,
     (route, id, action): (&str, &str, &str),
 ) -> Result<(SessionInfo, Caller, TrialInfo, NewAuditEntry), Box<Response>> {
-    let (_, s) = check_form(state, headers, csrf).await?;
+    let path = format!("/forsok/{id}/fylke/{action}");
+    let (_, s) = check_form(state, headers, (route, &path), csrf).await?;
     let caller = s.token.caller();
+    let mut audit = NewAuditEntry::now("POST", route, &path);
+    audit.request_id = crate::http::middleware::request_id(headers);
+    audit.actor = Some(caller.clone());
+    audit.trial_id = Some(id.to_owned());
     if s.token.role != Role::Fylke || caller.fylke.is_none() {
-        let mut audit = NewAuditEntry::now("POST", route, &format!("/forsok/{id}/fylke/{action}"));
-        audit.request_id = crate::http::middleware::request_id(headers);
-        audit.actor = Some(caller);
-        audit.trial_id = Some(id.to_owned());
         audit.result = AuditResult::Denied;
         audit.status = 403;
         audit.detail = Some("only a fylke reports on the fylke page".into());
@@ -377,10 +378,6 @@ async fn fylke_form(
         Err(StoreError::NotFound) => return Err(Box::new(no_trial(id))),
         Err(_) => return Err(Box::new(unavailable())),
     };
-    let mut audit = NewAuditEntry::now("POST", route, &format!("/forsok/{id}/fylke/{action}"));
-    audit.request_id = crate::http::middleware::request_id(headers);
-    audit.actor = Some(caller.clone());
-    audit.trial_id = Some(id.to_owned());
     Ok((s, caller, trial, audit))
 }
 

@@ -111,8 +111,24 @@ fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
-/// A refused form: 403 with the reason, as a page.
-fn refused(reason: &str) -> Response {
+/// A refused form: audited as denied (403, with the reason and the session's caller if there is
+/// one), then a 403 page with the reason. Nothing else is written.
+async fn refused(
+    state: &AppState,
+    headers: &HeaderMap,
+    (route, path): (&str, &str),
+    actor: Option<Caller>,
+    reason: &str,
+) -> Response {
+    let mut audit = NewAuditEntry::now("POST", route, path);
+    audit.request_id = crate::http::middleware::request_id(headers);
+    audit.actor = actor;
+    audit.result = AuditResult::Denied;
+    audit.status = 403;
+    audit.detail = Some(format!("form refused: {reason}"));
+    if state.store.append_audit(&audit).await.is_err() {
+        return unavailable();
+    }
     let mut page = render(
         StatusCode::FORBIDDEN,
         &Page::message("Avvist", &format!("Skjemaet ble avvist: {reason}.")),
@@ -183,11 +199,18 @@ pub async fn sign_in(
     Form(form): Form<SignIn>,
 ) -> Response {
     if let Some(reason) = cross_site(&headers) {
-        return refused(reason);
+        return refused(&state, &headers, ("/logg-inn", "/logg-inn"), None, reason).await;
     }
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&expected, &form.csrf) {
-        return refused("the CSRF field does not match this browser's sign-in form; reload it");
+        return refused(
+            &state,
+            &headers,
+            ("/logg-inn", "/logg-inn"),
+            None,
+            "the CSRF field does not match this browser's sign-in form; reload it",
+        )
+        .await;
     }
     let token = form.token.trim();
     let found = if looks_like_token(token) {
@@ -253,20 +276,30 @@ pub struct CsrfOnly {
     csrf: String,
 }
 
-/// Checks a signed-in form: the site, the session and the CSRF field; the refusal otherwise.
+/// Checks a signed-in form posted to `(route, path)`: the site, the session and the CSRF field;
+/// the refusal otherwise (audited).
 pub async fn check_form(
     state: &AppState,
     headers: &HeaderMap,
+    target: (&str, &str),
     csrf: &str,
 ) -> Result<(String, SessionInfo), Box<Response>> {
+    let found = current(state, headers).await;
     if let Some(reason) = cross_site(headers) {
-        return Err(Box::new(refused(reason)));
+        let actor = found.as_ref().map(|(_, s)| s.token.caller());
+        return Err(Box::new(
+            refused(state, headers, target, actor, reason).await,
+        ));
     }
-    let Some((hash, session)) = current(state, headers).await else {
+    let Some((hash, session)) = found else {
         return Err(Box::new(Redirect::to("/logg-inn").into_response()));
     };
     if !same_secret(&session.csrf_token, csrf) {
-        return Err(Box::new(refused("the CSRF field is missing or wrong")));
+        let actor = Some(session.token.caller());
+        let reason = "the CSRF field is missing or wrong";
+        return Err(Box::new(
+            refused(state, headers, target, actor, reason).await,
+        ));
     }
     Ok((hash, session))
 }
@@ -277,7 +310,8 @@ pub async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let (hash, session) = match check_form(&state, &headers, &form.csrf).await {
+    let target = ("/logg-ut", "/logg-ut");
+    let (hash, session) = match check_form(&state, &headers, target, &form.csrf).await {
         Ok(found) => found,
         Err(r) => return *r,
     };

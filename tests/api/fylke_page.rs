@@ -201,11 +201,12 @@ async fn the_fylke_reports_through_its_forms(backend: Backend) {
     let row = format!("orgnr,status,dato\n{a},KONTAKTET,2026-01-02\n");
     let (status, _) = upload(&app, &session, &file, None, &row).await;
     assert_eq!(status, 403);
-    assert_eq!(
-        app.audit_count().await,
-        before,
-        "refused forms write nothing"
-    );
+    // Each refusal is one denied audit row naming the fylke; nothing else is written.
+    assert_eq!(app.audit_count().await, before + 3);
+    let refusal = app.last_audit().await;
+    assert_eq!(refusal.result, AuditResult::Denied);
+    assert_eq!(refusal.route, "/forsok/{id}/fylke/oppfolging/fil");
+    assert_eq!(refusal.actor_name.as_deref(), Some("NAV Vestland"));
     assert_eq!(takeup(&app).await["firms"], serde_json::json!([]));
 
     // The acknowledgement, once.

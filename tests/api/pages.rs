@@ -187,8 +187,19 @@ async fn a_form_without_its_csrf_token_is_refused(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    // Nothing was written: no session, no audit row.
-    assert_eq!(app.audit_count().await, before);
+    // No session; each refusal is audited as denied (403, with its reason), as the API audits a
+    // refused request, and nothing else is written.
+    assert_eq!(app.audit_count().await, before + 5);
+    let refusal = app.last_audit().await;
+    assert_eq!(refusal.result, ia_rct::storage::AuditResult::Denied);
+    assert_eq!((refusal.status, refusal.route.as_str()), (403, "/logg-inn"));
+    assert!(
+        refusal
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("another origin")),
+        "{refusal:?}"
+    );
 
     // Signed in, sign-out without the session's CSRF token is refused and the session lives on.
     let session = signed_in(&app, token).await;
@@ -200,6 +211,13 @@ async fn a_form_without_its_csrf_token_is_refused(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let refusal = app.last_audit().await;
+    assert_eq!(refusal.route, "/logg-ut");
+    assert_eq!(
+        refusal.actor_name.as_deref(),
+        Some(app.direktorat.info.name.as_str()),
+        "the refusal names the session's caller"
+    );
     assert_eq!(home(&app, &session).await.0, StatusCode::OK);
 }
 

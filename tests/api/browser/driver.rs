@@ -311,6 +311,20 @@ impl Browser {
         false
     }
 
+    /// Clicks the submit button `css` selects and waits until the page it posts to has loaded
+    /// (a new document: the old one's marker is gone).
+    pub async fn submit(&self, css: &str) {
+        self.run("window.__iaBefore = true; return true;", json!([]))
+            .await;
+        self.click(css).await;
+        let loaded = self
+            .wait_for(
+                "return window.__iaBefore === undefined && document.readyState === 'complete';",
+            )
+            .await;
+        assert!(loaded, "submitting {css} loaded no new page");
+    }
+
     /// The page's `<h1>`.
     pub async fn heading(&self) -> String {
         self.run(
@@ -420,7 +434,7 @@ impl Browser {
         self.goto(&format!("{base}/logg-inn")).await;
         self.assert_clean_console("/logg-inn").await;
         self.type_into("input[name=token]", token).await;
-        self.click("form[action='/logg-inn'] button[type=submit]")
+        self.submit("form[action='/logg-inn'] button[type=submit]")
             .await;
         let landed = self
             .wait_for("return location.pathname === '/' && document.readyState === 'complete';")

@@ -417,14 +417,14 @@ async fn forms_without_their_csrf_token_are_refused_and_with_it_they_record() {
         .run(strip, json!(["form[action$='/kvittering']"]))
         .await;
     browser
-        .click("form[action$='/kvittering'] button[type=submit]")
+        .submit("form[action$='/kvittering'] button[type=submit]")
         .await;
     assert_eq!(browser.heading().await, "Avvist");
     browser.goto(&page).await;
     browser.type_into("#orgnr", first).await;
     browser.run(SET_DATE, json!(["2026-01-02"])).await;
     browser.run(strip, json!(["form.takeup"])).await;
-    browser.click("form.takeup button[type=submit]").await;
+    browser.submit("form.takeup button[type=submit]").await;
     assert_eq!(browser.heading().await, "Avvist");
     let acks = demo
         .api(
@@ -439,7 +439,7 @@ async fn forms_without_their_csrf_token_are_refused_and_with_it_they_record() {
     // With it: the wave is acknowledged.
     browser.goto(&page).await;
     browser
-        .click("form[action$='/kvittering'] button[type=submit]")
+        .submit("form[action$='/kvittering'] button[type=submit]")
         .await;
     assert_eq!(browser.heading().await, "Mottak bekreftet");
     browser.assert_clean_console("the acknowledgement").await;
@@ -456,7 +456,7 @@ async fn forms_without_their_csrf_token_are_refused_and_with_it_they_record() {
     browser.type_into("#orgnr", first).await;
     browser.run(SET_DATE, json!(["2026-01-02"])).await;
     browser.type_into("#timer", "1,5").await;
-    browser.click("form.takeup button[type=submit]").await;
+    browser.submit("form.takeup button[type=submit]").await;
     assert_eq!(browser.heading().await, "Registrert");
     browser.assert_clean_console("the take-up form").await;
 
@@ -474,7 +474,7 @@ async fn forms_without_their_csrf_token_are_refused_and_with_it_they_record() {
     browser
         .type_into("#fil", &file.path().display().to_string())
         .await;
-    browser.click("form.takeup-file button[type=submit]").await;
+    browser.submit("form.takeup-file button[type=submit]").await;
     assert_eq!(browser.heading().await, "Registrert");
     browser.assert_clean_console("the take-up file").await;
 
