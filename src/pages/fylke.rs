@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::session::check_form;
-use super::{Page, Who, admitted, audited_read, private, render, unavailable};
+use super::{Page, Who, admitted, audited, audited_read, no_trial, private, render, unavailable};
 use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr, Role};
 use crate::http::AppState;
@@ -110,23 +110,17 @@ pub struct CsvQuery {
 async fn fylke_session(
     state: &AppState,
     headers: &HeaderMap,
-    route: &str,
+    target: (&str, &str, Option<&str>),
 ) -> Result<(SessionInfo, FylkeCode), Response> {
-    let s = admitted(state, headers, route, &[Role::Fylke]).await?;
+    let s = admitted(state, headers, target, &[Role::Fylke]).await?;
     match s.token.fylke {
         Some(f) => Ok((s, f)),
-        None => Err(unavailable()),
+        // A fylke token is always bound to a fylke; one that is not may see nothing.
+        None => Err(render(
+            StatusCode::FORBIDDEN,
+            &Page::message("Ikke tilgang", "Tokenet er ikke knyttet til noe fylke."),
+        )),
     }
-}
-
-fn no_trial(id: &str) -> Response {
-    render(
-        StatusCode::NOT_FOUND,
-        &Page::message(
-            "Finnes ikke",
-            &format!("Det finnes ikke noe forsøk «{id}»."),
-        ),
-    )
 }
 
 /// `GET /forsok/{id}/fylke` (fylke): a page of the fylke's own firms.
@@ -137,7 +131,9 @@ pub async fn page(
     Query(query): Query<FirmsQuery>,
 ) -> Response {
     let route = "/forsok/{id}/fylke";
-    let (s, fylke) = match fylke_session(&state, &headers, route).await {
+    let path = format!("/forsok/{id}/fylke");
+    let target = (route, path.as_str(), Some(id.as_str()));
+    let (s, fylke) = match fylke_session(&state, &headers, target).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -146,17 +142,21 @@ pub async fn page(
         Some(v) => match v.parse::<Orgnr>() {
             Ok(o) => Some(o),
             Err(e) => {
-                return render(
+                let page = render(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     &Page::message("Ugyldig side", &format!("etter: {e}")),
                 );
+                return audited(&state, &headers, (route, &path), &s, Some(&id), page).await;
             }
         },
     };
     let (trial, firms, next_after) =
         match delivered(&state, &id, Some(fylke), after, PAGE_SIZE).await {
             Ok(found) => found,
-            Err(ApiError::NotFound(_)) => return no_trial(&id),
+            Err(ApiError::NotFound(_)) => {
+                let page = no_trial(&id);
+                return audited(&state, &headers, (route, &path), &s, Some(&id), page).await;
+            }
             Err(_) => return unavailable(),
         };
     let Ok(counts) = state.store.assignment_counts(&id).await else {
@@ -252,7 +252,6 @@ pub async fn page(
         next_after: next_after.map(|o| o.to_string()),
         statuses: TakeupStatus::ALL.iter().map(|s| s.as_str()).collect(),
     };
-    let path = format!("/forsok/{}/fylke", trial.id);
     let resp = private(render(StatusCode::OK, &page));
     audited_read(
         &state,
@@ -290,7 +289,9 @@ pub async fn csv(
     Query(query): Query<CsvQuery>,
 ) -> Response {
     let route = "/forsok/{id}/fylke/tildelinger.csv";
-    let (s, fylke) = match fylke_session(&state, &headers, route).await {
+    let path = format!("/forsok/{id}/fylke/tildelinger.csv");
+    let target = (route, path.as_str(), Some(id.as_str()));
+    let (s, fylke) = match fylke_session(&state, &headers, target).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -298,21 +299,27 @@ pub async fn csv(
         None | Some("") => CsvDialect::Plain,
         Some("excel") => CsvDialect::Excel,
         Some(other) => {
-            return render(
+            let page = render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &Page::message(
                     "Ukjent dialekt",
                     &format!("dialekt: «{other}» finnes ikke; bruk excel, eller utelat den"),
                 ),
             );
+            return audited(&state, &headers, (route, &path), &s, Some(&id), page).await;
         }
     };
     let (trial, firms, _) = match delivered(&state, &id, Some(fylke), None, u32::MAX).await {
         Ok(found) => found,
-        Err(ApiError::NotFound(_)) => return no_trial(&id),
+        Err(ApiError::NotFound(_)) => {
+            let page = no_trial(&id);
+            return audited(&state, &headers, (route, &path), &s, Some(&id), page).await;
+        }
         Err(_) => return unavailable(),
     };
-    let Ok(body) = fylke_csv(&firms, dialect) else {
+    // A person downloads it to open it in a spreadsheet: formula cells are guarded in both
+    // dialects.
+    let Ok(body) = fylke_csv(&firms, dialect, true) else {
         return unavailable();
     };
     let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
@@ -324,7 +331,6 @@ pub async fn csv(
     if let Ok(v) = HeaderValue::from_str(&name) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    let path = format!("/forsok/{}/fylke/tildelinger.csv", trial.id);
     audited_read(
         &state,
         &headers,
@@ -375,7 +381,15 @@ async fn fylke_form(
     }
     let trial = match state.store.get_trial(id).await {
         Ok(t) => t,
-        Err(StoreError::NotFound) => return Err(Box::new(no_trial(id))),
+        Err(StoreError::NotFound) => {
+            audit.status = 404;
+            audit.result = AuditResult::from_status(404);
+            audit.detail = Some(format!("no trial `{id}`"));
+            if state.store.append_audit(&audit).await.is_err() {
+                return Err(Box::new(unavailable()));
+            }
+            return Err(Box::new(no_trial(id)));
+        }
         Err(_) => return Err(Box::new(unavailable())),
     };
     Ok((s, caller, trial, audit))
@@ -543,43 +557,64 @@ pub async fn takeup_file(
     mut multipart: Multipart,
 ) -> Response {
     let route = "/forsok/{id}/fylke/oppfolging/fil";
-    let mut csrf = String::new();
+    // The CSRF field comes first (the form puts it there) and is checked, with the session and
+    // the site, before the file is read: nobody but the signed-in fylke makes the server hold an
+    // upload.
+    let csrf = match multipart.next_field().await {
+        Ok(Some(field)) if field.name() == Some("csrf") => match small_field(field).await {
+            Some(csrf) => csrf,
+            None => return bad_upload(),
+        },
+        Ok(_) => String::new(),
+        Err(e) => return upload_error(&e),
+    };
+    let found = match fylke_form(&state, &headers, &csrf, (route, &id, "oppfolging/fil")).await {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
     let mut file: Option<Vec<u8>> = None;
     loop {
         match multipart.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                let Ok(bytes) = field.bytes().await else {
-                    return bad_upload();
-                };
-                match name.as_str() {
-                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
-                    "fil" => file = Some(bytes.to_vec()),
-                    _ => {}
-                }
-            }
+            Ok(Some(field)) if field.name() == Some("fil") => match field.bytes().await {
+                Ok(bytes) => file = Some(bytes.to_vec()),
+                Err(e) => return upload_error(&e),
+            },
+            Ok(Some(_)) => {}
             Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return render(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &Page::message("For stor fil", "Filen er større enn tjenesten tar imot."),
-                );
-            }
-            Err(_) => return bad_upload(),
+            Err(e) => return upload_error(&e),
         }
     }
-    let found = fylke_form(&state, &headers, &csrf, (route, &id, "oppfolging/fil")).await;
-    match found {
-        Ok(found) => match file.filter(|f| !f.is_empty()) {
-            Some(body) => record(&state, found, &body).await,
-            None => {
-                let (s, _, trial, audit) = found;
-                let error = ApiError::invalid_field("fil", "choose a take-up file to upload");
-                refused(&state, audit, (&s, &trial), error).await
-            }
-        },
-        Err(r) => *r,
+    match file.filter(|f| !f.is_empty()) {
+        Some(body) => record(&state, found, &body).await,
+        None => {
+            let (s, _, trial, audit) = found;
+            let error = ApiError::invalid_field("fil", "choose a take-up file to upload");
+            refused(&state, audit, (&s, &trial), error).await
+        }
     }
+}
+
+/// A short text field (the CSRF token) read whole, or `None` past 256 bytes or on a broken body.
+async fn small_field(mut field: axum::extract::multipart::Field<'_>) -> Option<String> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.ok()? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > 256 {
+            return None;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// The page for a multipart body that could not be read.
+fn upload_error(e: &axum::extract::multipart::MultipartError) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return render(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &Page::message("For stor fil", "Filen er større enn tjenesten tar imot."),
+        );
+    }
+    bad_upload()
 }
 
 fn bad_upload() -> Response {

@@ -119,8 +119,9 @@ impl Who {
 /// The session of a page request, or the answer without one: to the sign-in form.
 pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<SessionInfo, Response> {
     match session::current(state, headers).await {
-        Some((_, s)) => Ok(s),
-        None => Err(Redirect::to("/logg-inn").into_response()),
+        Ok(Some((_, s))) => Ok(s),
+        Ok(None) => Err(Redirect::to("/logg-inn").into_response()),
+        Err(unavailable) => Err(*unavailable),
     }
 }
 
@@ -129,14 +130,15 @@ pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<SessionI
 pub async fn admitted(
     state: &AppState,
     headers: &HeaderMap,
-    route: &str,
+    (route, path, trial): (&str, &str, Option<&str>),
     roles: &[Role],
 ) -> Result<SessionInfo, Response> {
     let s = signed_in(state, headers).await?;
     if roles.contains(&s.token.role) {
         return Ok(s);
     }
-    let mut audit = NewAuditEntry::now("GET", route, route);
+    let mut audit = NewAuditEntry::now("GET", route, path);
+    audit.trial_id = trial.map(str::to_owned);
     audit.request_id = crate::http::middleware::request_id(headers);
     audit.actor = Some(s.token.caller());
     audit.result = AuditResult::Denied;
@@ -198,6 +200,17 @@ pub async fn audited_read(
         Ok(_) => page,
         Err(_) => unavailable(),
     }
+}
+
+/// The page for a trial id that names no trial.
+pub fn no_trial(id: &str) -> Response {
+    render(
+        StatusCode::NOT_FOUND,
+        &Page::message(
+            "Finnes ikke",
+            &format!("Det finnes ikke noe forsøk «{id}»."),
+        ),
+    )
 }
 
 /// The page when the database does not answer.

@@ -7,7 +7,7 @@
 //!   came over TLS (`X-Forwarded-Proto: https` from the proxy in front).
 //! - **The session** acts as its token: revoking the token ends it; it expires after
 //!   [`SESSION_HOURS`]; `POST /logg-ut` ends it.
-//! - **CSRF.** A POST is refused (403, nothing written) unless its `csrf` field equals the
+//! - **CSRF.** A POST is refused (403, audited as denied, nothing else written) unless its `csrf` field equals the
 //!   session's CSRF token (the pre-session cookie's at sign-in), its `Sec-Fetch-Site`, when sent,
 //!   is `same-origin` or `none`, and its `Origin`, when sent, names this host.
 //! - Sign-in (permitted or refused) and sign-out are audited.
@@ -138,20 +138,24 @@ async fn refused(
     page
 }
 
-/// The valid session of a request, with the hash of its cookie.
-pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<(String, SessionInfo)> {
-    let id = cookie(headers, SESSION_COOKIE)?;
+/// The valid session of a request, with the hash of its cookie; `None` without one; the 503 page
+/// when the database does not answer (a person is not signed out by an outage, nor a form's
+/// content lost to the sign-in page).
+pub async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, SessionInfo)>, Box<Response>> {
+    let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+        return Ok(None);
     }
     let hash = sha256_hex(&id);
-    let found = state
-        .store
-        .find_session(&hash, crate::storage::now())
-        .await
-        .ok()
-        .flatten()?;
-    Some((hash, found))
+    match state.store.find_session(&hash, crate::storage::now()).await {
+        Ok(found) => Ok(found.map(|s| (hash, s))),
+        Err(_) => Err(Box::new(unavailable())),
+    }
 }
 
 /// The sign-in form.
@@ -284,7 +288,7 @@ pub async fn check_form(
     target: (&str, &str),
     csrf: &str,
 ) -> Result<(String, SessionInfo), Box<Response>> {
-    let found = current(state, headers).await;
+    let found = current(state, headers).await?;
     if let Some(reason) = cross_site(headers) {
         let actor = found.as_ref().map(|(_, s)| s.token.caller());
         return Err(Box::new(

@@ -89,7 +89,14 @@ fn duration(seconds: Option<f64>) -> String {
 
 /// `GET /forsok` (direktorat).
 pub async fn trials(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match admitted(&state, &headers, "/forsok", &[Role::Direktorat]).await {
+    let s = match admitted(
+        &state,
+        &headers,
+        ("/forsok", "/forsok", None),
+        &[Role::Direktorat],
+    )
+    .await
+    {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -154,7 +154,7 @@ pub async fn list_assignments(
             .collect(),
     };
     let mut response = if csv {
-        let out = fylke_csv(&delivered, dialect)
+        let out = fylke_csv(&delivered, dialect, dialect == CsvDialect::Excel)
             .map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
         let mut response =
             ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
@@ -246,10 +246,12 @@ pub(crate) enum CsvDialect {
 }
 
 /// The assignment CSV a fylke receives: docs/data-formats.md §5 columns, then `arm_navn, kontakt,
-/// instruks, navn, kommunenummer`, quoted where needed, in `dialect`.
+/// instruks, navn, kommunenummer`, quoted where needed, in `dialect`, text cells that a
+/// spreadsheet would run as formulas guarded when `guard_formulas`.
 pub(crate) fn fylke_csv(
     delivered: &[DeliveredAssignment],
     dialect: CsvDialect,
+    guard_formulas: bool,
 ) -> Result<Vec<u8>, String> {
     let mut builder = csv::WriterBuilder::new();
     let mut out = Vec::new();
@@ -273,11 +275,12 @@ pub(crate) fn fylke_csv(
         "kommunenummer",
     ];
     writer.write_record(header).map_err(|e| e.to_string())?;
-    // Excel runs a cell that starts with `=`, `+`, `-` or `@` as a formula: in its dialect a text
-    // cell starting so (a name from the register, an arm's instructions) gets a leading `'`, as
-    // OWASP advises against CSV injection.
+    // Excel runs a cell that starts with `=`, `+`, `-` or `@` as a formula: with `guard_formulas`
+    // (Excel's dialect, and every download a person makes from a page) a text cell starting so (a
+    // name from the register, an arm's instructions) gets a leading `'`, as OWASP advises against
+    // CSV injection.
     let text = |value: &str| -> String {
-        if dialect == CsvDialect::Excel && value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        if guard_formulas && value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{value}")
         } else {
             value.to_owned()
