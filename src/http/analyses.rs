@@ -318,7 +318,7 @@ pub async fn get_analysis(
 }
 
 /// The control arm of the protocol version a run analysed.
-pub(super) async fn control_of(
+pub(crate) async fn control_of(
     state: &AppState,
     trial: &TrialInfo,
     version: u32,

@@ -4,7 +4,7 @@
 //! and declares the roles it admits ([`routes::Admit::admit`]); the OpenAPI document at
 //! `/openapi.json` is generated from the same declarations.
 
-mod analyses;
+pub(crate) mod analyses;
 mod audit;
 pub mod error;
 mod estimates;

@@ -552,8 +552,15 @@ pub(crate) async fn outcome_view(
 ) -> Result<OutcomeSummary, ApiError> {
     let id = trial.id.clone();
     let open = role == Role::Direktorat;
-    let vintage = crate::analysis::vintage_as_of(state.store.as_ref(), vintage).await?;
-    let cells = state.store.outcome_summary(&id, vintage).await?;
+    let asked = vintage;
+    let vintage = crate::analysis::vintage_as_of(state.store.as_ref(), asked).await?;
+    // As of a vintage older than the first upload there are no statistics (the store reads
+    // `None` as the latest).
+    let cells = if asked.is_some() && vintage.is_none() {
+        Vec::new()
+    } else {
+        state.store.outcome_summary(&id, vintage).await?
+    };
     let assignments = state.store.assignments(&id, None, None, u32::MAX).await?;
     let mut arm_sizes: BTreeMap<&str, usize> = BTreeMap::new();
     for a in &assignments {

@@ -15,13 +15,14 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Page, Who, admitted, audited, private, render};
+use super::{Who, admitted, audited, private, render};
 use crate::domain::Role;
 use crate::estimate::Report;
 use crate::http::AppState;
-use crate::storage::TrialInfo;
+use crate::http::error::ApiError;
 use crate::storage::analyses::AnalysisRecord;
 use crate::storage::jobs::JobState;
+use crate::storage::{StoreError, TrialInfo};
 
 /// What the sections read: the trial, the latest complete run and its result as the role may
 /// read it (masked JSON), and the newest run if it is still computing.
@@ -46,12 +47,21 @@ pub struct ReportData {
     pub outcomes: Option<Value>,
 }
 
-/// One section as rendered: its anchor, title and markup (built from escaped templates and
-/// [`crate::plot`] only).
+/// One section as rendered: its anchor, title and markup.
 pub struct Section {
     id: &'static str,
     title: String,
-    html: String,
+    html: Rendered,
+}
+
+/// Markup that an escaped askama template rendered (with [`crate::plot`]'s SVG inside): the only
+/// HTML the report template writes unescaped. Only `sections::section` makes one.
+pub struct Rendered(String);
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A section of the report: `None` when it has nothing to show.
@@ -93,18 +103,19 @@ pub async fn report(
     Query(query): Query<ReportQuery>,
 ) -> Response {
     let route = "/forsok/{id}/rapport";
-    let s = match admitted(&state, &headers, route, &[Role::Direktorat, Role::Forsker]).await {
+    let path = format!("/forsok/{id}/rapport");
+    let target = (route, path.as_str(), Some(id.as_str()));
+    let s = match admitted(&state, &headers, target, &[Role::Direktorat, Role::Forsker]).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Ok(trial) = state.store.get_trial(&id).await else {
-        return render(
-            StatusCode::NOT_FOUND,
-            &Page::message(
-                "Finnes ikke",
-                &format!("Det finnes ikke noe forsøk «{id}»."),
-            ),
-        );
+    let trial = match state.store.get_trial(&id).await {
+        Ok(trial) => trial,
+        Err(StoreError::NotFound) => {
+            let page = super::no_trial(&id);
+            return audited(&state, &headers, (route, &path), &s, Some(&id), page).await;
+        }
+        Err(_) => return super::unavailable(),
     };
     let data = match read(&state, trial, s.token.role).await {
         Ok(d) => d,
@@ -125,7 +136,6 @@ pub async fn report(
             resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }
     }
-    let path = format!("/forsok/{}/rapport", data.trial.id);
     audited(
         &state,
         &headers,
@@ -140,16 +150,39 @@ pub async fn report(
 /// Reads the runs and the latest result, as `role` may read it.
 async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportData, Response> {
     let unavailable = super::unavailable;
+    // The report is the default analysis (every estimator of the protocol's plan, the latest
+    // vintage), as `GET /v1/trials/{id}/estimates` serves it; a run with other options is read
+    // only when the default one has never been made.
+    let default = match crate::analysis::key(
+        state.store.as_ref(),
+        &trial,
+        &crate::analysis::AnalysisRequest::default(),
+    )
+    .await
+    {
+        Ok(key) => state
+            .store
+            .find_analysis(&trial.id, &key.hash())
+            .await
+            .map_err(|_| unavailable())?,
+        Err(crate::analysis::AnalysisError::Store(_)) => return Err(unavailable()),
+        Err(_) => None,
+    };
     let runs = state
         .store
         .list_analyses(&trial.id, 100)
         .await
         .map_err(|_| unavailable())?;
-    let done = runs
+    let latest_done = runs
         .iter()
         .filter(|r| r.result_sha256.is_some())
         .max_by_key(|r| r.id)
         .cloned();
+    let done = match &default {
+        Some(run) if run.result_sha256.is_some() => Some(run.clone()),
+        Some(_) => None,
+        None => latest_done,
+    };
     let pending = runs
         .iter()
         .filter(|r| r.result_sha256.is_none())
@@ -158,6 +191,7 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
                 .as_ref()
                 .is_none_or(|j| matches!(j.state, JobState::Queued | JobState::Running))
         })
+        .filter(|r| default.as_ref().is_none_or(|d| d.id == r.id))
         .max_by_key(|r| r.id)
         .filter(|p| done.as_ref().is_none_or(|d| p.id > d.id))
         .cloned()
@@ -177,46 +211,55 @@ async fn read(state: &AppState, trial: TrialInfo, role: Role) -> Result<ReportDa
                 .map_err(|_| unavailable())?
                 .unwrap_or_default();
             let report: Report = serde_json::from_str(&json).map_err(|_| unavailable())?;
-            let control = trial
-                .protocol
-                .control_arm()
-                .map(|a| a.id.clone())
-                .unwrap_or_default();
+            // The control arm of the protocol version the run analysed, as the API reads it.
+            let control = crate::http::analyses::control_of(state, &trial, run.protocol_version)
+                .await
+                .map_err(|_| unavailable())?;
             let view = crate::analysis::view(report, open, &control);
             let value = serde_json::to_value(&view).map_err(|_| unavailable())?;
             Some(crate::disclosure::mask_for(role, value))
         }
         None => None,
     };
+    // A view the API refuses (409/422: e.g. an arm without randomized firms) leaves its
+    // sections out; only a database that does not answer fails the page.
+    let refused = |e: &ApiError| matches!(e, ApiError::Conflict(_) | ApiError::Invalid { .. });
     let (balance, received, outcomes) = if trial.waves_drawn > 0 {
-        let view = crate::http::trials::balance::balance_view(state, &trial, role)
-            .await
-            .map_err(|_| unavailable())?;
-        let value = serde_json::to_value(&view).map_err(|_| unavailable())?;
-        let outcomes = crate::http::takeup::outcome_view(state, &trial, role, None)
-            .await
-            .map_err(|_| unavailable())?;
-        let outcomes = crate::disclosure::mask_for(
-            role,
-            serde_json::to_value(&outcomes).map_err(|_| unavailable())?,
-        );
+        let balance = match crate::http::trials::balance::balance_view(state, &trial, role).await {
+            Ok(view) => Some(crate::disclosure::mask_for(
+                role,
+                serde_json::to_value(&view).map_err(|_| unavailable())?,
+            )),
+            Err(e) if refused(&e) => None,
+            Err(_) => return Err(unavailable()),
+        };
+        // The rates of the run's own vintage, so the report reads one vintage throughout.
+        let vintage = done.as_ref().and_then(|r| r.vintage);
+        let outcomes = match crate::http::takeup::outcome_view(state, &trial, role, vintage).await {
+            Ok(view) => Some(crate::disclosure::mask_for(
+                role,
+                serde_json::to_value(&view).map_err(|_| unavailable())?,
+            )),
+            Err(e) if refused(&e) => None,
+            Err(_) => return Err(unavailable()),
+        };
         // Received help per arm: the outcome summary's delivery, as the API publishes it.
-        let received: serde_json::Map<String, Value> = outcomes["delivery"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| {
-                (
-                    d["arm"].as_str().unwrap_or("").to_owned(),
-                    d["received"].clone(),
-                )
-            })
-            .collect();
-        (
-            Some(crate::disclosure::mask_for(role, value)),
-            Some(Value::Object(received)),
-            Some(outcomes),
-        )
+        let received = outcomes.as_ref().map(|o| {
+            Value::Object(
+                o["delivery"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        (
+                            d["arm"].as_str().unwrap_or("").to_owned(),
+                            d["received"].clone(),
+                        )
+                    })
+                    .collect(),
+            )
+        });
+        (balance, received, outcomes)
     } else {
         (None, None, None)
     };

@@ -7,13 +7,20 @@ use super::{ReportData, Section};
 use crate::plot::event_study::{Coefficient, EventStudyPlot};
 use crate::storage::jobs::JobState;
 
-/// A section from a template; a template that fails to render leaves the section out.
+/// A section from a template (the only way to make one, so a section's markup is always escaped
+/// template output); a template that fails to render leaves the section out, and says so in the log.
 fn section<T: Template>(id: &'static str, title: &str, t: &T) -> Option<Section> {
-    t.render().ok().map(|html| Section {
-        id,
-        title: title.to_owned(),
-        html,
-    })
+    match t.render() {
+        Ok(html) => Some(Section {
+            id,
+            title: title.to_owned(),
+            html: super::Rendered(html),
+        }),
+        Err(e) => {
+            tracing::error!(section = id, error = %e, "a report section failed to render");
+            None
+        }
+    }
 }
 
 /// A number as the report writes it: `decimals` decimals and a decimal comma; text (a masked
@@ -210,6 +217,8 @@ struct PlotFigure {
     arm: String,
     svg: crate::plot::Svg,
     caption: String,
+    /// The plotted numbers: event time, estimate and interval as written.
+    rows: Vec<(i32, String, String)>,
 }
 
 #[derive(Template)]
@@ -256,8 +265,12 @@ pub fn event_study(d: &ReportData) -> Option<Section> {
                 })
                 .collect();
             let test = result["tests"].as_array().and_then(|t| {
-                t.iter()
-                    .find(|t| t["arm"] == arm.as_str() && t["weights"] == "firm")
+                t.iter().find(|t| {
+                    t["estimator"] == "event_study"
+                        && t["se_type"] == "CR1"
+                        && t["arm"] == arm.as_str()
+                        && t["weights"] == "firm"
+                })
             });
             let pretrend = test.map_or_else(
                 || "Ingen pre-trend-test.".to_owned(),
@@ -276,6 +289,17 @@ pub fn event_study(d: &ReportData) -> Option<Section> {
                 .find(|e| e["arm"] == arm.as_str())
                 .map(|e| text(&e["versus"]))
                 .unwrap_or_default();
+            let rows = coefficients
+                .iter()
+                .map(|c| {
+                    let n = |x: f64| num(&serde_json::json!(x), 3);
+                    (
+                        c.event_time,
+                        n(c.estimate),
+                        format!("[{}; {}]", n(c.ci_low), n(c.ci_high)),
+                    )
+                })
+                .collect();
             let plot = EventStudyPlot {
                 id: format!("event-study-{arm}"),
                 title: format!("Event study: {arm} mot {versus}"),
@@ -292,6 +316,7 @@ pub fn event_study(d: &ReportData) -> Option<Section> {
                     "Effekt per kvartal før og etter randomisering, {arm} mot {versus}, \
                      vektet per virksomhet (CR1). {pretrend}."
                 ),
+                rows,
             }
         })
         .collect();
@@ -426,6 +451,10 @@ pub fn balance(d: &ReportData) -> Option<Section> {
 struct RatesSection {
     svg: crate::plot::Svg,
     randomized: String,
+    /// The arms, in the protocol's order: the table's columns.
+    arms: Vec<String>,
+    /// Per quarter: its label and each arm's rate as written ("–" for a masked or empty cell).
+    table: Vec<(String, Vec<String>)>,
 }
 
 /// The quarterly sick-leave rate by arm, with the randomization quarter marked.
@@ -481,12 +510,30 @@ pub fn rates(d: &ReportData) -> Option<Section> {
         series,
         mark,
     };
+    let arms: Vec<String> = d.trial.protocol.arms.iter().map(|a| a.id.clone()).collect();
+    let table = labels
+        .iter()
+        .map(|k| {
+            let cells = arms
+                .iter()
+                .map(|arm| {
+                    quarters
+                        .iter()
+                        .find(|q| q["arm"] == arm.as_str() && q["kvartal"] == k.as_str())
+                        .map_or_else(|| "–".to_owned(), |q| num(&q["sykefravar_prosent"], 2))
+                })
+                .collect();
+            (k.clone(), cells)
+        })
+        .collect();
     section(
         "sykefravaer",
         "Sykefravær per kvartal",
         &RatesSection {
             svg: chart.render(),
             randomized,
+            arms,
+            table,
         },
     )
 }
