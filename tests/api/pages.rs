@@ -387,9 +387,51 @@ async fn the_report_shows_the_stored_run(backend: Backend) {
         &format!("/v1/trials/runs/analyses/{id}"),
     )
     .await;
+    // Two firms of one arm received help: a count a researcher must see as "<5".
+    let assigned = app
+        .direktorat_call(
+            reqwest::Method::GET,
+            "/v1/trials/runs/assignments?limit=10000",
+            None,
+            200,
+        )
+        .await;
+    let helped_arm = "bred_prosess";
+    let helped: Vec<&str> = assigned["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .filter(|a| a["arm"] == helped_arm)
+        .filter_map(|a| a["orgnr"].as_str())
+        .take(2)
+        .collect();
+    assert_eq!(helped.len(), 2);
+    let takeup: String = helped
+        .iter()
+        .map(|o| format!("{o},KONTAKTET,2025-01-10\n{o},AKTIV,2025-02-01\n"))
+        .collect();
+    let resp = app
+        .as_direktorat(reqwest::Method::POST, "/v1/trials/runs/takeup")
+        .header("content-type", "text/csv")
+        .body(format!("orgnr,status,dato\n{takeup}"))
+        .send()
+        .await
+        .expect("takeup");
+    assert_eq!(resp.status(), StatusCode::CREATED);
     let session = signed_in(&app, &forsker.secret).await;
     let (status, html) = page(&app, &session, "/forsok/runs/rapport").await;
     assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains(&format!(
+            "data-stage=\"received\" data-arm=\"{helped_arm}\" data-count=\"&lt;5\""
+        )),
+        "two firms helped read <5 to a researcher"
+    );
+    let direktorat = signed_in(&app, &app.direktorat.secret).await;
+    let (_, open) = page(&app, &direktorat, "/forsok/runs/rapport").await;
+    assert!(open.contains(&format!(
+        "data-stage=\"received\" data-arm=\"{helped_arm}\" data-count=\"2\""
+    )));
     let trial = app
         .direktorat_call(reqwest::Method::GET, "/v1/trials/runs", None, 200)
         .await;

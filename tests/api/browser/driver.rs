@@ -89,7 +89,8 @@ impl Demo {
             .arg(dir.path())
             .env_remove("IA_RCT_DATABASE_URL")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // The demo's progress and any error go to the test log, for a failure's diagnosis.
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("ia-rct demo");
         let lines = read_until(&mut child, Duration::from_secs(600), "ia-rct demo", |l| {

@@ -154,6 +154,20 @@ async fn the_report_renders_its_sections_and_plots_the_apis_numbers() {
         arms.iter().map(String::as_str).collect::<BTreeSet<_>>(),
         treated
     );
+    // And no coefficient is missing: one point per API coefficient (firm, CR1), arm by arm.
+    for arm in &treated {
+        let want = rows
+            .iter()
+            .filter(|r| {
+                r["estimator"] == "event_study"
+                    && r["weights"] == "firm"
+                    && r["se_type"] == "CR1"
+                    && r["arm"] == *arm
+            })
+            .count();
+        let shown = points.iter().filter(|p| p["arm"] == *arm).count();
+        assert_eq!(shown, want, "{arm}: every coefficient is plotted");
+    }
 
     // The quarterly rate by arm: every point is the API's rate for its arm and quarter, inside
     // the chart, and the randomization quarter is marked.
@@ -296,6 +310,40 @@ async fn the_researcher_reads_the_report_and_a_fylke_may_not() {
             .contains("Arbeidsformer i NAV Arbeidslivssenter"),
         "the report's heading"
     );
+    // The researcher's report holds what the API gives a researcher: the same estimate rows
+    // (none when the API withholds them), and a rate point only for each unmasked cell.
+    let api = demo
+        .api(&demo.forsker, &format!("/v1/trials/{TRIAL}/estimates"))
+        .await;
+    let main = api["estimates"]
+        .as_array()
+        .expect("estimates")
+        .iter()
+        .filter(|e| matches!(e["term"].as_str(), Some("z" | "d")))
+        .count();
+    let rows = browser
+        .run(
+            "return document.querySelectorAll('#estimater tr[data-se-type]').length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(rows, json!(main), "the estimate rows a researcher reads");
+    let outcomes = demo
+        .api(
+            &demo.forsker,
+            &format!("/v1/trials/{TRIAL}/outcomes/summary"),
+        )
+        .await;
+    let unmasked = outcomes["quarters"]
+        .as_array()
+        .expect("quarters")
+        .iter()
+        .filter(|q| q["sykefravar_prosent"].is_number())
+        .count();
+    let points = browser
+        .run(POINTS_JS, json!(["sykefravaer", "circle.point"]))
+        .await;
+    assert_eq!(points.as_array().map(Vec::len), Some(unmasked));
     let fylke = Browser::start(1280, 900).await;
     fylke.sign_in(&demo.base, &demo.fylke.1).await;
     let (status, _) = fylke.download(&demo.report).await;
