@@ -290,11 +290,15 @@ async fn demo(
         app: http::app(state.clone()),
         token: secret,
     };
+    let pool = Arc::clone(&state.jobs);
     let result = match walk(&client, args, effects, dir, started).await {
         Ok(id) if args.serve => serve(store, state, &id, args.bind, &client.token).await,
         Ok(_) => Ok(()),
         Err(e) => Err(e),
     };
+    // The job workers stop before the store closes, on every path (a worker still polling a
+    // closed pool would log an error as the demo ends).
+    pool.shutdown().await;
     // The token's secret is gone with this process; revoked, it is listed as used and ended.
     revoke(store, token).await?;
     result
@@ -382,7 +386,6 @@ async fn serve(
         f = fylke.as_str(),
     );
     std::io::Write::flush(&mut std::io::stdout()).ok();
-    let pool = Arc::clone(&state.jobs);
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signal = {
         let stopping = stopping.clone();
@@ -396,7 +399,6 @@ async fn serve(
         result = http::serve(listener, state, signal) => result.context("the HTTP server failed"),
         () = async { stopping.notified().await; tokio::time::sleep(grace).await } => Ok(()),
     };
-    pool.shutdown().await;
     revoke(store, forsker_id).await?;
     revoke(store, fylke_id).await?;
     eprintln!("stopped; the demo's tokens are revoked");
