@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::domain::{FylkeCode, Orgnr, Role};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::trials::{CsvDialect, DeliveredAssignment, delivered, fylke_csv};
+use crate::http::trials::{CsvDialect, audit_objects, delivered, fylke_csv};
 use crate::storage::sessions::SessionInfo;
 use crate::storage::{AuditResult, NewAuditEntry, StoreError, TrialInfo};
 use crate::takeup::TakeupStatus;
@@ -106,15 +106,18 @@ pub struct CsvQuery {
     dialekt: Option<String>,
 }
 
-/// The signed-in fylke of a page request: its session and fylke; anyone else gets the 403 page.
+/// The signed-in fylke of a read of `route` (its `{id}` the trial): its session, fylke and the
+/// request path; anyone else gets the 403 page, audited.
 async fn fylke_session(
     state: &AppState,
     headers: &HeaderMap,
-    target: (&str, &str, Option<&str>),
-) -> Result<(SessionInfo, FylkeCode), Response> {
-    let s = admitted(state, headers, target, &[Role::Fylke]).await?;
+    route: &str,
+    id: &str,
+) -> Result<(SessionInfo, FylkeCode, String), Response> {
+    let path = route.replace("{id}", id);
+    let s = admitted(state, headers, (route, &path, Some(id)), &[Role::Fylke]).await?;
     match s.token.fylke {
-        Some(f) => Ok((s, f)),
+        Some(f) => Ok((s, f, path)),
         // A fylke token is always bound to a fylke; one that is not may see nothing.
         None => Err(render(
             StatusCode::FORBIDDEN,
@@ -131,9 +134,7 @@ pub async fn page(
     Query(query): Query<FirmsQuery>,
 ) -> Response {
     let route = "/forsok/{id}/fylke";
-    let path = format!("/forsok/{id}/fylke");
-    let target = (route, path.as_str(), Some(id.as_str()));
-    let (s, fylke) = match fylke_session(&state, &headers, target).await {
+    let (s, fylke, path) = match fylke_session(&state, &headers, route, &id).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -221,7 +222,7 @@ pub async fn page(
                 }),
         })
         .collect();
-    let objects = object_ids(&firms);
+    let objects = audit_objects(&firms);
     let rows = firms
         .iter()
         .map(|f| {
@@ -276,10 +277,6 @@ fn format_hours(hours: f64) -> String {
     }
 }
 
-fn object_ids(firms: &[DeliveredAssignment]) -> Vec<String> {
-    firms.iter().map(|a| format!("orgnr:{}", a.orgnr)).collect()
-}
-
 /// `GET /forsok/{id}/fylke/tildelinger.csv` (fylke): every one of the fylke's firms, in the
 /// API's CSV (`dialekt=excel` for Norwegian Excel).
 pub async fn csv(
@@ -289,9 +286,7 @@ pub async fn csv(
     Query(query): Query<CsvQuery>,
 ) -> Response {
     let route = "/forsok/{id}/fylke/tildelinger.csv";
-    let path = format!("/forsok/{id}/fylke/tildelinger.csv");
-    let target = (route, path.as_str(), Some(id.as_str()));
-    let (s, fylke) = match fylke_session(&state, &headers, target).await {
+    let (s, fylke, path) = match fylke_session(&state, &headers, route, &id).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -337,7 +332,7 @@ pub async fn csv(
         (route, &path),
         &s,
         Some(&trial.id),
-        object_ids(&firms),
+        audit_objects(&firms),
         private(resp),
     )
     .await

@@ -148,10 +148,7 @@ pub async fn list_assignments(
     let (trial, delivered, next_after) = delivered(&state, &id, fylke, params.after, limit).await?;
     let details = AuditDetails {
         trial_id: Some(id),
-        object_ids: delivered
-            .iter()
-            .map(|a| format!("orgnr:{}", a.orgnr))
-            .collect(),
+        object_ids: audit_objects(&delivered),
     };
     let mut response = if csv {
         let out = fylke_csv(&delivered, dialect, dialect == CsvDialect::Excel)
@@ -233,6 +230,14 @@ pub(crate) async fn delivered(
         })
         .collect();
     Ok((trial, delivered, next_after))
+}
+
+/// The audit row's objects for a read of `delivered`: `orgnr:…` per firm.
+pub(crate) fn audit_objects(delivered: &[DeliveredAssignment]) -> Vec<String> {
+    delivered
+        .iter()
+        .map(|a| format!("orgnr:{}", a.orgnr))
+        .collect()
 }
 
 /// How the assignment CSV is written.
