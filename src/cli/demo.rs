@@ -689,6 +689,10 @@ async fn walk(
         tests: serde_json::from_value(value["tests"].take())?,
         skipped: serde_json::from_value(value["skipped"].take())?,
         attrition: serde_json::from_value(value["attrition"].take())?,
+        iv: match value.get_mut("iv") {
+            Some(iv) => serde_json::from_value(iv.take())?,
+            None => Vec::new(),
+        },
     };
     let table = format!(
         "ia-rct demo: trial {id}, protocol {}, statistics vintage {}, randomized {r}, \

@@ -13,13 +13,17 @@
 pub mod cr2;
 pub mod data;
 pub mod dim;
+pub mod iv;
 pub mod linalg;
 pub mod ols;
 pub mod panel;
+pub mod received;
 mod run;
 mod table;
 
 pub use data::{AssignedUnit, StudyData, UnitIds, Windows, read_assignment_table};
+pub use iv::{ArSet, ArShape, IvDetail, JointCovariance};
+pub use received::Takeup;
 pub use run::{Attrition, Options, Report, Skipped, WaldTest, estimate, estimate_with};
 pub use table::{format_table, percent};
 
@@ -74,16 +78,20 @@ pub enum Estimator {
     DidTwfe,
     /// One coefficient per quarter relative to randomization, with a pre-trend test.
     EventStudy,
+    /// Two-stage least squares of the outcome on received assistance, instrumented by assignment
+    /// (HC2/CR2 on the structural residuals), with its Anderson-Rubin set. Needs take-up records.
+    CaceIv,
 }
 
 impl Estimator {
     /// Every estimator, in output order.
-    pub const ALL: [Estimator; 5] = [
+    pub const ALL: [Estimator; 6] = [
         Estimator::IttDim,
         Estimator::IttAncova,
         Estimator::IttLin,
         Estimator::DidTwfe,
         Estimator::EventStudy,
+        Estimator::CaceIv,
     ];
 
     /// The name used by the API and the command line.
@@ -94,12 +102,19 @@ impl Estimator {
             Estimator::IttLin => "itt_lin",
             Estimator::DidTwfe => "did_twfe",
             Estimator::EventStudy => "event_study",
+            Estimator::CaceIv => "cace_iv",
         }
     }
 
     /// Parses a name.
     pub fn from_name(name: &str) -> Option<Estimator> {
         Estimator::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// Whether the estimator needs take-up records ([`Options::takeup`]). `all` runs it only
+    /// when they are given.
+    pub fn needs_takeup(self) -> bool {
+        self == Estimator::CaceIv
     }
 
     /// Parses `all` or a comma-separated list of names (the command line's `--estimator` and the
@@ -116,7 +131,7 @@ impl Estimator {
                 Estimator::from_name(name.trim()).ok_or_else(|| {
                     format!(
                         "unknown estimator {name:?}; use all or some of itt_dim, itt_ancova, \
-                         itt_lin, did_twfe, event_study"
+                         itt_lin, did_twfe, event_study, cace_iv"
                     )
                 })
             })

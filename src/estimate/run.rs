@@ -7,9 +7,11 @@ use serde::Serialize;
 
 use super::data::{Obs, StudyData};
 use super::dim::{self, DimInput};
+use super::iv::{self, ArSet, IvDetail, JointCovariance};
 use super::linalg::invert_gram;
 use super::ols::{self, Clusters, Problem};
 use super::panel::{self, Panel};
+use super::received::Takeup;
 use super::{
     Estimate, EstimateError, Estimator, Weighting, f_p_value, holm, t_p_value, t_quantile,
 };
@@ -39,6 +41,8 @@ pub struct Options {
     pub vintage: Option<i64>,
     /// Protocol hash, carried into every row.
     pub protocol_hash: Option<String>,
+    /// Take-up records and the cut-off, for `cace_iv` (which `all` runs only when they are given).
+    pub takeup: Option<Takeup>,
 }
 
 impl Options {
@@ -54,6 +58,7 @@ impl Options {
             outcome: "sykefravar_prosent".into(),
             vintage: None,
             protocol_hash: None,
+            takeup: None,
         }
     }
 }
@@ -126,6 +131,10 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Attrition by arm.
     pub attrition: Vec<Attrition>,
+    /// What `cace_iv` reports beside its estimates: first stage, take-up by arm, the
+    /// Anderson-Rubin set (absent when no complier effect was asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iv: Vec<IvDetail>,
 }
 
 /// Shared per-contrast data.
@@ -139,6 +148,8 @@ struct Contrast<'a> {
     n_strata: usize,
     /// Dense cluster id per contrast unit, when the design is clustered.
     cluster: Option<Vec<u32>>,
+    /// Received assistance by the cut-off, per contrast unit, when take-up records are given.
+    received: Option<Vec<bool>>,
 }
 
 /// Runs the requested estimators for every arm against the control.
@@ -206,12 +217,14 @@ pub fn estimate_with(
     let mut estimates = Vec::new();
     let mut skipped = Vec::new();
     let mut tests = Vec::new();
+    let mut iv = Vec::new();
     // The Holm family is the protocol's, whatever was asked for (ANALYSIS.md §6): run every
     // confirmatory estimator too, and keep only the requested ones at the end.
     let run: Vec<Estimator> = Estimator::ALL
         .iter()
         .copied()
         .filter(|e| opts.estimators.contains(e) || opts.confirmatory.contains(e))
+        .filter(|e| !e.needs_takeup() || opts.takeup.is_some())
         .collect();
     progress.stage(
         "estimate",
@@ -237,6 +250,12 @@ pub fn estimate_with(
                 .cluster
                 .as_ref()
                 .map(|cl| units.iter().map(|&i| cl[i as usize]).collect()),
+            received: opts.takeup.as_ref().map(|t| {
+                units
+                    .iter()
+                    .map(|&i| t.received(data.units[i as usize].orgnr))
+                    .collect()
+            }),
             units,
         };
         let attrition_dropped =
@@ -260,6 +279,7 @@ pub fn estimate_with(
                     Estimator::IttLin => ctx.itt_lin().map(|e| vec![e]),
                     Estimator::DidTwfe => ctx.did_twfe(&mut skipped),
                     Estimator::EventStudy => ctx.event_study(&mut tests, &mut skipped),
+                    Estimator::CaceIv => ctx.cace_iv(&mut iv),
                 };
                 progress.advance(1);
                 match result {
@@ -317,11 +337,13 @@ pub fn estimate_with(
     estimates.retain(|e| asked(&e.estimator));
     tests.retain(|t| asked(&t.estimator));
     skipped.retain(|s| asked(&s.estimator));
+    iv.retain(|d: &IvDetail| asked(&d.estimator));
     Ok(Report {
         estimates,
         tests,
         skipped,
         attrition,
+        iv,
     })
 }
 
@@ -459,7 +481,7 @@ impl Ctx<'_> {
         let statistic = core.estimate / se;
         let q = t_quantile(1.0 - (1.0 - self.opts.conf_level) / 2.0, core.df);
         let control_mean = self.control_mean;
-        let primary = core.term == "z" || core.term == "d";
+        let primary = core.term == "z" || core.term == "d" || core.term == "received";
         // Every weighted estimate says so in its design (the difference in means already does).
         let design = if self.weighting == Weighting::Dagsverk && !core.design.ends_with(WEIGHTED) {
             format!("{}{WEIGHTED}", core.design)
@@ -602,22 +624,28 @@ impl Ctx<'_> {
         }
     }
 
-    fn itt_ancova(&self) -> Result<Estimate, EstimateError> {
+    /// The ANCOVA design: the arm indicator, then the baseline columns (stratum effects absorbed).
+    fn ancova_design(&self) -> (Array2<f64>, Vec<(String, Vec<f64>)>) {
         let c = self.contrast;
-        self.check_arms(&c.treated)?;
-        let keep: Vec<usize> = (0..c.units.len()).collect();
-        let y = self.y();
-        let w = self.weights();
         let base = self.baseline_columns(&c.units);
-        let p = 1 + base.len();
-        let n = c.units.len();
-        let x = Array2::from_shape_fn((n, p), |(i, j)| {
+        let x = Array2::from_shape_fn((c.units.len(), 1 + base.len()), |(i, j)| {
             if j == 0 {
                 f64::from(u8::from(c.treated[i]))
             } else {
                 base[j - 1].1[i]
             }
         });
+        (x, base)
+    }
+
+    fn itt_ancova(&self) -> Result<Estimate, EstimateError> {
+        let c = self.contrast;
+        self.check_arms(&c.treated)?;
+        let keep: Vec<usize> = (0..c.units.len()).collect();
+        let y = self.y();
+        let w = self.weights();
+        let (x, base) = self.ancova_design();
+        let (n, p) = x.dim();
         let fit = ols::fit(Problem {
             y: y.view(),
             x: x.view(),
@@ -654,6 +682,145 @@ impl Ctx<'_> {
             design: "Stratum fixed effects".into(),
             dropped,
         })
+    }
+
+    /// `cace_iv`: 2SLS of the post rate on received assistance, instrumented by assignment, with
+    /// the ANCOVA design in both stages ([`super::iv`] derives every piece from the reduced form
+    /// and the first stage), and its first stage, take-up by arm and Anderson-Rubin set.
+    fn cace_iv(&self, details: &mut Vec<IvDetail>) -> Result<Vec<Estimate>, EstimateError> {
+        let c = self.contrast;
+        let (Some(received), Some(takeup)) = (&c.received, &self.opts.takeup) else {
+            return Err(EstimateError::InvalidData(
+                "cace_iv needs take-up records and a cut-off".into(),
+            ));
+        };
+        self.check_arms(&c.treated)?;
+        let keep: Vec<usize> = (0..c.units.len()).collect();
+        let y = self.y();
+        let d: Array1<f64> = received.iter().map(|&r| f64::from(u8::from(r))).collect();
+        let w = self.weights();
+        let (x, base) = self.ancova_design();
+        let (n, p) = x.dim();
+        let reduced = ols::fit(Problem {
+            y: y.view(),
+            x: x.view(),
+            group: &c.stratum,
+            n_groups: c.n_strata,
+            weights: w.as_ref().map(|w| w.view()),
+        })?;
+        let first = ols::fit(Problem {
+            y: d.view(),
+            x: x.view(),
+            group: &c.stratum,
+            n_groups: c.n_strata,
+            weights: w.as_ref().map(|w| w.view()),
+        })?;
+        if reduced.ginv.dropped.contains(&0) {
+            return Err(EstimateError::Singular(
+                "the arm indicator is collinear with the strata and baseline".into(),
+            ));
+        }
+        let (pi_y, pi_d) = (reduced.beta[0], first.beta[0]);
+        if pi_d == 0.0 || !pi_d.is_finite() {
+            return Err(EstimateError::Singular(format!(
+                "assignment to {} does not move take-up by {} (first-stage coefficient {pi_d}): \
+                 the complier effect is not identified",
+                c.arm, takeup.cutoff
+            )));
+        }
+        let beta = pi_y / pi_d;
+        let mut unit = Array1::zeros(p);
+        unit[0] = 1.0;
+        let influence = reduced.influence(&[], unit.view());
+        let mut dropped = self.base_dropped();
+        for &k in &reduced.ginv.dropped {
+            dropped.insert(format!("collinear_column:{}", base[k - 1].0), 0);
+        }
+        // The robust variance of the z coefficient of the reduced-form design for residuals `et`
+        // (√w space): HC2, or CR2 with its Satterthwaite df, which do not depend on the residuals.
+        let with_residuals = |et: Vec<f64>, dropped: &mut BTreeMap<String, usize>| {
+            let mut f = reduced.clone();
+            f.et = et;
+            self.robust(&f, &influence, &keep, dropped)
+        };
+        let structural: Vec<f64> = (0..n).map(|i| reduced.et[i] - beta * first.et[i]).collect();
+        let (v_structural, df, se_type, n_clusters) = with_residuals(structural, &mut dropped)?;
+        let mut unused = BTreeMap::new();
+        let v_yy = with_residuals(reduced.et.clone(), &mut unused)?.0;
+        let v_dd = with_residuals(first.et.clone(), &mut unused)?.0;
+        // The covariance by polarization, on a common scale so neither term swamps the other.
+        let s = if v_yy > 0.0 {
+            (v_dd / v_yy).sqrt()
+        } else {
+            1.0
+        };
+        let mixed: Vec<f64> = (0..n).map(|i| s * reduced.et[i] + first.et[i]).collect();
+        let v_mixed = with_residuals(mixed, &mut unused)?.0;
+        let v_yd = (v_mixed - s * s * v_yy - v_dd) / (2.0 * s);
+        let covariance = JointCovariance { v_yy, v_yd, v_dd };
+        let q = t_quantile(1.0 - (1.0 - self.opts.conf_level) / 2.0, df);
+        let crit = q * q;
+        let (shape, low, high) = iv::anderson_rubin(pi_y, pi_d, covariance, crit);
+        // Take-up by arm: raw (m-weighted for dagsverk) shares of the contrast's firms.
+        let mut sums = [[0.0f64; 2]; 2];
+        let mut counts = [[0usize; 2]; 2];
+        for k in 0..n {
+            let arm = usize::from(c.treated[k]);
+            let wk = w.as_ref().map_or(1.0, |w| w[k]);
+            sums[arm][0] += wk;
+            counts[arm][0] += 1;
+            if received[k] {
+                sums[arm][1] += wk;
+                counts[arm][1] += 1;
+            }
+        }
+        let fs_f = pi_d * pi_d / v_dd;
+        details.push(IvDetail {
+            estimator: Estimator::CaceIv.name().into(),
+            outcome: self.opts.outcome.clone(),
+            arm: c.arm.into(),
+            versus: self.opts.control.clone(),
+            weights: self.weighting.name().into(),
+            se_type: se_type.clone(),
+            cutoff: takeup.cutoff.to_string(),
+            first_stage: pi_d,
+            first_stage_std_error: v_dd.sqrt(),
+            first_stage_df: df,
+            first_stage_f: fs_f,
+            first_stage_p_value: f_p_value(fs_f, 1.0, df),
+            takeup_treated: sums[1][1] / sums[1][0],
+            takeup_control: sums[0][1] / sums[0][0],
+            received_treated: counts[1][1],
+            n_treated: counts[1][0],
+            received_control: counts[0][1],
+            n_control: counts[0][0],
+            reduced_form: pi_y,
+            reduced_form_std_error: v_yy.sqrt(),
+            covariance,
+            anderson_rubin: ArSet {
+                shape,
+                low,
+                high,
+                critical_value: crit,
+                df,
+                conf_level: self.opts.conf_level,
+            },
+        });
+        Ok(vec![self.finish(Core {
+            estimator: Estimator::CaceIv,
+            term: "received".into(),
+            event_time: None,
+            estimate: beta,
+            variance: v_structural / (pi_d * pi_d),
+            df,
+            n_units: n,
+            n_clusters,
+            n_obs: n,
+            se_type,
+            ssc_factor: None,
+            design: "Stratum fixed effects, 2SLS (received instrumented by assignment)".into(),
+            dropped,
+        })?])
     }
 
     fn itt_lin(&self) -> Result<Estimate, EstimateError> {
@@ -1069,7 +1236,7 @@ mod tests {
         let data = study(&design, |i| i % 2 == 0);
         let report = estimate(&data, &Options::all("kontroll")).expect("report");
         assert!(report.estimates.is_empty());
-        for e in Estimator::ALL {
+        for e in Estimator::ALL.into_iter().filter(|e| !e.needs_takeup()) {
             let errors = errors_of(&report, e.name());
             assert!(!errors.is_empty(), "{e:?}");
             assert!(

@@ -265,6 +265,7 @@ mod tests {
             tests: Vec::new(),
             skipped: Vec::new(),
             attrition: Vec::new(),
+            iv: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ mod access;
 mod analyses;
 mod audit;
 mod browser;
+mod cace;
 mod cli;
 mod db_locks;
 mod delivery;
