@@ -18,6 +18,7 @@ pub mod linalg;
 pub mod ols;
 pub mod panel;
 pub mod received;
+pub mod ri;
 mod run;
 mod table;
 
