@@ -693,6 +693,10 @@ async fn walk(
             Some(iv) => serde_json::from_value(iv.take())?,
             None => Vec::new(),
         },
+        ri: match value.get_mut("ri") {
+            Some(ri) => serde_json::from_value(ri.take())?,
+            None => Vec::new(),
+        },
     };
     let table = format!(
         "ia-rct demo: trial {id}, protocol {}, statistics vintage {}, randomized {r}, \

@@ -14,6 +14,9 @@ use crate::estimate::{
 };
 use crate::progress::Progress;
 
+/// Draws of `ri` when it is named without --ri-draws.
+pub const DEFAULT_RI_DRAWS: u64 = 10_000;
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -62,9 +65,28 @@ pub struct EstimateArgs {
     /// The control arm (default `kontroll`, or the protocol's control arm).
     #[arg(long)]
     pub control: Option<String>,
-    /// `all`, or a comma-separated list of itt_dim, itt_ancova, itt_lin, did_twfe, event_study.
+    /// `all`, or a comma-separated list of itt_dim, itt_ancova, itt_lin, did_twfe, event_study,
+    /// cace_iv (needs --takeup) and ri (randomization inference; `all` includes it when
+    /// --ri-draws is given).
     #[arg(long, default_value = "all")]
     pub estimator: String,
+    /// Take-up records (CSV or JSON, docs/data-formats.md §3): gives `cace_iv`, the complier
+    /// effect of receiving assistance.
+    #[arg(long)]
+    pub takeup: Option<PathBuf>,
+    /// The take-up cut-off, YYYY-MM-DD: a firm received assistance when it was AKTIV on or
+    /// before it (default: the protocol's `follow_up.takeup_cutoff`, else the last day of the
+    /// post window).
+    #[arg(long)]
+    pub takeup_cutoff: Option<chrono::NaiveDate>,
+    /// Draws of randomization inference: every assignment when the design has at most this
+    /// many, else a Monte Carlo sample (default 10000 when `ri` is named in --estimator).
+    #[arg(long)]
+    pub ri_draws: Option<u64>,
+    /// Seed of ri's Monte Carlo draws (ChaCha20, one stream per draw: the same p whatever the
+    /// thread count).
+    #[arg(long, default_value = "1")]
+    pub seed: String,
     /// Weighting.
     #[arg(long, value_enum, default_value_t = WeightsArg::Both)]
     pub weights: WeightsArg,
@@ -169,6 +191,31 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         }
     }
     opts.vintage = args.vintage;
+    if let Some(path) = &args.takeup {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let events = crate::takeup::parse_takeup(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not valid take-up data:\n{e}", path.display()))?;
+        let cutoff = args.takeup_cutoff.unwrap_or_else(|| match &protocol {
+            Some(p) => p.follow_up.cutoff(),
+            None => Quarter::last_day_of_window(randomized_at, post),
+        });
+        opts.takeup = Some(estimate::Takeup::from_events(&events, cutoff));
+    } else if opts.estimators.contains(&Estimator::CaceIv) && args.estimator != "all" {
+        bail!("cace_iv needs --takeup (the take-up records of docs/data-formats.md §3)");
+    }
+    let ri_named = args.estimator != "all" && opts.estimators.contains(&Estimator::Ri);
+    if let Some(draws) = args.ri_draws.or(ri_named.then_some(DEFAULT_RI_DRAWS)) {
+        if draws == 0 {
+            bail!("--ri-draws must be at least 1");
+        }
+        crate::randomization::check_seed(&args.seed).map_err(anyhow::Error::msg)?;
+        opts.ri = Some(estimate::RiOptions {
+            draws,
+            seed: args.seed.clone(),
+            conf_level: opts.conf_level,
+        });
+    }
     let report = estimate::estimate_with(&data, &opts, &progress)?;
     watch.finish();
     match args.format {

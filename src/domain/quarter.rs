@@ -115,6 +115,44 @@ impl Quarter {
         self.index().checked_add(n).and_then(Quarter::from_index)
     }
 
+    /// The last day of the quarter.
+    ///
+    /// # Examples
+    /// ```
+    /// use ia_rct::domain::Quarter;
+    /// let q: Quarter = "2024K1".parse().unwrap();
+    /// assert_eq!(q.last_day().to_string(), "2024-03-31");
+    /// let q: Quarter = "2024K4".parse().unwrap();
+    /// assert_eq!(q.last_day().to_string(), "2024-12-31");
+    /// ```
+    pub fn last_day(self) -> chrono::NaiveDate {
+        let (year, month) = if self.quarter() == 4 {
+            (self.year() + 1, 1)
+        } else {
+            (self.year(), 3 * u32::from(self.quarter()) + 1)
+        };
+        chrono::NaiveDate::from_ymd_opt(year, month, 1)
+            .and_then(|d| d.pred_opt())
+            .unwrap_or(chrono::NaiveDate::MAX)
+    }
+
+    /// The last day of a window of `quarters` quarters starting at `first` (of `first` itself
+    /// when `quarters` is 0 or the window runs past 2100).
+    ///
+    /// # Examples
+    /// ```
+    /// use ia_rct::domain::Quarter;
+    /// let r: Quarter = "2025K1".parse().unwrap();
+    /// assert_eq!(Quarter::last_day_of_window(r, 12).to_string(), "2027-12-31");
+    /// ```
+    pub fn last_day_of_window(first: Quarter, quarters: u32) -> chrono::NaiveDate {
+        let n = i32::try_from(quarters)
+            .unwrap_or(i32::MAX)
+            .saturating_sub(1)
+            .max(0);
+        first.plus(n).unwrap_or(first).last_day()
+    }
+
     /// The consecutive quarters from `self` through `last`, both included; empty if `last < self`.
     ///
     /// # Examples

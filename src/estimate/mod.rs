@@ -25,6 +25,7 @@ mod table;
 pub use data::{AssignedUnit, StudyData, UnitIds, Windows, read_assignment_table};
 pub use iv::{ArSet, ArShape, IvDetail, JointCovariance};
 pub use received::Takeup;
+pub use ri::{RiInterval, RiMethod, RiOptions, RiResult, RiRow, RiStatistic};
 pub use run::{Attrition, Options, Report, Skipped, WaldTest, estimate, estimate_with};
 pub use table::{format_table, percent};
 
@@ -82,17 +83,21 @@ pub enum Estimator {
     /// Two-stage least squares of the outcome on received assistance, instrumented by assignment
     /// (HC2/CR2 on the structural residuals), with its Anderson-Rubin set. Needs take-up records.
     CaceIv,
+    /// Randomization inference for `itt_dim` and `itt_ancova` ([`ri`]): re-draws of the
+    /// assignment, exact or Monte Carlo. Runs when [`Options::ri`] is set.
+    Ri,
 }
 
 impl Estimator {
     /// Every estimator, in output order.
-    pub const ALL: [Estimator; 6] = [
+    pub const ALL: [Estimator; 7] = [
         Estimator::IttDim,
         Estimator::IttAncova,
         Estimator::IttLin,
         Estimator::DidTwfe,
         Estimator::EventStudy,
         Estimator::CaceIv,
+        Estimator::Ri,
     ];
 
     /// The name used by the API and the command line.
@@ -104,6 +109,7 @@ impl Estimator {
             Estimator::DidTwfe => "did_twfe",
             Estimator::EventStudy => "event_study",
             Estimator::CaceIv => "cace_iv",
+            Estimator::Ri => "ri",
         }
     }
 
@@ -116,6 +122,12 @@ impl Estimator {
     /// when they are given.
     pub fn needs_takeup(self) -> bool {
         self == Estimator::CaceIv
+    }
+
+    /// Whether this is randomization inference rather than an estimator with estimate rows: it
+    /// runs after the estimators, and `all` includes it only when draws were asked for.
+    pub fn is_randomization_inference(self) -> bool {
+        self == Estimator::Ri
     }
 
     /// Parses `all` or a comma-separated list of names (the command line's `--estimator` and the
@@ -132,7 +144,7 @@ impl Estimator {
                 Estimator::from_name(name.trim()).ok_or_else(|| {
                     format!(
                         "unknown estimator {name:?}; use all or some of itt_dim, itt_ancova, \
-                         itt_lin, did_twfe, event_study, cace_iv"
+                         itt_lin, did_twfe, event_study, cace_iv, ri"
                     )
                 })
             })

@@ -610,7 +610,7 @@ fn extreme(t: f64, t_obs: f64) -> bool {
 }
 
 /// Runs the draws for several statistics at once (each draw is made once and every statistic is
-/// evaluated on it), reporting one progress step per draw.
+/// evaluated on it), advancing `progress` one step per draw (the caller names the stage).
 ///
 /// # Errors
 /// A statistic is undefined at the realised assignment, or the run was cancelled.
@@ -656,7 +656,6 @@ pub fn randomization_inference(
     }
     let key = ri_key(&opts.seed);
     let exact = matches!(method, RiMethod::Exact { .. });
-    progress.stage("ri", n);
     let mut values: Vec<Vec<Value>> =
         vec![Vec::with_capacity(usize::try_from(n).unwrap_or(0)); prepared.len()];
     let mut start = 0u64;
@@ -840,6 +839,152 @@ pub fn dense_ids<T: Ord + Clone>(ids: &[T]) -> (Vec<u32>, usize) {
         map.entry(id.clone()).or_insert(next);
     }
     (ids.iter().map(|id| map[id]).collect(), map.len())
+}
+
+/// What the output says about the re-draw when it starts from an assignment file.
+pub const PROCEDURE_FROM_ASSIGNMENT: &str = "stratified complete randomization re-drawn from the \
+assignment: within each stratum, the realised number of treated units (firms, or klynger where \
+clusters were randomized) among the stratum's units of the two arms, attrited firms included; the \
+statistic is computed on the firms with post data";
+
+/// One contrast's inputs to [`randomization_inference`], owned: every firm of the arm and the
+/// control (attrited ones too) as design units, the observed ones as data.
+#[derive(Debug, Clone)]
+pub struct RiContrast {
+    /// The re-draw.
+    pub design: RiDesign,
+    /// Whether units are klynger.
+    pub clustered: bool,
+    /// Firms of the two arms, attrited included.
+    pub n_firms: usize,
+    unit: Vec<u32>,
+    stratum: Vec<u32>,
+    y: Vec<f64>,
+    w: Option<Vec<f64>>,
+    covariates: Vec<Vec<f64>>,
+}
+
+impl RiContrast {
+    /// The contrast of `arm` against `control` (dense arm ids of `data.ids`).
+    ///
+    /// # Errors
+    /// An internal inconsistency of the design.
+    pub fn new(
+        data: &super::StudyData,
+        arm: u32,
+        control: u32,
+        weighted: bool,
+    ) -> Result<RiContrast, EstimateError> {
+        let ids = &data.ids;
+        let firms: Vec<usize> = (0..data.units.len())
+            .filter(|&i| ids.arm[i] == arm || ids.arm[i] == control)
+            .collect();
+        // Randomization units: the klynge where clusters were randomized, else the firm.
+        let keys: Vec<u32> = match &ids.cluster {
+            Some(cl) => firms.iter().map(|&i| cl[i]).collect(),
+            None => firms.iter().map(|&i| i as u32).collect(),
+        };
+        let (unit_of_firm, n_units) = dense_ids(&keys);
+        let mut unit_stratum = vec![0u32; n_units];
+        let mut unit_treated = vec![false; n_units];
+        for (k, &i) in firms.iter().enumerate() {
+            let u = unit_of_firm[k] as usize;
+            unit_stratum[u] = ids.stratum[i];
+            unit_treated[u] = ids.arm[i] == arm;
+        }
+        let design = RiDesign::new(&unit_stratum, &unit_treated, ids.strata.len())?;
+        let observed: Vec<usize> = (0..firms.len())
+            .filter(|&k| data.summaries[firms[k]].post_rate.is_some())
+            .collect();
+        let baseline: Vec<Option<f64>> = observed
+            .iter()
+            .map(|&k| data.summaries[firms[k]].baseline)
+            .collect();
+        let mut covariates = vec![
+            baseline
+                .iter()
+                .map(|b| b.unwrap_or(0.0))
+                .collect::<Vec<_>>(),
+        ];
+        if baseline.iter().any(Option::is_none) {
+            covariates.push(
+                baseline
+                    .iter()
+                    .map(|b| if b.is_none() { 1.0 } else { 0.0 })
+                    .collect(),
+            );
+        }
+        Ok(RiContrast {
+            design,
+            clustered: ids.cluster.is_some(),
+            n_firms: firms.len(),
+            unit: observed.iter().map(|&k| unit_of_firm[k]).collect(),
+            stratum: observed.iter().map(|&k| ids.stratum[firms[k]]).collect(),
+            y: observed
+                .iter()
+                .map(|&k| data.summaries[firms[k]].post_rate.unwrap_or(f64::NAN))
+                .collect(),
+            w: weighted.then(|| {
+                observed
+                    .iter()
+                    .map(|&k| data.summaries[firms[k]].post_mulige)
+                    .collect()
+            }),
+            covariates,
+        })
+    }
+
+    /// Firms with post data.
+    pub fn n_observed(&self) -> usize {
+        self.y.len()
+    }
+
+    /// The observed firms as the statistics read them.
+    pub fn data(&self) -> RiData<'_> {
+        RiData {
+            unit: &self.unit,
+            stratum: &self.stratum,
+            y: &self.y,
+            weights: self.w.as_deref(),
+            covariates: &self.covariates,
+        }
+    }
+
+    /// Draws a run of `draws` costs: K when it enumerates, else `draws`.
+    pub fn n_draws(&self, draws: u64) -> u64 {
+        match self.design.n_assignments() {
+            Some(k) if k <= draws => k,
+            _ => draws,
+        }
+    }
+}
+
+/// One row of the `ri` output: a statistic of one contrast and weighting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiRow {
+    /// Outcome.
+    pub outcome: String,
+    /// The arm.
+    pub arm: String,
+    /// The control arm.
+    pub versus: String,
+    /// `firm` or `dagsverk`.
+    pub weights: String,
+    /// How the assignments were re-drawn.
+    pub procedure: String,
+    /// Randomization units (firms, or klynger) of the two arms.
+    pub n_units: usize,
+    /// Firms of the two arms, attrited included.
+    pub n_firms: usize,
+    /// Firms with post data (the statistic's sample).
+    pub n_observed: usize,
+    /// The distribution and what follows from it.
+    #[serde(flatten)]
+    pub result: RiResult,
+    /// Statistics vintage.
+    pub vintage: Option<i64>,
+    /// Protocol hash.
+    pub protocol_hash: Option<String>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use super::linalg::invert_gram;
 use super::ols::{self, Clusters, Problem};
 use super::panel::{self, Panel};
 use super::received::Takeup;
+use super::ri::{self, RiContrast, RiOptions, RiRow, RiStatistic};
 use super::{
     Estimate, EstimateError, Estimator, Weighting, f_p_value, holm, t_p_value, t_quantile,
 };
@@ -43,6 +44,8 @@ pub struct Options {
     pub protocol_hash: Option<String>,
     /// Take-up records and the cut-off, for `cace_iv` (which `all` runs only when they are given).
     pub takeup: Option<Takeup>,
+    /// Draws and seed of randomization inference (`ri` runs only when they are given).
+    pub ri: Option<RiOptions>,
 }
 
 impl Options {
@@ -59,6 +62,7 @@ impl Options {
             vintage: None,
             protocol_hash: None,
             takeup: None,
+            ri: None,
         }
     }
 }
@@ -135,6 +139,9 @@ pub struct Report {
     /// Anderson-Rubin set (absent when no complier effect was asked for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub iv: Vec<IvDetail>,
+    /// Randomization inference per arm, weighting and statistic (absent unless asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ri: Vec<RiRow>,
 }
 
 /// Shared per-contrast data.
@@ -225,6 +232,7 @@ pub fn estimate_with(
         .copied()
         .filter(|e| opts.estimators.contains(e) || opts.confirmatory.contains(e))
         .filter(|e| !e.needs_takeup() || opts.takeup.is_some())
+        .filter(|e| !e.is_randomization_inference())
         .collect();
     progress.stage(
         "estimate",
@@ -280,6 +288,7 @@ pub fn estimate_with(
                     Estimator::DidTwfe => ctx.did_twfe(&mut skipped),
                     Estimator::EventStudy => ctx.event_study(&mut tests, &mut skipped),
                     Estimator::CaceIv => ctx.cace_iv(&mut iv),
+                    Estimator::Ri => continue,
                 };
                 progress.advance(1);
                 match result {
@@ -333,6 +342,17 @@ pub fn estimate_with(
                 .push_str(" (a confirmatory estimate: counted as p = 1 in the Holm family)");
         }
     }
+    let ri = match &opts.ri {
+        Some(ri_opts) if opts.estimators.contains(&Estimator::Ri) => randomization_inference(
+            data,
+            opts,
+            ri_opts,
+            (control, &treatments, &arms),
+            &mut skipped,
+            progress,
+        )?,
+        _ => Vec::new(),
+    };
     let asked = |name: &str| opts.estimators.iter().any(|e| e.name() == name);
     estimates.retain(|e| asked(&e.estimator));
     tests.retain(|t| asked(&t.estimator));
@@ -344,7 +364,83 @@ pub fn estimate_with(
         skipped,
         attrition,
         iv,
+        ri,
     })
+}
+
+/// `ri` for every arm against control and every weighting: the blocked difference in means, the
+/// ANCOVA coefficient and (firms randomized one by one) its HC2 t, under re-draws of the
+/// assignment ([`super::ri`]). Progress: stage `ri`, one step per draw.
+fn randomization_inference(
+    data: &StudyData,
+    opts: &Options,
+    ri_opts: &RiOptions,
+    (control, treatments, arms): (u32, &[u32], &[&str]),
+    skipped: &mut Vec<Skipped>,
+    progress: &Progress,
+) -> Result<Vec<RiRow>, EstimateError> {
+    let mut jobs = Vec::new();
+    for &arm_id in treatments {
+        for &weighting in &opts.weights {
+            let contrast =
+                RiContrast::new(data, arm_id, control, weighting == Weighting::Dagsverk)?;
+            jobs.push((arm_id, weighting, contrast));
+        }
+    }
+    progress.stage("ri", jobs.iter().map(|j| j.2.n_draws(ri_opts.draws)).sum());
+    let mut rows = Vec::new();
+    for (arm_id, weighting, contrast) in &jobs {
+        let arm = arms[*arm_id as usize];
+        let skip = |statistic: RiStatistic, error: String| Skipped {
+            estimator: Estimator::Ri.name().into(),
+            arm: arm.into(),
+            weights: weighting.name().into(),
+            se_type: None,
+            error: format!("{}: {error}", statistic.name()),
+        };
+        let mut statistics = vec![RiStatistic::Dim, RiStatistic::Ancova];
+        if contrast.clustered {
+            skipped.push(skip(
+                RiStatistic::AncovaT,
+                "the studentized ANCOVA of ri uses HC2; with klynger randomized its CR2 is not \
+                 re-computed per draw in this version (dim and ancova are reported)"
+                    .into(),
+            ));
+        } else {
+            statistics.push(RiStatistic::AncovaT);
+        }
+        let results = match ri::randomization_inference(
+            &contrast.design,
+            &contrast.data(),
+            &statistics,
+            ri_opts,
+            progress,
+        ) {
+            Ok(r) => r,
+            Err(EstimateError::Cancelled) => return Err(EstimateError::Cancelled),
+            Err(e) => {
+                progress.advance(contrast.n_draws(ri_opts.draws));
+                skipped.push(skip(RiStatistic::Dim, e.to_string()));
+                continue;
+            }
+        };
+        for result in results {
+            rows.push(RiRow {
+                outcome: opts.outcome.clone(),
+                arm: arm.into(),
+                versus: opts.control.clone(),
+                weights: weighting.name().into(),
+                procedure: ri::PROCEDURE_FROM_ASSIGNMENT.into(),
+                n_units: contrast.design.n_units(),
+                n_firms: contrast.n_firms,
+                n_observed: contrast.n_observed(),
+                result,
+                vintage: opts.vintage,
+                protocol_hash: opts.protocol_hash.clone(),
+            });
+        }
+    }
+    Ok(rows)
 }
 
 struct Ctx<'a> {
@@ -1236,7 +1332,10 @@ mod tests {
         let data = study(&design, |i| i % 2 == 0);
         let report = estimate(&data, &Options::all("kontroll")).expect("report");
         assert!(report.estimates.is_empty());
-        for e in Estimator::ALL.into_iter().filter(|e| !e.needs_takeup()) {
+        for e in Estimator::ALL
+            .into_iter()
+            .filter(|e| !e.needs_takeup() && !e.is_randomization_inference())
+        {
             let errors = errors_of(&report, e.name());
             assert!(!errors.is_empty(), "{e:?}");
             assert!(

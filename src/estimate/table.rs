@@ -187,6 +187,80 @@ pub fn format_table(report: &Report) -> String {
             );
         }
     }
+    if !report.iv.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ncomplier effect (cace_iv: received assistance instrumented by assignment), with the \
+             Anderson-Rubin set, robust to a weak first stage:"
+        );
+        for d in &report.iv {
+            let wald = report
+                .estimates
+                .iter()
+                .find(|e| e.estimator == d.estimator && e.arm == d.arm && e.weights == d.weights);
+            let _ = writeln!(
+                out,
+                "  {:<14} {:<9} effect {} se {} {} % CI {}  AR {}  first-stage F {}  take-up {} vs {} (by {})",
+                d.arm,
+                d.weights,
+                wald.map_or("-".into(), |e| num(e.estimate, 3)),
+                wald.map_or("-".into(), |e| num(e.std_error, 3)),
+                percent(d.anderson_rubin.conf_level),
+                wald.map_or("-".into(), |e| ci(e.ci_low, e.ci_high, 3)),
+                d.anderson_rubin.describe(),
+                num(d.first_stage_f, 1),
+                num(d.takeup_treated, 3),
+                num(d.takeup_control, 3),
+                d.cutoff
+            );
+        }
+    }
+    if let Some(first) = report.ri.first() {
+        let method = match &first.result.method {
+            super::RiMethod::Exact { .. } => "every assignment".to_owned(),
+            super::RiMethod::MonteCarlo { draws, seed } => {
+                format!("{draws} Monte Carlo draws, seed {seed:?}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "\nrandomization inference ({}; {method}); interval by inversion under a constant effect:",
+            first.procedure
+        );
+        for r in &report.ri {
+            let res = &r.result;
+            let interval = res.interval.as_ref().map_or(String::new(), |i| {
+                let end = |v: Option<f64>, inf: &str| v.map_or(inf.to_owned(), |v| num(v, 3));
+                format!(
+                    "  {} % set [{}, {}]{}",
+                    percent(i.conf_level),
+                    end(i.low, "-inf"),
+                    end(i.high, "inf"),
+                    if i.connected {
+                        ""
+                    } else {
+                        " (not one interval)"
+                    }
+                )
+            });
+            let mc = if res.mc_std_error > 0.0 {
+                format!(" ± {}", num(res.mc_std_error, 4))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  {:<14} {:<9} {:<9} observed {:>9}  p {}{mc}  ({} of {} draws){interval}",
+                r.arm,
+                r.weights,
+                res.statistic.name(),
+                num(res.observed, 3),
+                p(res.p_value),
+                res.n_extreme,
+                res.n_draws,
+            );
+        }
+    }
     let _ = writeln!(out, "\nattrition (firms without post-period data):");
     for a in &report.attrition {
         let _ = writeln!(
@@ -266,6 +340,7 @@ mod tests {
             skipped: Vec::new(),
             attrition: Vec::new(),
             iv: Vec::new(),
+            ri: Vec::new(),
         }
     }
 

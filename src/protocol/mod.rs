@@ -310,6 +310,21 @@ pub struct FollowUp {
     pub pre_quarters: u32,
     /// Quarters after randomization followed.
     pub post_quarters: u32,
+    /// The take-up cut-off of `cace_iv`: a firm has received assistance when it was `AKTIV` on
+    /// or before this date (ANALYSIS.md §8). Absent: the last day of the post window. Left out of
+    /// the canonical JSON when absent, so protocols without it keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date, example = "2027-12-31")]
+    pub takeup_cutoff: Option<chrono::NaiveDate>,
+}
+
+impl FollowUp {
+    /// The take-up cut-off: the protocol's, or the last day of the post window.
+    pub fn cutoff(&self) -> chrono::NaiveDate {
+        self.takeup_cutoff.unwrap_or_else(|| {
+            Quarter::last_day_of_window(self.randomization_quarter, self.post_quarters)
+        })
+    }
 }
 
 /// The pre-registered analysis.
