@@ -697,6 +697,10 @@ async fn walk(
             Some(ri) => serde_json::from_value(ri.take())?,
             None => Vec::new(),
         },
+        bounds: match value.get_mut("bounds") {
+            Some(b) => serde_json::from_value(b.take())?,
+            None => Vec::new(),
+        },
     };
     let table = format!(
         "ia-rct demo: trial {id}, protocol {}, statistics vintage {}, randomized {r}, \

@@ -10,6 +10,7 @@
 // Numerical kernels index several parallel arrays at once; iterator chains would hide the formulas.
 #![allow(clippy::needless_range_loop)]
 
+pub mod bounds;
 pub mod cr2;
 pub mod data;
 pub mod dim;

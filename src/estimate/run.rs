@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ndarray::{Array1, Array2};
 use serde::Serialize;
 
+use super::bounds::{self, BoundsInput, BoundsRow};
 use super::data::{Obs, StudyData};
 use super::dim::{self, DimInput};
 use super::iv::{self, ArSet, IvDetail, JointCovariance};
@@ -142,6 +143,9 @@ pub struct Report {
     /// Randomization inference per arm, weighting and statistic (absent unless asked for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ri: Vec<RiRow>,
+    /// Attrition bounds of `itt_dim` per arm, where some firm of the contrast lacks post data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<BoundsRow>,
 }
 
 /// Shared per-contrast data.
@@ -225,6 +229,7 @@ pub fn estimate_with(
     let mut skipped = Vec::new();
     let mut tests = Vec::new();
     let mut iv = Vec::new();
+    let mut bounds = Vec::new();
     // The Holm family is the protocol's, whatever was asked for (ANALYSIS.md §6): run every
     // confirmatory estimator too, and keep only the requested ones at the end.
     let run: Vec<Estimator> = Estimator::ALL
@@ -268,6 +273,9 @@ pub fn estimate_with(
         };
         let attrition_dropped =
             attrition[arm_id as usize].no_post_data + attrition[control as usize].no_post_data;
+        if attrition_dropped > 0 && opts.estimators.contains(&Estimator::IttDim) {
+            bounds.push(attrition_bounds(data, opts, (arm_id, control), arm)?);
+        }
         for &weighting in &opts.weights {
             let mut ctx = Ctx {
                 data,
@@ -365,6 +373,49 @@ pub fn estimate_with(
         attrition,
         iv,
         ri,
+        bounds,
+    })
+}
+
+/// Lee and Manski bounds of one contrast over every enrolled firm of the two arms.
+fn attrition_bounds(
+    data: &StudyData,
+    opts: &Options,
+    (arm_id, control): (u32, u32),
+    arm: &str,
+) -> Result<BoundsRow, EstimateError> {
+    let ids = &data.ids;
+    let firms: Vec<usize> = (0..data.units.len())
+        .filter(|&i| ids.arm[i] == arm_id || ids.arm[i] == control)
+        .collect();
+    let treated: Vec<bool> = firms.iter().map(|&i| ids.arm[i] == arm_id).collect();
+    let stratum: Vec<u32> = firms.iter().map(|&i| ids.stratum[i]).collect();
+    let y: Vec<Option<f64>> = firms.iter().map(|&i| data.summaries[i].post_rate).collect();
+    let input = BoundsInput {
+        treated: &treated,
+        stratum: &stratum,
+        n_strata: ids.strata.len(),
+        y: &y,
+    };
+    let count = |arm: bool, observed: bool| {
+        treated
+            .iter()
+            .zip(&y)
+            .filter(|(t, y)| **t == arm && (!observed || y.is_some()))
+            .count()
+    };
+    Ok(BoundsRow {
+        outcome: opts.outcome.clone(),
+        arm: arm.into(),
+        versus: opts.control.clone(),
+        n_treated: count(true, false),
+        observed_treated: count(true, true),
+        n_control: count(false, false),
+        observed_control: count(false, true),
+        lee: bounds::lee(&input, opts.conf_level).ok(),
+        manski: bounds::manski(&input, bounds::RATE_RANGE)?,
+        vintage: opts.vintage,
+        protocol_hash: opts.protocol_hash.clone(),
     })
 }
 

@@ -261,6 +261,38 @@ pub fn format_table(report: &Report) -> String {
             );
         }
     }
+    if !report.bounds.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nattrition bounds of itt_dim: Lee (trimming, pooled, with the Imbens-Manski interval) \
+             and Manski (missing rates at 0 or 100):"
+        );
+        for b in &report.bounds {
+            let lee = b.lee.as_ref().map_or("Lee -".to_owned(), |l| {
+                format!(
+                    "Lee [{}, {}] (trims {:?} by {}) IM {} % [{}, {}]",
+                    num(l.lower, 3),
+                    num(l.upper, 3),
+                    l.trimmed_arm,
+                    num(l.q, 3),
+                    percent(l.conf_level),
+                    num(l.im_ci_low, 3),
+                    num(l.im_ci_high, 3)
+                )
+            });
+            let _ = writeln!(
+                out,
+                "  {:<14} observed {}/{} vs {}/{}  {lee}  Manski [{}, {}]",
+                b.arm,
+                b.observed_treated,
+                b.n_treated,
+                b.observed_control,
+                b.n_control,
+                num(b.manski.lower, 2),
+                num(b.manski.upper, 2)
+            );
+        }
+    }
     let _ = writeln!(out, "\nattrition (firms without post-period data):");
     for a in &report.attrition {
         let _ = writeln!(
@@ -341,6 +373,7 @@ mod tests {
             attrition: Vec::new(),
             iv: Vec::new(),
             ri: Vec::new(),
+            bounds: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod analyses;
 mod audit;
+mod bounds;
 mod browser;
 mod cace;
 mod cli;
