@@ -36,7 +36,7 @@ use crate::storage::{DrawRecord, Store, StoreError, TrialInfo};
 /// (raise it with any change that can move a number's last bits, such as the order of a sum), so
 /// a run stored by an earlier build is never served for a key this build would compute
 /// differently.
-pub const PROGRAM_VERSION: &str = concat!("ia-rct ", env!("CARGO_PKG_VERSION"), "+estimators.2");
+pub const PROGRAM_VERSION: &str = concat!("ia-rct ", env!("CARGO_PKG_VERSION"), "+estimators.3");
 
 /// Below this many firms in an arm nothing is shown outside the directorate (NAV's rule).
 const MIN_FIRMS: usize = 5;
@@ -59,6 +59,41 @@ pub struct AnalysisOptions {
     pub weights: Vec<String>,
     /// Whether `did_twfe` and `event_study` are also reported with CR2 and Satterthwaite df.
     pub cr2: bool,
+    /// Randomization inference: draws and seed (absent unless `ri` runs; absent, the key's JSON
+    /// is what it was before `ri` existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ri: Option<RiKey>,
+}
+
+/// The draws and seed of a run's randomization inference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RiKey {
+    /// Draws: every assignment when the design has at most this many.
+    pub draws: u64,
+    /// The Monte Carlo seed.
+    pub seed: String,
+}
+
+/// The take-up records a run's `cace_iv` read: the cut-off, how many events the trial had and
+/// the SHA-256 of their canonical list (`orgnr,status,dato` lines, sorted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeupKey {
+    /// The cut-off (the protocol's `follow_up.takeup_cutoff`, else the post window's last day).
+    pub cutoff: String,
+    /// Events.
+    pub events: usize,
+    /// SHA-256 of the canonical list.
+    pub sha256: String,
+}
+
+/// The canonical list of take-up events and its SHA-256.
+pub fn takeup_fingerprint(events: &[crate::takeup::TakeupEvent]) -> String {
+    let mut lines: Vec<String> = events
+        .iter()
+        .map(|e| format!("{},{},{}\n", e.orgnr, e.status.as_str(), e.dato))
+        .collect();
+    lines.sort();
+    hex::encode(Sha256::digest(lines.concat().as_bytes()))
 }
 
 /// The options as a caller gives them (a query string or a JSON body): absent means the default.
@@ -82,6 +117,15 @@ pub struct AnalysisRequest {
     #[param(example = true)]
     #[schema(example = true)]
     pub cr2: Option<bool>,
+    /// Draws of randomization inference (`ri`): `all` includes `ri` when given; naming `ri`
+    /// without it uses 10000.
+    #[param(example = 10000)]
+    #[schema(example = 10000)]
+    pub ri_draws: Option<u64>,
+    /// Seed of ri's Monte Carlo draws (default `1`).
+    #[param(example = "1")]
+    #[schema(example = "1")]
+    pub seed: Option<String>,
 }
 
 /// One draw as a run's key names it.
@@ -112,6 +156,9 @@ pub struct RunKey {
     pub options: AnalysisOptions,
     /// The program version.
     pub program: String,
+    /// The take-up records `cace_iv` read (absent when it does not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeup: Option<TakeupKey>,
 }
 
 impl RunKey {
@@ -168,9 +215,37 @@ pub fn options(
     let asked = Estimator::parse_list(spec).map_err(|message| AnalysisError::Invalid {
         field: "estimator",
         value: spec.to_owned(),
-        expected: "all, or a comma-separated list of itt_dim, itt_ancova, itt_lin, did_twfe, event_study",
+        expected: "all, or a comma-separated list of itt_dim, itt_ancova, itt_lin, did_twfe, event_study, cace_iv, ri",
         message,
     })?;
+    let all = spec.trim() == "all";
+    // `all` includes ri only when draws are asked for (cace_iv: when the trial has take-up
+    // records, which `key` checks).
+    let asked: Vec<Estimator> = asked
+        .into_iter()
+        .filter(|e| !(all && e.is_randomization_inference() && req.ri_draws.is_none()))
+        .collect();
+    let ri = if asked.contains(&Estimator::Ri) {
+        let draws = req.ri_draws.unwrap_or(DEFAULT_RI_DRAWS);
+        if draws == 0 || draws > MAX_RI_DRAWS {
+            return Err(AnalysisError::Invalid {
+                field: "ri_draws",
+                value: draws.to_string(),
+                expected: "1 to 10000000",
+                message: format!("ri_draws {draws}: use 1 to {MAX_RI_DRAWS}"),
+            });
+        }
+        let seed = req.seed.clone().unwrap_or_else(|| "1".to_owned());
+        crate::randomization::check_seed(&seed).map_err(|message| AnalysisError::Invalid {
+            field: "seed",
+            value: seed.clone(),
+            expected: "1-256 characters without control characters",
+            message,
+        })?;
+        Some(RiKey { draws, seed })
+    } else {
+        None
+    };
     let weights: Vec<Weighting> = match req.weights.as_deref() {
         None => {
             let w: Vec<Weighting> = protocol
@@ -209,8 +284,15 @@ pub fn options(
             .map(|w| w.name().to_owned())
             .collect(),
         cr2: req.cr2.unwrap_or(true),
+        ri,
     })
 }
+
+/// Draws of `ri` when it is named without `ri_draws`.
+pub const DEFAULT_RI_DRAWS: u64 = 10_000;
+
+/// The most draws a run may ask for (memory: two numbers per draw and statistic).
+pub const MAX_RI_DRAWS: u64 = 10_000_000;
 
 /// The statistics vintage a read as of `asked` (latest if none) uses: the latest upload of NAV
 /// statistics at or before it; `None` before any.
@@ -278,6 +360,31 @@ pub async fn key(
                 .unwrap_or_default()
         )));
     }
+    // cace_iv reads the trial's take-up records: the key names them.
+    let mut options = options;
+    let mut takeup = None;
+    if options
+        .estimators
+        .iter()
+        .any(|e| e == Estimator::CaceIv.name())
+    {
+        let events = store.takeup_events(id, None).await?;
+        if events.is_empty() {
+            let explicit = req.estimator.as_deref().is_some_and(|s| s.trim() != "all");
+            if explicit {
+                return Err(AnalysisError::Conflict(format!(
+                    "cace_iv needs take-up records; trial `{id}` has none (POST /v1/trials/{id}/takeup)"
+                )));
+            }
+            options.estimators.retain(|e| e != Estimator::CaceIv.name());
+        } else {
+            takeup = Some(TakeupKey {
+                cutoff: trial.protocol.follow_up.cutoff().to_string(),
+                events: events.len(),
+                sha256: takeup_fingerprint(&events),
+            });
+        }
+    }
     Ok(RunKey {
         trial: id.clone(),
         protocol_version: trial.version,
@@ -286,6 +393,7 @@ pub async fn key(
         draws,
         options,
         program: PROGRAM_VERSION.to_owned(),
+        takeup,
     })
 }
 
@@ -334,6 +442,11 @@ pub fn estimate_options(key: &RunKey, protocol: &Protocol) -> Result<Options, An
         .collect();
     opts.protocol_hash = Some(key.protocol_hash.clone());
     opts.vintage = key.vintage;
+    opts.ri = key.options.ri.as_ref().map(|r| estimate::RiOptions {
+        draws: r.draws,
+        seed: r.seed.clone(),
+        conf_level: opts.conf_level,
+    });
     Ok(opts)
 }
 
@@ -379,7 +492,23 @@ pub async fn compute(
         )));
     }
     let protocol = protocol.protocol;
-    let opts = estimate_options(&key, &protocol)?;
+    let mut opts = estimate_options(&key, &protocol)?;
+    if let Some(tk) = &key.takeup {
+        let events = store.takeup_events(&key.trial, None).await?;
+        if events.len() != tk.events || takeup_fingerprint(&events) != tk.sha256 {
+            return Err(AnalysisError::Conflict(format!(
+                "the trial's take-up records changed after run {} was keyed ({} events then, {} \
+                 now); ask for the estimates again",
+                run.id,
+                tk.events,
+                events.len()
+            )));
+        }
+        let cutoff = tk.cutoff.parse().map_err(|e| {
+            AnalysisError::Internal(format!("run {}: stored cut-off {}: {e}", run.id, tk.cutoff))
+        })?;
+        opts.takeup = Some(estimate::Takeup::from_events(&events, cutoff));
+    }
     let windows = windows(&protocol);
     let (from, to) = windows.span().ok_or_else(|| {
         AnalysisError::Conflict("the follow-up window leaves the calendar".into())
@@ -467,6 +596,15 @@ pub struct ReportView {
     pub skipped: Vec<Skipped>,
     /// Attrition by arm, protected as one table outside the directorate.
     pub attrition: Vec<serde_json::Value>,
+    /// `cace_iv`'s first stage, take-up and Anderson-Rubin set, per shown contrast.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub iv: Vec<estimate::IvDetail>,
+    /// Randomization inference, per shown contrast.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ri: Vec<estimate::RiRow>,
+    /// Attrition bounds, per shown contrast.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<estimate::bounds::BoundsRow>,
 }
 
 /// What a role reads of a report: everything for the directorate (`open`); for anyone else, a
@@ -526,10 +664,28 @@ pub fn view(report: Report, open: bool, control: &str) -> ReportView {
     // `assigned` and the others); the route's masking layer then turns every other count of 1
     // to 4 into "<5" outside the directorate, in `dropped` and the messages.
     let attrition = crate::disclosure::complementary::protect_attrition(&report.attrition, open);
+    let iv = report
+        .iv
+        .into_iter()
+        .filter(|d| withheld(&d.arm).is_none())
+        .collect();
+    let ri = report
+        .ri
+        .into_iter()
+        .filter(|r| withheld(&r.arm).is_none())
+        .collect();
+    let bounds = report
+        .bounds
+        .into_iter()
+        .filter(|b| withheld(&b.arm).is_none())
+        .collect();
     ReportView {
         estimates,
         tests,
         skipped,
         attrition,
+        iv,
+        ri,
+        bounds,
     }
 }

@@ -110,6 +110,9 @@ fn step(started: Instant, what: &str) {
 /// The share of firms offered help that take it, in the demo's simulated take-up.
 const TAKEUP_RATE: f64 = 0.65;
 
+/// Draws of the randomization inference the demo asks for (the API's default when `ri` is named).
+const DEMO_RI_DRAWS: u64 = 10_000;
+
 /// The SQLite database in the demo's folder when no `--database-url` is given.
 pub const DATABASE_FILE: &str = "ia-rct-demo.db";
 
@@ -606,13 +609,14 @@ async fn walk(
         ),
     );
 
-    // The estimates as an analysis run: a job, whose progress is shown while it computes.
+    // The estimates as an analysis run: a job, whose progress is shown while it computes. With
+    // take-up recorded, `all` includes the complier effect; the draws add randomization inference.
     let accepted = client
         .call(
             Method::POST,
             &format!("/v1/trials/{id}/analyses"),
             "application/json",
-            b"{}".to_vec(),
+            format!("{{\"ri_draws\": {DEMO_RI_DRAWS}}}").into_bytes(),
             StatusCode::ACCEPTED,
         )
         .await?;
@@ -669,7 +673,7 @@ async fn walk(
     let body = client
         .call(
             Method::GET,
-            &format!("/v1/trials/{id}/estimates"),
+            &format!("/v1/trials/{id}/estimates?ri_draws={DEMO_RI_DRAWS}"),
             "application/json",
             Vec::new(),
             StatusCode::OK,

@@ -70,6 +70,13 @@ pub const COUNT_KEYS: &[&str] = &[
     "inserted",
     "unchanged",
     "revised",
+    "received_treated",
+    "received_control",
+    "n_treated",
+    "observed_treated",
+    "observed_control",
+    "n_firms",
+    "n_observed",
 ];
 
 /// Keys whose whole value is left as it is: a job's `progress` counts the steps of a computation

@@ -174,6 +174,9 @@ pub fn anderson_rubin(
 pub struct IvDetail {
     /// `cace_iv`.
     pub estimator: String,
+    /// `ancova` (the firm-level 2SLS, term `received`) or `did` (the panel version, term
+    /// `received_x_post`).
+    pub model: String,
     /// Outcome.
     pub outcome: String,
     /// The treatment arm (the instrument is assignment to it).

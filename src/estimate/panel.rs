@@ -123,7 +123,7 @@ fn firm_ranges(firm: &[u32]) -> Vec<(usize, usize)> {
 
 impl Panel {
     /// The weight of row `i` (1 under equal weights).
-    fn weight(&self, i: usize) -> f64 {
+    pub fn weight(&self, i: usize) -> f64 {
         self.w.get(i).copied().unwrap_or(1.0)
     }
 }

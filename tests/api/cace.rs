@@ -86,22 +86,27 @@ fn run(case: &str) -> estimate::Report {
         .parse()
         .expect("date");
     let mut opts = Options::all(params["control"].as_str().expect("control"));
-    opts.estimators = vec![Estimator::IttAncova, Estimator::CaceIv];
+    opts.estimators = vec![Estimator::IttAncova, Estimator::DidTwfe, Estimator::CaceIv];
     opts.takeup = Some(Takeup::from_events(&events, cutoff));
     estimate::estimate(&data, &opts).expect("estimates")
 }
 
-fn check_case(case: &str, failures: &mut Vec<String>) -> usize {
+/// One case's rows: `expected.csv` (the firm-level 2SLS, term `received`) or, `panel`,
+/// `expected_panel.csv` (the DiD version, term `received_x_post`, CR1 and CR2 rows).
+fn check_case(case: &str, panel: bool, failures: &mut Vec<String>) -> usize {
     let report = run(case);
-    let expected = rows(
-        &root()
-            .join("tests/fixtures/cace")
-            .join(case)
-            .join("expected.csv"),
-    );
+    let (file, term, model) = if panel {
+        ("expected_panel.csv", "received_x_post", "did")
+    } else {
+        ("expected.csv", "received", "ancova")
+    };
+    let expected = rows(&root().join("tests/fixtures/cace").join(case).join(file));
     assert!(!expected.is_empty(), "{case}: no reference rows");
     for row in &expected {
-        let key = format!("{case} {} {}", row["arm"], row["weights"]);
+        let key = format!(
+            "{case} {} {} {}",
+            row["arm"], row["weights"], row["se_type"]
+        );
         let mut check = |what: &str, got: f64, want: f64| {
             if !close(got, want) {
                 failures.push(format!("{key} {what}: got {got:e}, want {want:e}"));
@@ -111,7 +116,11 @@ fn check_case(case: &str, failures: &mut Vec<String>) -> usize {
             .estimates
             .iter()
             .filter(|e| {
-                e.estimator == "cace_iv" && e.arm == row["arm"] && e.weights == row["weights"]
+                e.estimator == "cace_iv"
+                    && e.term == term
+                    && e.se_type == row["se_type"]
+                    && e.arm == row["arm"]
+                    && e.weights == row["weights"]
             })
             .collect();
         let [e] = est.as_slice() else {
@@ -122,8 +131,13 @@ fn check_case(case: &str, failures: &mut Vec<String>) -> usize {
             ));
             continue;
         };
-        assert_eq!(e.se_type, row["se_type"], "{key}");
-        assert_eq!(e.term, "received", "{key}");
+        if let Some(ssc) = row.get("ssc_factor").filter(|v| !v.is_empty()) {
+            check(
+                "ssc_factor",
+                e.ssc_factor.unwrap_or(f64::NAN),
+                ssc.parse().expect("ssc"),
+            );
+        }
         assert_eq!(e.n_units.to_string(), row["n_units"], "{key} n_units");
         assert_eq!(e.n_obs.to_string(), row["n_obs"], "{key} n_obs");
         assert_eq!(
@@ -145,13 +159,17 @@ fn check_case(case: &str, failures: &mut Vec<String>) -> usize {
         let details: Vec<&IvDetail> = report
             .iv
             .iter()
-            .filter(|d| d.arm == row["arm"] && d.weights == row["weights"])
+            .filter(|d| {
+                d.model == model
+                    && d.se_type == row["se_type"]
+                    && d.arm == row["arm"]
+                    && d.weights == row["weights"]
+            })
             .collect();
         let [d] = details.as_slice() else {
             failures.push(format!("{key}: {} iv details", details.len()));
             continue;
         };
-        assert_eq!(d.se_type, row["se_type"], "{key}");
         for (what, got) in [
             ("fs_estimate", d.first_stage),
             ("fs_std_error", d.first_stage_std_error),
@@ -168,7 +186,10 @@ fn check_case(case: &str, failures: &mut Vec<String>) -> usize {
             ("ar_df", d.anderson_rubin.df),
             ("ar_crit", d.anderson_rubin.critical_value),
         ] {
-            check(what, got, num(row, what));
+            // The panel fixtures have no take-up shares or first-stage p.
+            if row.contains_key(what) {
+                check(what, got, num(row, what));
+            }
         }
         for (what, got) in [
             ("received_treated", d.received_treated),
@@ -178,17 +199,25 @@ fn check_case(case: &str, failures: &mut Vec<String>) -> usize {
         ] {
             assert_eq!(got.to_string(), row[what], "{key} {what}");
         }
-        // The reduced form is itt_ancova, row for row.
-        let ancova = report
+        // The reduced form is itt_ancova (or did_twfe), row for row.
+        let reduced = if panel { "did_twfe" } else { "itt_ancova" };
+        let itt = report
             .estimates
             .iter()
             .find(|a| {
-                a.estimator == "itt_ancova" && a.arm == row["arm"] && a.weights == row["weights"]
+                a.estimator == reduced
+                    && (!panel || a.se_type == row["se_type"])
+                    && a.arm == row["arm"]
+                    && a.weights == row["weights"]
             })
-            .expect("itt_ancova row");
+            .expect("the reduced form's row");
         assert_eq!(
-            ancova.estimate, d.reduced_form,
-            "{key}: reduced form = itt_ancova"
+            itt.estimate, d.reduced_form,
+            "{key}: reduced form = {reduced}"
+        );
+        assert!(
+            (itt.std_error - d.reduced_form_std_error).abs() <= 1e-12 * itt.std_error,
+            "{key}: the reduced form's SE is {reduced}'s"
         );
         // The Anderson-Rubin set: shape exactly, end points within the grid's bracket.
         let ar = &d.anderson_rubin;
@@ -235,7 +264,7 @@ fn cace_iv_matches_iv_robust_and_the_ar_grid_inversion() {
     let mut failures = Vec::new();
     let mut n = 0;
     for case in ["balanced", "unbalanced", "clustered", "collinear", "weak"] {
-        n += check_case(case, &mut failures);
+        n += check_case(case, false, &mut failures);
     }
     assert!(
         failures.is_empty(),
@@ -246,13 +275,36 @@ fn cace_iv_matches_iv_robust_and_the_ar_grid_inversion() {
     assert!(n >= 20, "{n} reference rows");
 }
 
+/// The panel version against pyfixest `feols("r ~ 1 | orgnr + kvartal | rd ~ d")` (CR1) and
+/// AER `ivreg` + clubSandwich CR2 (notebooks/README-cace-panel.md).
+#[test]
+fn the_panel_cace_iv_matches_pyfixest_and_clubsandwich() {
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for case in ["balanced", "unbalanced", "clustered", "collinear", "weak"] {
+        n += check_case(case, true, &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} rows:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(n >= 40, "{n} reference rows");
+}
+
 #[test]
 fn the_weak_case_has_unbounded_ar_sets_and_the_strong_ones_bounded() {
     let weak = run("weak");
-    let shapes: Vec<ArShape> = weak.iv.iter().map(|d| d.anderson_rubin.shape).collect();
+    let shapes: Vec<ArShape> = weak
+        .iv
+        .iter()
+        .filter(|d| d.model == "ancova")
+        .map(|d| d.anderson_rubin.shape)
+        .collect();
     assert!(shapes.contains(&ArShape::TwoRays), "{shapes:?}");
     assert!(shapes.contains(&ArShape::WholeLine), "{shapes:?}");
-    for d in &weak.iv {
+    for d in weak.iv.iter().filter(|d| d.model == "ancova") {
         assert!(d.first_stage_f < d.anderson_rubin.critical_value, "{d:?}");
     }
     let strong = run("balanced");

@@ -24,6 +24,7 @@ mod output;
 mod pages;
 mod process;
 mod randomization;
+mod ri;
 mod statistics;
 mod tokens;
 mod trials;
