@@ -63,6 +63,20 @@ pub struct EstimatesResponse {
     /// with_post_data + no_post_data`) is `"masked"` (complementary suppression).
     #[schema(value_type = Vec<AttritionRow>)]
     pub attrition: Vec<serde_json::Value>,
+    /// `cace_iv` (when the trial has take-up records): per arm, weighting and model, the first
+    /// stage, take-up by arm, the reduced form and the Anderson-Rubin set (ANALYSIS.md §8).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub iv: Vec<crate::estimate::IvDetail>,
+    /// Randomization inference (with `ri_draws`): per arm, weighting and statistic, the p-value,
+    /// its Monte Carlo SE and the interval by inversion (ANALYSIS.md §9).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub ri: Vec<crate::estimate::RiRow>,
+    /// Lee and Manski attrition bounds per arm with attrition (ANALYSIS.md §10).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub bounds: Vec<crate::estimate::bounds::BoundsRow>,
 }
 
 /// Attrition of one arm. Outside the directorate every count of 1 to 4 is `"<5"`, and a count
@@ -187,6 +201,9 @@ async fn served(
         tests: view.tests,
         skipped: view.skipped,
         attrition: view.attrition,
+        iv: view.iv,
+        ri: view.ri,
+        bounds: view.bounds,
     })
     .into_response())
 }
