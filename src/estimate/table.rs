@@ -194,15 +194,25 @@ pub fn format_table(report: &Report) -> String {
              Anderson-Rubin set, robust to a weak first stage:"
         );
         for d in &report.iv {
-            let wald = report
-                .estimates
-                .iter()
-                .find(|e| e.estimator == d.estimator && e.arm == d.arm && e.weights == d.weights);
+            let term = if d.model == "did" {
+                "received_x_post"
+            } else {
+                "received"
+            };
+            let wald = report.estimates.iter().find(|e| {
+                e.estimator == d.estimator
+                    && e.term == term
+                    && e.se_type == d.se_type
+                    && e.arm == d.arm
+                    && e.weights == d.weights
+            });
             let _ = writeln!(
                 out,
-                "  {:<14} {:<9} effect {} se {} {} % CI {}  AR {}  first-stage F {}  take-up {} vs {} (by {})",
+                "  {:<14} {:<9} {:<6} {:<4} effect {} se {} {} % CI {}  AR {}  first-stage F {}  take-up {} vs {} (by {})",
                 d.arm,
                 d.weights,
+                d.model,
+                d.se_type,
                 wald.map_or("-".into(), |e| num(e.estimate, 3)),
                 wald.map_or("-".into(), |e| num(e.std_error, 3)),
                 percent(d.anderson_rubin.conf_level),

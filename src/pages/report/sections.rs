@@ -150,12 +150,194 @@ struct EstimateRow {
     confirmatory: bool,
 }
 
+/// A `cace_iv` row: the 2SLS estimate beside its first stage, take-up and Anderson-Rubin set.
+struct ComplierRow {
+    arm: String,
+    weights: String,
+    model: String,
+    se_type: String,
+    estimate: String,
+    ci: String,
+    ar: String,
+    ar_shape: String,
+    first_stage_f: String,
+    takeup: String,
+}
+
+/// A randomization-inference row.
+struct RiRow {
+    arm: String,
+    weights: String,
+    statistic: String,
+    observed: String,
+    p: String,
+    p_raw: String,
+    method: String,
+    interval: String,
+}
+
+/// An attrition-bounds row.
+struct BoundsRow {
+    arm: String,
+    observed: String,
+    lee: String,
+    im: String,
+    manski: String,
+}
+
 #[derive(Template)]
 #[template(path = "pages/report/estimates.html")]
 struct EstimatesSection {
     level: String,
     rows: Vec<EstimateRow>,
+    complier: Vec<ComplierRow>,
+    ri: Vec<RiRow>,
+    bounds: Vec<BoundsRow>,
     skipped: Vec<String>,
+}
+
+/// An interval end point that may be infinite (`None` in the JSON).
+fn end(v: &Value, infinite: &str) -> String {
+    if v.is_null() {
+        infinite.to_owned()
+    } else {
+        num(v, 3)
+    }
+}
+
+/// An Anderson-Rubin set as text.
+fn ar_text(ar: &Value) -> String {
+    let (lo, hi) = (&ar["low"], &ar["high"]);
+    match ar["shape"].as_str() {
+        Some("bounded") => format!("[{}; {}]", num(lo, 3), num(hi, 3)),
+        Some("two_rays") => format!("(−∞; {}] ∪ [{}; ∞)", num(lo, 3), num(hi, 3)),
+        Some("ray_above") => format!("[{}; ∞)", num(lo, 3)),
+        Some("ray_below") => format!("(−∞; {}]", num(hi, 3)),
+        Some("whole_line") => "(−∞; ∞)".to_owned(),
+        Some("empty") => "tom".to_owned(),
+        _ => "–".to_owned(),
+    }
+}
+
+fn complier_rows(result: &Value, all: &[Value]) -> Vec<ComplierRow> {
+    let Some(iv) = result["iv"].as_array() else {
+        return Vec::new();
+    };
+    iv.iter()
+        .map(|d| {
+            let term = if d["model"] == "did" {
+                "received_x_post"
+            } else {
+                "received"
+            };
+            let wald = all.iter().find(|e| {
+                e["estimator"] == "cace_iv"
+                    && e["term"] == term
+                    && e["arm"] == d["arm"]
+                    && e["weights"] == d["weights"]
+                    && e["se_type"] == d["se_type"]
+            });
+            ComplierRow {
+                arm: text(&d["arm"]),
+                weights: text(&d["weights"]),
+                model: text(&d["model"]),
+                se_type: text(&d["se_type"]),
+                estimate: wald.map_or("–".into(), |e| num(&e["estimate"], 3)),
+                ci: wald.map_or("–".into(), |e| {
+                    format!("[{}; {}]", num(&e["ci_low"], 3), num(&e["ci_high"], 3))
+                }),
+                ar: ar_text(&d["anderson_rubin"]),
+                ar_shape: text(&d["anderson_rubin"]["shape"]),
+                first_stage_f: num(&d["first_stage_f"], 1),
+                takeup: format!(
+                    "{} / {}",
+                    num(&d["takeup_treated"], 3),
+                    num(&d["takeup_control"], 3)
+                ),
+            }
+        })
+        .collect()
+}
+
+fn ri_rows(result: &Value) -> Vec<RiRow> {
+    let Some(ri) = result["ri"].as_array() else {
+        return Vec::new();
+    };
+    ri.iter()
+        .map(|r| {
+            let method = match r["method"].as_str() {
+                Some("exact") => format!("alle {} tildelinger", num(&r["assignments"], 0)),
+                _ => format!(
+                    "{} trekninger (frø {}), ± {}",
+                    num(&r["draws"], 0),
+                    text(&r["seed"]),
+                    num(&r["mc_std_error"], 4)
+                ),
+            };
+            let interval = if r["interval"].is_null() {
+                "–".to_owned()
+            } else {
+                let i = &r["interval"];
+                let open = if i["low"].is_null() { "(" } else { "[" };
+                let close = if i["high"].is_null() { ")" } else { "]" };
+                format!(
+                    "{open}{}; {}{close}",
+                    end(&i["low"], "−∞"),
+                    end(&i["high"], "∞")
+                )
+            };
+            RiRow {
+                arm: text(&r["arm"]),
+                weights: text(&r["weights"]),
+                statistic: text(&r["statistic"]),
+                observed: num(&r["observed"], 3),
+                p: pval(&r["p_value"]),
+                p_raw: r["p_value"].to_string(),
+                method,
+                interval,
+            }
+        })
+        .collect()
+}
+
+fn bounds_rows(result: &Value) -> Vec<BoundsRow> {
+    let Some(b) = result["bounds"].as_array() else {
+        return Vec::new();
+    };
+    b.iter()
+        .map(|b| {
+            let lee = &b["lee"];
+            BoundsRow {
+                arm: text(&b["arm"]),
+                observed: format!(
+                    "{} av {} / {} av {}",
+                    num(&b["observed_treated"], 0),
+                    num(&b["n_treated"], 0),
+                    num(&b["observed_control"], 0),
+                    num(&b["n_control"], 0)
+                ),
+                lee: if lee.is_null() {
+                    "–".to_owned()
+                } else {
+                    format!("[{}; {}]", num(&lee["lower"], 3), num(&lee["upper"], 3))
+                },
+                im: if lee.is_null() {
+                    "–".to_owned()
+                } else {
+                    format!(
+                        "[{}; {}]",
+                        num(&lee["im_ci_low"], 3),
+                        num(&lee["im_ci_high"], 3)
+                    )
+                },
+                manski: format!(
+                    "[{}; {}]",
+                    num(&b["manski"]["lower"], 2),
+                    num(&b["manski"]["upper"], 2)
+                ),
+            }
+        })
+        .collect()
 }
 
 /// The effect estimates (one row per estimator, arm, weighting and variance; the event study's
@@ -208,6 +390,9 @@ pub fn estimates(d: &ReportData) -> Option<Section> {
         &EstimatesSection {
             level,
             rows,
+            complier: complier_rows(result, all),
+            ri: ri_rows(result),
+            bounds: bounds_rows(result),
             skipped,
         },
     )
@@ -550,5 +735,52 @@ mod tests {
         assert_eq!(num(&Value::Null, 1), "–");
         assert_eq!(pval(&json!(0.00001)), "< 0,0001");
         assert_eq!(pval(&json!(0.0123)), "0,0123");
+    }
+
+    /// The estimates section shows the complier effect with its Anderson-Rubin set, the RI
+    /// p-values and the attrition bounds of a result that has them.
+    #[test]
+    fn the_estimates_section_shows_cace_ri_and_bounds() {
+        let estimates = json!([
+            {"estimator": "cace_iv", "term": "received", "arm": "a", "weights": "firm",
+             "se_type": "HC2", "estimate": -1.2, "ci_low": -1.9, "ci_high": -0.5},
+        ]);
+        let result = json!({
+            "estimates": estimates,
+            "iv": [{"model": "ancova", "arm": "a", "weights": "firm", "se_type": "HC2",
+                    "first_stage_f": 2.5, "takeup_treated": 0.4, "takeup_control": 0.1,
+                    "anderson_rubin": {"shape": "two_rays", "low": -3.0, "high": 4.5}}],
+            "ri": [{"arm": "a", "weights": "firm", "statistic": "dim", "observed": -0.7,
+                    "p_value": 0.0123, "method": "monte_carlo", "draws": 10000, "seed": "1",
+                    "mc_std_error": 0.0011, "interval": {"low": -1.1, "high": null}}],
+            "bounds": [{"arm": "a", "observed_treated": 90, "n_treated": 100,
+                        "observed_control": 95, "n_control": 100,
+                        "lee": {"lower": -1.0, "upper": -0.2, "im_ci_low": -1.5, "im_ci_high": 0.3},
+                        "manski": {"lower": -12.0, "upper": 9.0}}],
+        });
+        let all = estimates.as_array().expect("rows").clone();
+        let html = EstimatesSection {
+            level: "95".into(),
+            rows: Vec::new(),
+            complier: complier_rows(&result, &all),
+            ri: ri_rows(&result),
+            bounds: bounds_rows(&result),
+            skipped: Vec::new(),
+        }
+        .render()
+        .expect("renders");
+        for want in [
+            "(−∞; −3,000] ∪ [4,500; ∞)",
+            "data-ar-shape=\"two_rays\"",
+            "[−1,900; −0,500]",
+            "0,400 / 0,100",
+            "0,0123",
+            "10000 trekninger (frø 1), ± 0,0011",
+            "[−1,100; ∞)",
+            "90 av 100 / 95 av 100",
+            "[−12,00; 9,00]",
+        ] {
+            assert!(html.contains(want), "{want} in {html}");
+        }
     }
 }
