@@ -243,6 +243,43 @@ pub struct Estimate {
     pub protocol_hash: Option<String>,
     /// Part of the protocol's confirmatory family.
     pub confirmatory: bool,
+    /// Under `dagsverk` weighting: how concentrated each arm's weight is (issue 14: within a
+    /// small stratum one large firm can carry most of an arm's weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_summary: Option<WeightSummary>,
+}
+
+/// How concentrated the weights m_i (post-window possible workdays) of a contrast's arms are.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct WeightSummary {
+    /// Kish's effective number of firms of the arm, (Σm)²/Σm².
+    pub effective_n_treated: f64,
+    /// The same for the control arm.
+    pub effective_n_control: f64,
+    /// The largest firm's share of the arm's weight.
+    pub max_weight_share_treated: f64,
+    /// The same for the control arm.
+    pub max_weight_share_control: f64,
+}
+
+impl WeightSummary {
+    /// From each firm's arm (treated or not) and weight.
+    pub fn of(firms: impl Iterator<Item = (bool, f64)>) -> WeightSummary {
+        // Per arm: Σm, Σm², max m.
+        let mut a = [[0.0f64; 3]; 2];
+        for (treated, m) in firms {
+            let k = &mut a[usize::from(treated)];
+            k[0] += m;
+            k[1] += m * m;
+            k[2] = k[2].max(m);
+        }
+        WeightSummary {
+            effective_n_treated: a[1][0] * a[1][0] / a[1][1],
+            effective_n_control: a[0][0] * a[0][0] / a[0][1],
+            max_weight_share_treated: a[1][2] / a[1][0],
+            max_weight_share_control: a[0][2] / a[0][0],
+        }
+    }
 }
 
 /// Two-sided p-value of a t statistic, from the survival function.
@@ -304,6 +341,25 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_weight_summary_is_kish_and_the_largest_share() {
+        // Treated weights 1, 1, 2 (Kish 16/6); control 3, 1 (Kish 16/10).
+        let w = WeightSummary::of(
+            [
+                (true, 1.0),
+                (false, 3.0),
+                (true, 1.0),
+                (true, 2.0),
+                (false, 1.0),
+            ]
+            .into_iter(),
+        );
+        assert!((w.effective_n_treated - 16.0 / 6.0).abs() < 1e-15);
+        assert!((w.effective_n_control - 1.6).abs() < 1e-15);
+        assert_eq!(w.max_weight_share_treated, 0.5);
+        assert_eq!(w.max_weight_share_control, 0.75);
+    }
 
     #[test]
     fn t_quantiles_match_r_qt() {

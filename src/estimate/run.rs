@@ -15,7 +15,8 @@ use super::panel::{self, Panel};
 use super::received::Takeup;
 use super::ri::{self, RiContrast, RiOptions, RiRow, RiStatistic};
 use super::{
-    Estimate, EstimateError, Estimator, Weighting, f_p_value, holm, t_p_value, t_quantile,
+    Estimate, EstimateError, Estimator, WeightSummary, Weighting, f_p_value, holm, t_p_value,
+    t_quantile,
 };
 use crate::progress::Progress;
 
@@ -284,9 +285,13 @@ pub fn estimate_with(
                 weighting,
                 attrition_dropped,
                 control_mean: f64::NAN,
+                weight_summary: None,
                 progress,
             };
             ctx.control_mean = ctx.control_mean();
+            ctx.weight_summary = ctx.weights().map(|w| {
+                WeightSummary::of(contrast.treated.iter().copied().zip(w.iter().copied()))
+            });
             for &estimator in &run {
                 progress.check()?;
                 let result = match estimator {
@@ -542,6 +547,8 @@ struct Ctx<'a> {
     attrition_dropped: usize,
     /// The control arm's (weighted) mean outcome, for every estimate's `control_mean`.
     control_mean: f64,
+    /// Under `dagsverk`: the concentration of each arm's weight, for every estimate.
+    weight_summary: Option<WeightSummary>,
     /// Where the run reports, and whether it was cancelled.
     progress: &'a Progress,
 }
@@ -706,6 +713,7 @@ impl Ctx<'_> {
             confirmatory: primary
                 && se.is_finite()
                 && self.opts.confirmatory.contains(&core.estimator),
+            weight_summary: self.weight_summary,
         })
     }
 

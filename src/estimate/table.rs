@@ -142,6 +142,29 @@ pub fn format_table(report: &Report) -> String {
          n_firms: firms used; n_obs: rows used (firms for itt_*, firm-quarters for did_twfe); \
          * confirmatory (Holm within weighting)"
     );
+    // Under dagsverk weighting, how concentrated each arm's weight is (once per arm).
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &report.estimates {
+        if let Some(w) = &e.weight_summary
+            && seen.insert(e.arm.clone())
+        {
+            if seen.len() == 1 {
+                let _ = writeln!(
+                    out,
+                    "dagsverk weights: effective firms (Kish, (Σm)²/Σm²) and the largest firm's share of the weight, arm / control:"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  {:<14} effective firms {} / {}  largest share {} / {}",
+                e.arm,
+                num(w.effective_n_treated, 1),
+                num(w.effective_n_control, 1),
+                num(w.max_weight_share_treated, 3),
+                num(w.max_weight_share_control, 3)
+            );
+        }
+    }
     let es: Vec<_> = report
         .estimates
         .iter()
@@ -367,6 +390,7 @@ mod tests {
             vintage: Some(1),
             protocol_hash: None,
             confirmatory: false,
+            weight_summary: None,
         }
     }
 

@@ -307,6 +307,24 @@ fn the_weak_case_has_unbounded_ar_sets_and_the_strong_ones_bounded() {
     for d in weak.iv.iter().filter(|d| d.model == "ancova") {
         assert!(d.first_stage_f < d.anderson_rubin.critical_value, "{d:?}");
     }
+    // Every weighted estimate says how concentrated its arms' weights are; firm-weighted ones not.
+    for e in &weak.estimates {
+        let w = e.weight_summary;
+        assert_eq!(
+            w.is_some(),
+            e.weights == "dagsverk",
+            "{} {}",
+            e.estimator,
+            e.weights
+        );
+        if let Some(w) = w {
+            assert!(
+                w.effective_n_treated >= 1.0 && w.effective_n_treated <= 39.0,
+                "{w:?}"
+            );
+            assert!(w.max_weight_share_control > 0.0 && w.max_weight_share_control <= 1.0);
+        }
+    }
     let strong = run("balanced");
     assert!(
         strong
