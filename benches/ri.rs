@@ -85,12 +85,9 @@ fn main() {
     }
     let root = env!("CARGO_MANIFEST_DIR");
     let python = std::env::var("RI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .arg(format!("{root}/benches/ri_reference_timing.py"))
-        .args(["--firms", &n.to_string(), "--draws", &draws.to_string()])
-        .output();
+    // Each reference prints "<tool> <statistic> <seconds>" lines.
     let mut reference: Vec<(String, String, f64)> = Vec::new();
-    match out {
+    let mut read = |what: &str, out: std::io::Result<std::process::Output>| match out {
         Ok(o) if o.status.success() => {
             for line in String::from_utf8_lossy(&o.stdout).lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
@@ -102,36 +99,29 @@ fn main() {
             }
         }
         Ok(o) => println!(
-            "  numpy reference failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => println!("  numpy reference not run ({python}: {e})"),
-    }
-    let coin = Command::new("Rscript")
-        .arg("--vanilla")
-        .arg(format!("{root}/benches/ri_reference_timing.R"))
-        .args([n.to_string(), draws.to_string()])
-        .output();
-    match coin {
-        Ok(o) if o.status.success() => {
-            for line in String::from_utf8_lossy(&o.stdout).lines() {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if let [tool, stat, secs] = f.as_slice()
-                    && let Ok(s) = secs.parse::<f64>()
-                {
-                    reference.push(((*tool).into(), (*stat).into(), s));
-                }
-            }
-        }
-        Ok(o) => println!(
-            "  R coin not run: {}",
+            "  {what} not run: {}",
             String::from_utf8_lossy(&o.stderr)
                 .lines()
                 .last()
                 .unwrap_or("")
         ),
-        Err(e) => println!("  R coin not run (Rscript: {e})"),
-    }
+        Err(e) => println!("  {what} not run: {e}"),
+    };
+    read(
+        "numpy reference",
+        Command::new(&python)
+            .arg(format!("{root}/benches/ri_reference_timing.py"))
+            .args(["--firms", &n.to_string(), "--draws", &draws.to_string()])
+            .output(),
+    );
+    read(
+        "R coin",
+        Command::new("Rscript")
+            .arg("--vanilla")
+            .arg(format!("{root}/benches/ri_reference_timing.R"))
+            .args([n.to_string(), draws.to_string()])
+            .output(),
+    );
     for (tool, stat, secs) in &reference {
         if let Some((_, t)) = ours.iter().find(|(l, _)| l == stat) {
             println!(

@@ -833,6 +833,22 @@ impl Ctx<'_> {
         (x, base)
     }
 
+    /// `outcome` on the ANCOVA design `x` with the stratum effects absorbed (and weights).
+    fn fit_ancova(
+        &self,
+        outcome: &Array1<f64>,
+        x: &Array2<f64>,
+        w: Option<&Array1<f64>>,
+    ) -> Result<ols::Fit, EstimateError> {
+        ols::fit(Problem {
+            y: outcome.view(),
+            x: x.view(),
+            group: &self.contrast.stratum,
+            n_groups: self.contrast.n_strata,
+            weights: w.map(|w| w.view()),
+        })
+    }
+
     fn itt_ancova(&self) -> Result<Estimate, EstimateError> {
         let c = self.contrast;
         self.check_arms(&c.treated)?;
@@ -841,13 +857,7 @@ impl Ctx<'_> {
         let w = self.weights();
         let (x, base) = self.ancova_design();
         let (n, p) = x.dim();
-        let fit = ols::fit(Problem {
-            y: y.view(),
-            x: x.view(),
-            group: &c.stratum,
-            n_groups: c.n_strata,
-            weights: w.as_ref().map(|w| w.view()),
-        })?;
+        let fit = self.fit_ancova(&y, &x, w.as_ref())?;
         if fit.ginv.dropped.contains(&0) {
             return Err(EstimateError::Singular(
                 "the arm indicator is collinear with the strata and baseline".into(),
@@ -900,20 +910,8 @@ impl Ctx<'_> {
         let w = self.weights();
         let (x, base) = self.ancova_design();
         let (n, p) = x.dim();
-        let reduced = ols::fit(Problem {
-            y: y.view(),
-            x: x.view(),
-            group: &c.stratum,
-            n_groups: c.n_strata,
-            weights: w.as_ref().map(|w| w.view()),
-        })?;
-        let first = ols::fit(Problem {
-            y: d.view(),
-            x: x.view(),
-            group: &c.stratum,
-            n_groups: c.n_strata,
-            weights: w.as_ref().map(|w| w.view()),
-        })?;
+        let reduced = self.fit_ancova(&y, &x, w.as_ref())?;
+        let first = self.fit_ancova(&d, &x, w.as_ref())?;
         if reduced.ginv.dropped.contains(&0) {
             return Err(EstimateError::Singular(
                 "the arm indicator is collinear with the strata and baseline".into(),

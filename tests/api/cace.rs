@@ -11,9 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ia_rct::estimate::{
-    self, ArShape, Estimator, IvDetail, Options, StudyData, Takeup, Windows, read_assignment_table,
-};
+use crate::fixtures::{estimates_study, reference_rows, study};
+use ia_rct::estimate::{self, ArShape, Estimator, IvDetail, Options, Takeup};
 
 const REL_TOL: f64 = 1e-8;
 const ABS_FLOOR: f64 = 1e-13;
@@ -24,28 +23,6 @@ fn root() -> PathBuf {
 
 fn close(got: f64, want: f64) -> bool {
     (got - want).abs() <= REL_TOL * want.abs().max(got.abs()) + ABS_FLOOR
-}
-
-fn rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).expect("expected.csv");
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let mut reader = csv::Reader::from_reader(body.as_bytes());
-    let headers = reader.headers().expect("header").clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            headers
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
 }
 
 fn num(row: &BTreeMap<String, String>, key: &str) -> f64 {
@@ -61,23 +38,7 @@ fn run(case: &str) -> estimate::Report {
         serde_json::from_str(&std::fs::read_to_string(dir.join("cace.json")).expect("cace.json"))
             .expect("cace json");
     let path = |key: &str| root().join(spec[key].as_str().expect(key));
-    let params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path("params")).expect("params"))
-            .expect("params json");
-    let windows = Windows {
-        randomized_at: params["randomized_at"]
-            .as_str()
-            .expect("R")
-            .parse()
-            .expect("quarter"),
-        pre: params["pre"].as_u64().expect("pre") as u32,
-        post: params["post"].as_u64().expect("post") as u32,
-    };
-    let (units, _) =
-        read_assignment_table(&std::fs::read_to_string(path("assignment")).expect("assignment"))
-            .expect("assignment parses");
-    let stats = std::fs::File::open(path("stats")).expect("stats");
-    let data = StudyData::from_stats_reader(windows, units, stats).expect("study data");
+    let (data, params) = study(&path("assignment"), &path("stats"), &path("params"));
     let events = ia_rct::takeup::parse_takeup(&std::fs::read(path("takeup")).expect("takeup"))
         .expect("take-up parses");
     let cutoff = spec["cutoff"]
@@ -100,7 +61,7 @@ fn check_case(case: &str, panel: bool, failures: &mut Vec<String>) -> usize {
     } else {
         ("expected.csv", "received", "ancova")
     };
-    let expected = rows(&root().join("tests/fixtures/cace").join(case).join(file));
+    let expected = reference_rows(&root().join("tests/fixtures/cace").join(case).join(file));
     assert!(!expected.is_empty(), "{case}: no reference rows");
     for row in &expected {
         let key = format!(
@@ -336,24 +297,7 @@ fn the_weak_case_has_unbounded_ar_sets_and_the_strong_ones_bounded() {
 
 #[test]
 fn without_take_up_records_all_leaves_cace_iv_out() {
-    let dir = root().join("tests/fixtures/estimates/balanced");
-    let (units, _) =
-        read_assignment_table(&std::fs::read_to_string(dir.join("assignment.csv")).expect("a"))
-            .expect("assignment parses");
-    let params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).expect("p"))
-            .expect("params");
-    let windows = Windows {
-        randomized_at: params["randomized_at"]
-            .as_str()
-            .expect("R")
-            .parse()
-            .expect("q"),
-        pre: params["pre"].as_u64().expect("pre") as u32,
-        post: params["post"].as_u64().expect("post") as u32,
-    };
-    let stats = std::fs::File::open(dir.join("stats.csv")).expect("stats");
-    let data = StudyData::from_stats_reader(windows, units, stats).expect("study data");
+    let (data, _) = estimates_study(&root().join("tests/fixtures/estimates/balanced"));
     let report = estimate::estimate(&data, &Options::all("kontroll")).expect("estimates");
     assert!(report.estimates.iter().all(|e| e.estimator != "cace_iv"));
     assert!(report.iv.is_empty());

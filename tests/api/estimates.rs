@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use ia_rct::estimate::{self, Estimate, Options, StudyData, Windows, read_assignment_table};
 
+use crate::fixtures::{case_params, estimates_study, reference_rows};
+
 /// Relative tolerance against the reference packages (docs/statistics.md §A.5: 1e-8).
 const REL_TOL: f64 = 1e-8;
 /// Absolute floor for quantities that are zero or tiny in the reference (p-values near 0).
@@ -41,31 +43,9 @@ struct Case {
     report: estimate::Report,
 }
 
-/// A case's `params.json` and its analysis windows.
-fn case_params(dir: &Path) -> (serde_json::Value, Windows) {
-    let params: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("params.json")).expect("params.json"),
-    )
-    .expect("params json");
-    let windows = Windows {
-        randomized_at: params["randomized_at"]
-            .as_str()
-            .expect("R")
-            .parse()
-            .expect("quarter"),
-        pre: params["pre"].as_u64().expect("pre") as u32,
-        post: params["post"].as_u64().expect("post") as u32,
-    };
-    (params, windows)
-}
-
 fn run_case(dir: &Path) -> Case {
-    let (params, windows) = case_params(dir);
+    let (data, params) = estimates_study(dir);
     let control = params["control"].as_str().expect("control");
-    let text = std::fs::read_to_string(dir.join("assignment.csv")).expect("assignment");
-    let (units, _) = read_assignment_table(&text).expect("assignment parses");
-    let stats = std::fs::File::open(dir.join("stats.csv")).expect("stats");
-    let data = StudyData::from_stats_reader(windows, units, stats).expect("study data");
     let report = estimate::estimate(&data, &Options::all(control)).expect("estimates");
     Case {
         dir: dir.to_owned(),
@@ -82,28 +62,6 @@ fn expected_rows(dir: &Path) -> Vec<BTreeMap<String, String>> {
         rows.extend(reference_rows(&cr2));
     }
     rows
-}
-
-fn reference_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).expect("reference rows");
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let mut reader = csv::Reader::from_reader(body.as_bytes());
-    let headers = reader.headers().expect("header").clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            headers
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
 }
 
 fn num(row: &BTreeMap<String, String>, key: &str) -> Option<f64> {
@@ -619,7 +577,7 @@ fn itt_lin_is_lm_lin_when_attrition_empties_a_stratum_arm() {
 #[test]
 fn several_statistics_files_are_one_study() {
     let dir = fixtures().join("unbalanced");
-    let (params, case_windows) = case_params(&dir);
+    let (params, case_windows) = case_params(&dir.join("params.json"));
     let windows = || case_windows.clone();
     let text = std::fs::read_to_string(dir.join("assignment.csv")).expect("assignment");
     let (units, _) = read_assignment_table(&text).expect("assignment parses");

@@ -16,6 +16,7 @@ mod deviations;
 mod disclosure;
 mod errors;
 mod estimates;
+mod fixtures;
 mod fylke_lists;
 mod fylke_page;
 mod masking;

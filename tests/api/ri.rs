@@ -4,11 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ia_rct::estimate::{
-    self, Estimator, Options, RiMethod, RiOptions, RiStatistic, StudyData, Windows,
-    read_assignment_table,
-};
+use ia_rct::estimate::{self, Estimator, Options, RiMethod, RiOptions, RiStatistic, StudyData};
 
+use crate::fixtures::estimates_study;
 use crate::helpers::BIN;
 
 fn case_dir(case: &str) -> PathBuf {
@@ -18,25 +16,9 @@ fn case_dir(case: &str) -> PathBuf {
 }
 
 fn study(case: &str) -> (StudyData, String) {
-    let dir = case_dir(case);
-    let params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).expect("params"))
-            .expect("params json");
-    let windows = Windows {
-        randomized_at: params["randomized_at"]
-            .as_str()
-            .expect("R")
-            .parse()
-            .expect("q"),
-        pre: params["pre"].as_u64().expect("pre") as u32,
-        post: params["post"].as_u64().expect("post") as u32,
-    };
-    let (units, _) =
-        read_assignment_table(&std::fs::read_to_string(dir.join("assignment.csv")).expect("a"))
-            .expect("assignment parses");
-    let stats = std::fs::File::open(dir.join("stats.csv")).expect("stats");
+    let (data, params) = estimates_study(&case_dir(case));
     (
-        StudyData::from_stats_reader(windows, units, stats).expect("study data"),
+        data,
         params["control"].as_str().expect("control").to_owned(),
     )
 }
