@@ -228,7 +228,8 @@ pub async fn run(args: DemoArgs, database_url: Option<&str>) -> anyhow::Result<(
         );
         eprintln!(
             "and the estimates:   ia-rct estimate --protocol {d}/protocol.toml --assignment {d}/assignment.csv \
-             --stats {d}/statistics-baseline.csv --stats {d}/statistics-follow-up.csv"
+             --stats {d}/statistics-baseline.csv --stats {d}/statistics-follow-up.csv \
+             --takeup {d}/takeup.csv --ri-draws {DEMO_RI_DRAWS}"
         );
     }
     result

@@ -426,6 +426,9 @@ fn demo_dir_keeps_the_database_and_every_input_and_output() {
             .arg(path("statistics-baseline.csv"))
             .arg("--stats")
             .arg(path("statistics-follow-up.csv"))
+            .arg("--takeup")
+            .arg(path("takeup.csv"))
+            .args(["--ri-draws", "10000"])
             .args(["--format", "json"]),
     );
     let offline: serde_json::Value = serde_json::from_slice(&offline.stdout).expect("json");
@@ -442,11 +445,32 @@ fn demo_dir_keeps_the_database_and_every_input_and_output() {
     };
     let served_rows = without_vintage(&served);
     assert!(served_rows.len() > 10, "{served_rows:?}");
+    assert!(
+        served_rows.iter().any(|r| r["estimator"] == "cace_iv"),
+        "the demo's run has the complier effect"
+    );
     assert_eq!(
         without_vintage(&offline),
         served_rows,
         "the kept files give the service's estimates"
     );
+    for part in ["iv", "ri", "bounds"] {
+        let strip = |v: &serde_json::Value| {
+            let mut rows = v[part].as_array().cloned().unwrap_or_default();
+            for row in &mut rows {
+                if let Some(o) = row.as_object_mut() {
+                    o.remove("vintage");
+                }
+            }
+            rows
+        };
+        assert!(!strip(&served).is_empty() || part == "bounds", "{part}");
+        assert_eq!(
+            strip(&offline),
+            strip(&served),
+            "{part}: the kept files give the service's"
+        );
+    }
 }
 
 /// `demo --database-url URL` runs the whole trial on that database and leaves it there; the demo's

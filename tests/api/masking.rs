@@ -419,7 +419,9 @@ async fn no_count_below_5_reaches_a_fylke_or_a_researcher(backend: Backend) {
             .is_some_and(|m| m.starts_with("withheld: an arm has some but fewer than 5 firms")),
         "{dropped}"
     );
-    let withheld = find(&estimates["skipped"], |s| s["arm"] == "digital");
+    let withheld = find(&estimates["skipped"], |s| {
+        s["arm"] == "digital" && s["estimator"] == "itt_dim"
+    });
     assert!(
         withheld["error"]
             .as_str()

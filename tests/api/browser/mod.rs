@@ -18,6 +18,9 @@ use driver::{Browser, Demo, artifacts};
 const FIRMS: usize = 2000;
 
 const TRIAL: &str = "nals-arbeidsformer";
+/// The draws of randomization inference `ia-rct demo` asks for (src/cli/demo.rs), so its run is
+/// the one `GET /v1/trials/{id}/estimates?ri_draws=10000` serves.
+const DEMO_RI_DRAWS: u64 = 10_000;
 
 /// The data points of every chart in the report section `section`, with each point's box and
 /// its chart's box: `[{chart, kind, attrs: {...}, inside: bool}]`.
@@ -85,7 +88,10 @@ async fn the_report_renders_its_sections_and_plots_the_apis_numbers() {
         );
     }
     let estimates = demo
-        .api(&demo.direktorat, &format!("/v1/trials/{TRIAL}/estimates"))
+        .api(
+            &demo.direktorat,
+            &format!("/v1/trials/{TRIAL}/estimates?ri_draws={DEMO_RI_DRAWS}"),
+        )
         .await;
     let hash = estimates["protocol_hash"].as_str().expect("hash");
     let protocol = browser
@@ -313,7 +319,10 @@ async fn the_researcher_reads_the_report_and_a_fylke_may_not() {
     // The researcher's report holds what the API gives a researcher: the same estimate rows
     // (none when the API withholds them), and a rate point only for each unmasked cell.
     let api = demo
-        .api(&demo.forsker, &format!("/v1/trials/{TRIAL}/estimates"))
+        .api(
+            &demo.forsker,
+            &format!("/v1/trials/{TRIAL}/estimates?ri_draws={DEMO_RI_DRAWS}"),
+        )
         .await;
     let main = api["estimates"]
         .as_array()
