@@ -14,7 +14,7 @@
 //! withheld and attrition is protected (docs/nav-data.md §2), and the route's masking layer turns
 //! the remaining counts of 1 to 4 into `"<5"`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,11 @@ const FEW_FIRMS: &str = "withheld: fewer than 5 firms with data in an arm";
 /// (or control) have no post-period data, and the estimate's n and df would show how many.
 const FEW_DROPPED: &str = "withheld: an arm has some but fewer than 5 firms without post-period \
      data, which the estimate's n, df and interval would reveal";
+
+/// Why a complier effect is withheld outside the directorate: 1 to 4 firms of an arm received
+/// help, which its take-up shares and first stage would reveal.
+const FEW_RECEIVED: &str = "withheld: an arm has some but fewer than 5 firms that received help, \
+     which the complier effect's take-up and first stage would reveal";
 
 /// What a run estimates, in canonical form: estimators in output order, weightings firm first,
 /// and whether CR2 is reported.
@@ -635,10 +640,29 @@ pub fn view(report: Report, open: bool, control: &str) -> ReportView {
             why(arm).or_else(|| why(control))
         }
     };
+    // Outside the directorate a complier effect is withheld where an arm has 1 to 4 firms that
+    // received help: its take-up shares and first stage would give the small count away.
+    let few_received: BTreeSet<(String, String)> = report
+        .iv
+        .iter()
+        .filter(|d| {
+            !open
+                && [d.received_treated, d.received_control]
+                    .iter()
+                    .any(|&r| (1..MIN_FIRMS).contains(&r))
+        })
+        .map(|d| (d.arm.clone(), d.weights.clone()))
+        .collect();
+    let iv_withheld = |estimator: &str, arm: &str, weights: &str| {
+        estimator == estimate::Estimator::CaceIv.name()
+            && few_received.contains(&(arm.to_owned(), weights.to_owned()))
+    };
     let mut skipped = report.skipped.clone();
     let mut estimates = Vec::new();
     for e in report.estimates {
-        if let Some(reason) = withheld(&e.arm) {
+        let reason = withheld(&e.arm)
+            .or_else(|| iv_withheld(&e.estimator, &e.arm, &e.weights).then_some(FEW_RECEIVED));
+        if let Some(reason) = reason {
             if !skipped
                 .iter()
                 .any(|s| s.arm == e.arm && s.estimator == e.estimator && s.weights == e.weights)
@@ -667,7 +691,7 @@ pub fn view(report: Report, open: bool, control: &str) -> ReportView {
     let iv = report
         .iv
         .into_iter()
-        .filter(|d| withheld(&d.arm).is_none())
+        .filter(|d| withheld(&d.arm).is_none() && !iv_withheld(&d.estimator, &d.arm, &d.weights))
         .collect();
     let ri = report
         .ri
@@ -687,5 +711,76 @@ pub fn view(report: Report, open: bool, control: &str) -> ReportView {
         iv,
         ri,
         bounds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimate::{Estimator, Options, Takeup, Windows, read_assignment_table};
+
+    /// A report with complier effects: the `weak` take-up fixture on the `balanced` data.
+    fn report() -> Report {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let dir = root.join("estimates/balanced");
+        let (units, _) = read_assignment_table(
+            &std::fs::read_to_string(dir.join("assignment.csv")).expect("assignment"),
+        )
+        .expect("assignment parses");
+        let windows = Windows {
+            randomized_at: "2025K1".parse().expect("quarter"),
+            pre: 4,
+            post: 4,
+        };
+        let stats = std::fs::File::open(dir.join("stats.csv")).expect("stats");
+        let data = StudyData::from_stats_reader(windows, units, stats).expect("study");
+        let events = crate::takeup::parse_takeup(
+            &std::fs::read(root.join("cace/weak/takeup.csv")).expect("takeup"),
+        )
+        .expect("take-up parses");
+        let mut opts = Options::all("kontroll");
+        opts.estimators = vec![Estimator::IttAncova, Estimator::CaceIv];
+        opts.takeup = Some(Takeup::from_events(
+            &events,
+            "2025-06-30".parse().expect("date"),
+        ));
+        estimate::estimate(&data, &opts).expect("report")
+    }
+
+    #[test]
+    fn a_complier_effect_with_few_receivers_is_withheld_outside_the_directorate() {
+        let mut r = report();
+        for d in r.iv.iter_mut().filter(|d| d.arm == "ledere") {
+            d.received_treated = 3;
+        }
+        let shown = view(r.clone(), false, "kontroll");
+        assert!(shown.iv.iter().all(|d| d.arm != "ledere"));
+        assert!(
+            shown
+                .estimates
+                .iter()
+                .all(|e| !(e.estimator == "cace_iv" && e.arm == "ledere"))
+        );
+        assert!(
+            shown
+                .estimates
+                .iter()
+                .any(|e| e.estimator == "itt_ancova" && e.arm == "ledere")
+        );
+        assert!(
+            shown
+                .skipped
+                .iter()
+                .any(|s| s.arm == "ledere" && s.estimator == "cace_iv" && s.error == FEW_RECEIVED)
+        );
+        assert!(
+            shown.iv.iter().any(|d| d.arm == "digital"),
+            "other arms stay"
+        );
+        let open = view(r, true, "kontroll");
+        assert!(
+            open.iv.iter().any(|d| d.arm == "ledere"),
+            "the directorate sees everything"
+        );
     }
 }
