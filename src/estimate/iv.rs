@@ -23,6 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::linalg::quadratic_roots;
+
 /// The shape of an Anderson-Rubin confidence set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,44 +129,20 @@ pub fn anderson_rubin(
     let a = pi_d * pi_d - crit * v.v_dd;
     let b = pi_y * pi_d - crit * v.v_yd;
     let c = pi_y * pi_y - crit * v.v_yy;
-    let disc = b * b - a * c;
-    if a == 0.0 {
-        // Linear: −2Bβ + C ≤ 0.
-        return if b > 0.0 {
-            (ArShape::RayAbove, Some(c / (2.0 * b)), None)
-        } else if b < 0.0 {
-            (ArShape::RayBelow, None, Some(c / (2.0 * b)))
-        } else if c <= 0.0 {
-            (ArShape::WholeLine, None, None)
-        } else {
-            (ArShape::Empty, None, None)
-        };
-    }
-    if disc <= 0.0 {
-        // No real roots (or one double root): f keeps the sign of A away from it.
-        return if a < 0.0 {
-            (ArShape::WholeLine, None, None)
-        } else if disc == 0.0 {
-            let r = b / a;
-            (ArShape::Bounded, Some(r), Some(r))
-        } else {
-            (ArShape::Empty, None, None)
-        };
-    }
-    // The roots without cancellation: q = B + sign(B)√disc, roots q/A and C/q.
-    let q = b + b.signum() * disc.sqrt();
-    let (r1, r2) = if q == 0.0 {
-        // B = 0 and disc = −AC > 0: ±√(−C/A).
-        let r = (-c / a).sqrt();
-        (-r, r)
-    } else {
-        (q / a, c / q)
-    };
-    let (low, high) = if r1 <= r2 { (r1, r2) } else { (r2, r1) };
-    if a > 0.0 {
-        (ArShape::Bounded, Some(low), Some(high))
-    } else {
-        (ArShape::TwoRays, Some(low), Some(high))
+    let mut roots = quadratic_roots(a, b, c);
+    roots.sort_by(f64::total_cmp);
+    match (roots.as_slice(), a) {
+        // Linear (A = 0): −2Bβ + C ≤ 0.
+        ([r], 0.0) if b > 0.0 => (ArShape::RayAbove, Some(*r), None),
+        ([r], 0.0) => (ArShape::RayBelow, None, Some(*r)),
+        ([], 0.0) if c <= 0.0 => (ArShape::WholeLine, None, None),
+        ([], 0.0) => (ArShape::Empty, None, None),
+        // No real roots, or one double root: f keeps the sign of A away from it.
+        ([] | [_], a) if a < 0.0 => (ArShape::WholeLine, None, None),
+        ([r], _) => (ArShape::Bounded, Some(*r), Some(*r)),
+        ([], _) => (ArShape::Empty, None, None),
+        ([low, high, ..], a) if a > 0.0 => (ArShape::Bounded, Some(*low), Some(*high)),
+        ([low, high, ..], _) => (ArShape::TwoRays, Some(*low), Some(*high)),
     }
 }
 

@@ -13,6 +13,32 @@ pub const COLLINEAR_TOL: f64 = 1e-11;
 /// Eigenvalues below this are treated as zero in the CR2 pseudo-inverse (estimatr 2.0's clamp).
 pub const EIGEN_CLAMP: f64 = 1e-12;
 
+/// The real roots of a·t² − 2b·t + c = 0 (`a` may be 0: then the one root of the line, if any),
+/// without cancellation: q = b + sign(b)√(b² − ac), roots q/a and c/q. A double root once.
+/// The Anderson-Rubin set and the randomization-inference interval both invert such quadratics.
+pub fn quadratic_roots(a: f64, b: f64, c: f64) -> Vec<f64> {
+    if a == 0.0 {
+        return if b == 0.0 {
+            Vec::new()
+        } else {
+            vec![c / (2.0 * b)]
+        };
+    }
+    let disc = b * b - a * c;
+    if disc < 0.0 {
+        return Vec::new();
+    }
+    if disc == 0.0 {
+        return vec![b / a];
+    }
+    let q = b + b.signum() * disc.sqrt();
+    if q == 0.0 {
+        let r = (-c / a).sqrt();
+        return vec![-r, r];
+    }
+    vec![q / a, c / q]
+}
+
 /// The inverse of a Gram matrix over its linearly independent columns.
 #[derive(Debug, Clone)]
 pub struct GramInverse {

@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::EstimateError;
-use super::linalg::invert_gram;
+use super::linalg::{invert_gram, quadratic_roots};
 use crate::progress::Progress;
 use crate::randomization::{self, TrialRng};
 
@@ -746,7 +746,7 @@ fn invert(obs: Value, draws: &[Value], alpha: f64, conf_level: f64) -> RiInterva
         let qb = v.a * v.c - obs.a * obs.c;
         let qc = v.a * v.a - obs.a * obs.a;
         let f = |t: f64| qa * t * t - 2.0 * qb * t + qc;
-        let mut roots = roots(qa, qb, qc);
+        let mut roots = quadratic_roots(qa, qb, qc);
         roots.sort_by(f64::total_cmp);
         roots.dedup();
         // The verdict on each region, by evaluating f inside it.
@@ -805,30 +805,6 @@ fn invert(obs: Value, draws: &[Value], alpha: f64, conf_level: f64) -> RiInterva
         pieces,
         conf_level,
     }
-}
-
-/// Real roots of a t² − 2b t + c = 0 (a may be 0).
-fn roots(a: f64, b: f64, c: f64) -> Vec<f64> {
-    if a == 0.0 {
-        return if b == 0.0 {
-            Vec::new()
-        } else {
-            vec![c / (2.0 * b)]
-        };
-    }
-    let disc = b * b - a * c;
-    if disc < 0.0 {
-        return Vec::new();
-    }
-    if disc == 0.0 {
-        return vec![b / a];
-    }
-    let q = b + b.signum() * disc.sqrt();
-    if q == 0.0 {
-        let r = (-c / a).sqrt();
-        return vec![-r, r];
-    }
-    vec![q / a, c / q]
 }
 
 /// Dense ids `0..k` for a list of labels, in order of first appearance, and k.
