@@ -207,6 +207,23 @@ pub struct StudyData {
 }
 
 impl StudyData {
+    /// The baseline columns of ANCOVA and Lin for `units` (indices into [`StudyData::units`]):
+    /// `b` (0 when missing) and, when any of them lacks a baseline, the indicator `b_missing`
+    /// (ANALYSIS.md §2).
+    pub fn baseline_columns(&self, units: impl Iterator<Item = usize>) -> Vec<(String, Vec<f64>)> {
+        let b: Vec<Option<f64>> = units.map(|i| self.summaries[i].baseline).collect();
+        let mut cols = vec![("b".to_owned(), b.iter().map(|v| v.unwrap_or(0.0)).collect())];
+        if b.iter().any(Option::is_none) {
+            cols.push((
+                "b_missing".to_owned(),
+                b.iter()
+                    .map(|v| if v.is_none() { 1.0 } else { 0.0 })
+                    .collect(),
+            ));
+        }
+        cols
+    }
+
     /// Builds the study from units and statistics rows.
     ///
     /// # Errors

@@ -872,24 +872,12 @@ impl RiContrast {
         let observed: Vec<usize> = (0..firms.len())
             .filter(|&k| data.summaries[firms[k]].post_rate.is_some())
             .collect();
-        let baseline: Vec<Option<f64>> = observed
-            .iter()
-            .map(|&k| data.summaries[firms[k]].baseline)
+        // The covariates of `itt_ancova` (one rule for when b_missing enters).
+        let covariates = data
+            .baseline_columns(observed.iter().map(|&k| firms[k]))
+            .into_iter()
+            .map(|(_, column)| column)
             .collect();
-        let mut covariates = vec![
-            baseline
-                .iter()
-                .map(|b| b.unwrap_or(0.0))
-                .collect::<Vec<_>>(),
-        ];
-        if baseline.iter().any(Option::is_none) {
-            covariates.push(
-                baseline
-                    .iter()
-                    .map(|b| if b.is_none() { 1.0 } else { 0.0 })
-                    .collect(),
-            );
-        }
         Ok(RiContrast {
             design,
             clustered: ids.cluster.is_some(),

@@ -621,20 +621,8 @@ impl Ctx<'_> {
 
     /// Baseline columns: b (0 when missing) and, when any is missing, the indicator.
     fn baseline_columns(&self, units: &[u32]) -> Vec<(String, Vec<f64>)> {
-        let b: Vec<Option<f64>> = units
-            .iter()
-            .map(|&i| self.data.summaries[i as usize].baseline)
-            .collect();
-        let mut cols = vec![("b".to_owned(), b.iter().map(|v| v.unwrap_or(0.0)).collect())];
-        if b.iter().any(Option::is_none) {
-            cols.push((
-                "b_missing".to_owned(),
-                b.iter()
-                    .map(|v| if v.is_none() { 1.0 } else { 0.0 })
-                    .collect(),
-            ));
-        }
-        cols
+        self.data
+            .baseline_columns(units.iter().map(|&i| i as usize))
     }
 
     /// HC2, or CR2 when clusters were randomized, of the contrast's rows `keep`: variance, df,
