@@ -405,6 +405,9 @@ struct Ctx<'a> {
     progress: &'a Progress,
 }
 
+/// An ANCOVA fit, its z row's influence, and `dropped` with the collinear baseline columns.
+type AncovaZ = (ols::Fit, Vec<f64>, BTreeMap<String, usize>);
+
 /// The core numbers of one estimate.
 struct Core {
     estimator: Estimator,
@@ -689,6 +692,31 @@ impl Ctx<'_> {
         })
     }
 
+    /// The ANCOVA fit of `outcome` and what its z coefficient's robust SE needs: the fit, the z
+    /// row's influence, and `dropped` naming the baseline columns found collinear.
+    fn ancova_z(
+        &self,
+        outcome: &Array1<f64>,
+        x: &Array2<f64>,
+        base: &[(String, Vec<f64>)],
+        w: Option<&Array1<f64>>,
+    ) -> Result<AncovaZ, EstimateError> {
+        let fit = self.fit_ancova(outcome, x, w)?;
+        if fit.ginv.dropped.contains(&0) {
+            return Err(EstimateError::Singular(
+                "the arm indicator is collinear with the strata and baseline".into(),
+            ));
+        }
+        let mut z = Array1::zeros(x.ncols());
+        z[0] = 1.0;
+        let influence = fit.influence(&[], z.view());
+        let mut dropped = self.base_dropped();
+        for &k in &fit.ginv.dropped {
+            dropped.insert(format!("collinear_column:{}", base[k - 1].0), 0);
+        }
+        Ok((fit, influence, dropped))
+    }
+
     fn itt_ancova(&self) -> Result<Estimate, EstimateError> {
         let c = self.contrast;
         self.check_arms(&c.treated)?;
@@ -696,20 +724,8 @@ impl Ctx<'_> {
         let y = self.y();
         let w = self.weights();
         let (x, base) = self.ancova_design();
-        let (n, p) = x.dim();
-        let fit = self.fit_ancova(&y, &x, w.as_ref())?;
-        if fit.ginv.dropped.contains(&0) {
-            return Err(EstimateError::Singular(
-                "the arm indicator is collinear with the strata and baseline".into(),
-            ));
-        }
-        let mut d = Array1::zeros(p);
-        d[0] = 1.0;
-        let influence = fit.influence(&[], d.view());
-        let mut dropped = self.base_dropped();
-        for &k in &fit.ginv.dropped {
-            dropped.insert(format!("collinear_column:{}", base[k - 1].0), 0);
-        }
+        let n = x.nrows();
+        let (fit, influence, mut dropped) = self.ancova_z(&y, &x, &base, w.as_ref())?;
         let (variance, df, se_type, n_clusters) =
             self.robust(&fit, &influence, &keep, &mut dropped)?;
         self.finish(Core {

@@ -72,14 +72,9 @@ impl Ctx<'_> {
         let d: Array1<f64> = received.iter().map(|&r| f64::from(u8::from(r))).collect();
         let w = self.weights();
         let (x, base) = self.ancova_design();
-        let (n, p) = x.dim();
-        let reduced = self.fit_ancova(&y, &x, w.as_ref())?;
+        let n = x.nrows();
+        let (reduced, influence, mut dropped) = self.ancova_z(&y, &x, &base, w.as_ref())?;
         let first = self.fit_ancova(&d, &x, w.as_ref())?;
-        if reduced.ginv.dropped.contains(&0) {
-            return Err(EstimateError::Singular(
-                "the arm indicator is collinear with the strata and baseline".into(),
-            ));
-        }
         let (pi_y, pi_d) = (reduced.beta[0], first.beta[0]);
         if pi_d == 0.0 || !pi_d.is_finite() {
             return Err(EstimateError::Singular(format!(
@@ -89,13 +84,6 @@ impl Ctx<'_> {
             )));
         }
         let beta = pi_y / pi_d;
-        let mut unit = Array1::zeros(p);
-        unit[0] = 1.0;
-        let influence = reduced.influence(&[], unit.view());
-        let mut dropped = self.base_dropped();
-        for &k in &reduced.ginv.dropped {
-            dropped.insert(format!("collinear_column:{}", base[k - 1].0), 0);
-        }
         // The robust variance of the z coefficient of the reduced-form design for residuals `et`
         // (√w space): HC2, or CR2 with its Satterthwaite df, which do not depend on the residuals.
         let with_residuals = |et: Vec<f64>, dropped: &mut BTreeMap<String, usize>| {
